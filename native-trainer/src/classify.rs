@@ -1,0 +1,126 @@
+//! `tkre classify`: ranks a support set's relations for each marked sentence on stdin.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use tkre::fewshot::{Prediction, PrototypeClassifier, Representation, SupportSet};
+use tkre::text::RelationInstance;
+use tkre::RelationEncoder;
+
+use crate::ModelArgs;
+use crate::runtime::load_encoder;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// One JSON object per input line.
+    Json,
+    /// A readable ranking.
+    Text,
+}
+
+#[derive(Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Support set JSON: {"relations": [{"name", "examples": [marked sentence | {text, head, tail}]}]}.
+    #[arg(long, value_name = "FILE.json")]
+    support: PathBuf,
+    /// How many relations to print per sentence (all by default).
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Similarity below which the answer is "none of the above" (overrides the support set's).
+    #[arg(long)]
+    none_threshold: Option<f32>,
+    /// Relation representation.
+    #[arg(long, default_value_t = Representation::default())]
+    representation: Representation,
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+}
+
+/// Encodes a support set's examples and builds its prototype classifier.
+pub fn build_classifier(encoder: &RelationEncoder, support: &SupportSet, batch_size: usize) -> tkre::Result<PrototypeClassifier> {
+    let parsed = support.parse()?;
+    let mut relations = Vec::with_capacity(parsed.relations.len());
+    for (name, instances) in parsed.relations {
+        relations.push((name, encoder.encode_instances(&instances, batch_size)?));
+    }
+    let mut classifier = PrototypeClassifier::new(relations, encoder.representation.parts().len())?;
+    classifier.none_threshold = parsed.none_threshold;
+    Ok(classifier)
+}
+
+pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
+    let json = std::fs::read_to_string(&args.support)
+        .with_context(|| format!("reading support set {}", args.support.display()))?;
+    let support = SupportSet::from_json(&json, &args.support.display().to_string())?;
+    support.parse()?; // fail before loading the model
+    let mut encoder = load_encoder(&args.model)?;
+    encoder.representation = args.representation;
+    let mut classifier = build_classifier(&encoder, &support, args.model.batch_size)
+        .with_context(|| format!("support set {}", args.support.display()))?;
+    if args.none_threshold.is_some() {
+        classifier.none_threshold = args.none_threshold;
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = 0usize;
+    for (number, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line?;
+        let marked = line.trim_end_matches('\r');
+        if marked.trim().is_empty() {
+            continue;
+        }
+        let prediction = RelationInstance::from_marked(marked)
+            .and_then(|instance| encoder.encode_instances(&[instance], 1))
+            .and_then(|vectors| classifier.classify(&vectors[0]));
+        match prediction {
+            Ok(prediction) => write_prediction(&mut stdout, marked, &prediction, args.top_k, args.format)?,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: stdin line {}: {e}", number + 1);
+                if let Format::Json = args.format {
+                    serde_json::to_writer(&mut stdout, &serde_json::json!({"text": marked, "error": e.to_string()}))?;
+                    writeln!(stdout)?;
+                }
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn write_prediction(out: &mut impl Write, text: &str, prediction: &Prediction, top_k: Option<usize>, format: Format) -> Result<()> {
+    let ranked = prediction.top_k(top_k.unwrap_or(usize::MAX));
+    match format {
+        Format::Json => {
+            serde_json::to_writer(
+                &mut *out,
+                &serde_json::json!({
+                    "text": text,
+                    "ranked": ranked,
+                    "none_of_the_above": prediction.none_of_the_above,
+                }),
+            )?;
+            writeln!(out)?;
+        }
+        Format::Text => {
+            writeln!(out, "{text}")?;
+            if prediction.none_of_the_above {
+                writeln!(out, "  -> none of the above (best similarity below the threshold)")?;
+            }
+            for score in ranked {
+                writeln!(
+                    out,
+                    "  {:>6.2}%  sim {:+.3}  {}",
+                    score.probability * 100.0,
+                    score.similarity,
+                    score.relation
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `tkre`: the command line over the `tkre` library. Each subcommand is a thin layer over
+//! one module: inference (`embed`, `classify`) and evaluation (`eval`) for now; synthesis,
+//! pre-training, distillation and export join the same way.
+
+mod embed;
+mod classify;
+mod evaluate;
+mod runtime;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tkre", version, about = "Few-shot relation extraction (TKRE): embed, classify, evaluate")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options shared by every command that loads a model.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Checkpoint directory (config.json, model.safetensors, tokenizer.json). Default:
+    /// $TKRE_MODEL, else the base model installed by scripts/fetch-base-model.sh.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu"])]
+    pub device: String,
+    /// Maximum tokens per sentence, [CLS]/[SEP] included; longer relation instances keep a
+    /// window around both entities.
+    #[arg(long, default_value_t = tkre::relation_encoder::DEFAULT_MAX_LEN)]
+    pub max_length: usize,
+    /// Sentences per encoder batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sentence embeddings: one sentence per line on stdin -> JSON lines {"text", "embedding"}
+    /// (L2-normalised mean of the last hidden states).
+    Embed(embed::EmbedArgs),
+    /// Classify marked sentences read from stdin against a support set.
+    Classify(classify::ClassifyArgs),
+    /// N-way K-shot episodes over a FewRel-format file.
+    Eval(evaluate::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Embed(args) => embed::run(args),
+        Command::Classify(args) => classify::run(args),
+        Command::Eval(args) => evaluate::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Where models are found and which device runs them.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use tkre::RelationEncoder;
+
+use crate::ModelArgs;
+
+/// The base model's directory when neither `--model` nor `$TKRE_MODEL` is given.
+pub fn default_model_dir() -> PathBuf {
+    let cache = std::env::var_os("TKRE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tkre")))
+        .unwrap_or_else(|| PathBuf::from(".cache/tkre"));
+    cache.join("models/all-MiniLM-L6-v2")
+}
+
+pub fn device(name: &str) -> Device {
+    match name {
+        // clap restricts the names; CPU is burn's ndarray backend.
+        _ => Device::ndarray(),
+    }
+}
+
+pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
+    let dir = args
+        .model
+        .clone()
+        .or_else(|| std::env::var_os("TKRE_MODEL").map(PathBuf::from))
+        .unwrap_or_else(default_model_dir);
+    let mut encoder = RelationEncoder::load_dir(&dir, device(&args.device))
+        .with_context(|| format!("loading model from {}", dir.display()))?;
+    encoder.set_max_len(args.max_length);
+    Ok(encoder)
+}

@@ -1,0 +1,174 @@
+//! The `tkre` command line: outputs, exit codes and error messages.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tkre(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tkre"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn classify_ranks_the_support_relations() {
+    let queries = std::fs::read_to_string(root().join("examples/queries.txt")).unwrap();
+    let out = tkre(&["classify", "--support", "examples/support_set.json"], &queries);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    for line in &lines {
+        let ranked = line["ranked"].as_array().unwrap();
+        assert_eq!(ranked.len(), 4);
+        let total: f64 = ranked.iter().map(|r| r["probability"].as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-4);
+        let sims: Vec<f64> = ranked.iter().map(|r| r["similarity"].as_f64().unwrap()).collect();
+        assert!(sims.windows(2).all(|w| w[0] >= w[1]), "not ranked: {sims:?}");
+    }
+    // A query that repeats a support example exactly gets that relation.
+    let out = tkre(
+        &["classify", "--support", "examples/support_set.json", "--top-k", "2"],
+        "[E1]Tim Cook[/E1] has been the chief executive of [E2]Apple[/E2] since 2011.\n",
+    );
+    let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["ranked"][0]["relation"], "employer");
+    assert_eq!(line["ranked"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn classify_reports_bad_lines_and_goes_on() {
+    let out = tkre(
+        &["classify", "--support", "examples/support_set.json", "--format", "text"],
+        "no markers here\n[E1]Tokyo[/E1] became the capital of [E2]Japan[/E2].\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("stdin line 1") && stderr(&out).contains("[E1] is missing"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("capital of"), "{}", stdout(&out));
+}
+
+#[test]
+fn bad_support_sets_and_models_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"relations\": [{\"name\": \"a\", \"examples\": []}]}").unwrap();
+    let out = tkre(&["classify", "--support", bad.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("\"a\" has no examples"), "{}", stderr(&out));
+
+    std::fs::write(&bad, "{\"relations\": [").unwrap();
+    let out = tkre(&["classify", "--support", bad.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.json") && stderr(&out).contains("malformed JSON"), "{}", stderr(&out));
+
+    let out = tkre(&["classify", "--support", "does/not/exist.json"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("does/not/exist.json"), "{}", stderr(&out));
+
+    let out = tkre(&["embed", "--model", dir.path().to_str().unwrap()], "hello\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("config.json is missing"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+}
+
+#[test]
+fn embed_writes_normalised_vectors() {
+    let out = tkre(&["embed"], "Marie Curie was born in Warsaw.\n\nA second sentence.\n");
+    // The empty line is reported and skipped; the others are embedded.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("stdin line 2: empty sentence"), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["text"], "A second sentence.");
+    let v: Vec<f64> = serde_json::from_value(lines[0]["embedding"].clone()).unwrap();
+    assert_eq!(v.len(), 384);
+    let norm: f64 = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn embed_matches_the_reference_embedding() {
+    let dir = root().join("tests/reference/fixtures");
+    let sentences: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.join("sentences.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(dir.join("minilm_reference.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let out = tkre(&["embed"], &format!("{}\n{}\n", sentences[0], sentences[1]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (i, line) in stdout(&out).lines().enumerate() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        let got: Vec<f32> = serde_json::from_value(line["embedding"].clone()).unwrap();
+        let expected: Vec<f32> = tensors
+            .tensor(&format!("embedding.{i}"))
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let d = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(d < 1e-4, "sentence {i}: {d}");
+    }
+}
+
+#[test]
+fn eval_prints_the_result_json_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_out = dir.path().join("result.json");
+    let out = tkre(
+        &[
+            "eval", "--data", "tests/fixtures/fewrel_small.json", "--n", "5", "--k", "2", "--episodes", "20",
+            "--seed", "3", "--json-out", json_out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let last = stdout(&out).lines().last().unwrap().to_string();
+    let result: serde_json::Value = serde_json::from_str(&last).unwrap();
+    for key in ["n", "k", "episodes", "accuracy", "ci95"] {
+        assert!(result.get(key).is_some(), "{key} missing from {last}");
+    }
+    assert_eq!(result["n"], 5);
+    assert_eq!(result["k"], 2);
+    assert_eq!(result["episodes"], 20);
+    let accuracy = result["accuracy"].as_f64().unwrap();
+    // Far above chance (0.2) even for the untrained base model on these relations.
+    assert!(accuracy > 0.4 && accuracy <= 1.0, "{accuracy}");
+    assert_eq!(std::fs::read_to_string(&json_out).unwrap().trim(), last);
+
+    // Same seed, same result.
+    let again = tkre(
+        &["eval", "--data", "tests/fixtures/fewrel_small.json", "--n", "5", "--k", "2", "--episodes", "20", "--seed", "3"],
+        "",
+    );
+    let again: serde_json::Value = serde_json::from_str(stdout(&again).lines().last().unwrap()).unwrap();
+    assert_eq!(again["accuracy"], result["accuracy"]);
+}
+
+#[test]
+fn eval_rejects_impossible_settings() {
+    let out = tkre(&["eval", "--data", "tests/fixtures/fewrel_small.json", "--n", "7", "--k", "1"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("7-way episodes need 7"), "{}", stderr(&out));
+    let out = tkre(&["eval", "--data", "tests/fixtures/fewrel_small.json", "--n", "5", "--k", "8"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let out = tkre(&["eval", "--data", "README.md"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("README.md"), "{}", stderr(&out));
+}

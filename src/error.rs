@@ -1,0 +1,55 @@
+//! One error type for the library. Every message says what is wrong and how to fix it,
+//! because these messages reach CLI users and (through wasm) JavaScript callers verbatim.
+
+use std::path::PathBuf;
+
+/// Errors raised by the library. None of the library's code paths on user input panic; they
+/// return one of these instead.
+#[derive(Debug, thiserror::Error)]
+pub enum TkreError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A model directory or model file is missing, incomplete or malformed.
+    #[error("model: {0}")]
+    Model(String),
+    /// The tokenizer could not be loaded or failed on an input.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A relation instance (sentence with a head and a tail entity) is malformed.
+    #[error("{0}")]
+    Instance(String),
+    /// A support set is empty, inconsistent or malformed.
+    #[error("support set: {0}")]
+    SupportSet(String),
+    /// JSON that could not be parsed, with where it came from.
+    #[error("{origin}: malformed JSON: {source}")]
+    Json {
+        origin: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Result alias used throughout the library.
+pub type Result<T, E = TkreError> = std::result::Result<T, E>;
+
+impl TkreError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn json(origin: impl Into<String>, source: serde_json::Error) -> Self {
+        Self::Json {
+            origin: origin.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Loading Hugging Face BERT-layout weights (`model.safetensors`) into [`BertModel`] with
+//! burn-store.
+//!
+//! The checkpoint's names differ from the module's only mechanically, so a key remapper
+//! and burn-store's PyTorch adapter (which transposes `Linear` weights and maps LayerNorm's
+//! `weight`/`bias` to `gamma`/`beta`) cover them:
+//! - an optional `bert.` prefix (BertForMaskedLM / BertForPreTraining checkpoints),
+//! - `LayerNorm` -> `layer_norm` and `attention.self` -> `attention.self_attention`
+//!   (neither is a valid Rust field name).
+//!
+//! Tensors the encoder does not use (pooler, MLM or NSP heads) are ignored; tensors it needs
+//! and does not find, and shape mismatches, are errors that name each tensor.
+
+use burn_store::{ApplyResult, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+
+use super::BertModel;
+use crate::error::{Result, TkreError};
+
+fn remapper() -> KeyRemapper {
+    // The patterns are constants; `add_pattern` only fails on an invalid regex.
+    KeyRemapper::new()
+        .add_pattern(r"^bert\.", "")
+        .and_then(|r| r.add_pattern(r"\.LayerNorm\.", ".layer_norm."))
+        .and_then(|r| r.add_pattern(r"\.attention\.self\.", ".attention.self_attention."))
+        .expect("constant regexes are valid")
+}
+
+fn configure(store: SafetensorsStore) -> SafetensorsStore {
+    store
+        .remap(remapper())
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .allow_partial(true)
+}
+
+/// Loads `model.safetensors` from a file into `model` (whose shapes come from the
+/// checkpoint's `config.json`).
+pub fn load_weights_from_file(mut model: BertModel, path: &std::path::Path) -> Result<BertModel> {
+    if !path.is_file() {
+        return Err(TkreError::Model(format!(
+            "{} not found: a model directory needs config.json, model.safetensors and tokenizer.json",
+            path.display()
+        )));
+    }
+    let mut store = configure(SafetensorsStore::from_file(path));
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| store_error(&path.display().to_string(), e))?;
+    check(&result, &path.display().to_string())?;
+    Ok(model)
+}
+
+/// Loads `model.safetensors` from bytes (the browser fetches them).
+pub fn load_weights_from_bytes(mut model: BertModel, bytes: Vec<u8>, origin: &str) -> Result<BertModel> {
+    let mut store = configure(SafetensorsStore::from_bytes(Some(bytes)));
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| store_error(origin, e))?;
+    check(&result, origin)?;
+    Ok(model)
+}
+
+fn store_error(origin: &str, error: burn_store::SafetensorsStoreError) -> TkreError {
+    let hint = match error {
+        burn_store::SafetensorsStoreError::ValidationFailed(_) => {
+            " (the tensors do not fit the encoder described by config.json: does config.json belong to this checkpoint?)"
+        }
+        _ => " (is it a complete safetensors file? a truncated download gives this error)",
+    };
+    TkreError::Model(format!("{origin}: {error}{hint}"))
+}
+
+fn check(result: &ApplyResult, origin: &str) -> Result<()> {
+    if !result.errors.is_empty() {
+        let errors: Vec<String> = result.errors.iter().take(8).map(|e| format!("  {e}")).collect();
+        return Err(TkreError::Model(format!(
+            "{origin}: {} tensor(s) do not fit the encoder described by config.json \
+             (does config.json belong to this checkpoint?):\n{}",
+            result.errors.len(),
+            errors.join("\n")
+        )));
+    }
+    if !result.missing.is_empty() {
+        let missing: Vec<&str> = result.missing.iter().take(8).map(|(p, _)| p.as_str()).collect();
+        return Err(TkreError::Model(format!(
+            "{origin}: {} tensor(s) the encoder needs are missing, e.g. {}; \
+             is this a BERT-layout checkpoint (embeddings.*, encoder.layer.N.*)?",
+            result.missing.len(),
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The one BERT-family encoder implementation, shared by the trainer, the browser package and
+//! the tests. Module and field names follow the Hugging Face checkpoint layout so that
+//! `model.safetensors` loads with only mechanical renames (see [`loader`]).
+
+mod attention;
+mod config;
+mod embeddings;
+mod encoder;
+mod layer;
+pub mod loader;
+pub mod pooling;
+
+pub use attention::MASKED_SCORE;
+pub use config::EncoderConfig;
+pub use embeddings::Embeddings;
+pub use encoder::{BertModel, EncoderBatch, LayerStack};
+pub use layer::EncoderLayer;
+pub use loader::{load_weights_from_bytes, load_weights_from_file};

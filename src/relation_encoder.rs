@@ -1,0 +1,232 @@
+//! A loaded checkpoint (encoder + tokenizer) that turns sentences and relation instances into
+//! vectors. The CLI, the evaluation, the browser package and the tests all go through this.
+
+use burn::prelude::*;
+
+use crate::error::{Result, TkreError};
+use crate::fewshot::{Representation, normalize_parts};
+use crate::model::{BertModel, EncoderBatch, EncoderConfig, load_weights_from_bytes};
+use crate::text::{RelationInstance, TextTokenizer, encode_instance, encode_sentence};
+
+/// Default maximum sequence length in tokens, [CLS] and [SEP] included (what
+/// sentence-transformers uses for all-MiniLM-L6-v2); capped by the model's position table.
+pub const DEFAULT_MAX_LEN: usize = 256;
+
+/// The three files of a BERT-layout checkpoint, as bytes (the browser fetches them).
+pub struct ModelFiles {
+    pub config_json: Vec<u8>,
+    pub weights_safetensors: Vec<u8>,
+    pub tokenizer_json: Vec<u8>,
+}
+
+/// Token ids plus, for every sequence, the pooling weights of each output part.
+#[derive(Debug, Clone)]
+pub struct PoolingPlan {
+    pub ids: Vec<Vec<u32>>,
+    /// `weights[sequence][part]` = `(position, weight)` pairs.
+    pub weights: Vec<Vec<Vec<(usize, f32)>>>,
+    pub parts: usize,
+}
+
+/// An encoder checkpoint ready for inference.
+pub struct RelationEncoder {
+    pub model: BertModel,
+    pub tokenizer: TextTokenizer,
+    pub config: EncoderConfig,
+    pub device: Device,
+    /// Maximum tokens per sequence, [CLS]/[SEP] included.
+    pub max_len: usize,
+    /// How relation instances become vectors.
+    pub representation: Representation,
+}
+
+impl RelationEncoder {
+    /// Builds an encoder from a checkpoint's files.
+    pub fn from_files(files: ModelFiles, device: Device) -> Result<Self> {
+        let config_text = std::str::from_utf8(&files.config_json)
+            .map_err(|_| TkreError::Model("config.json is not UTF-8 text".into()))?;
+        let config = EncoderConfig::from_json(config_text, "config.json")?;
+        let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json, "tokenizer.json")?;
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(TkreError::Model(format!(
+                "tokenizer.json has {} tokens but config.json's vocab_size is {}; \
+                 the two files come from different models",
+                tokenizer.vocab_size(),
+                config.vocab_size
+            )));
+        }
+        let model = config.init(&device);
+        let model = load_weights_from_bytes(model, files.weights_safetensors, "model.safetensors")?;
+        Ok(Self::new(model, tokenizer, config, device))
+    }
+
+    /// Loads a checkpoint directory (`config.json`, `model.safetensors`, `tokenizer.json`).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn load_dir(dir: &std::path::Path, device: Device) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(TkreError::Model(format!(
+                "{} is not a directory; pass a checkpoint directory with config.json, \
+                 model.safetensors and tokenizer.json (scripts/fetch-base-model.sh installs the base model)",
+                dir.display()
+            )));
+        }
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => TkreError::Model(format!(
+                    "{} is missing; a checkpoint directory needs config.json, model.safetensors and tokenizer.json",
+                    path.display()
+                )),
+                _ => TkreError::io(path, e),
+            })
+        };
+        let config_path = dir.join("config.json");
+        let config_text = String::from_utf8(read("config.json")?)
+            .map_err(|_| TkreError::Model(format!("{} is not UTF-8 text", config_path.display())))?;
+        let config = EncoderConfig::from_json(&config_text, &config_path.display().to_string())?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = TextTokenizer::from_bytes(&read("tokenizer.json")?, &tokenizer_path.display().to_string())?;
+        let model = crate::model::load_weights_from_file(config.init(&device), &dir.join("model.safetensors"))?;
+        Ok(Self::new(model, tokenizer, config, device))
+    }
+
+    pub fn new(model: BertModel, tokenizer: TextTokenizer, config: EncoderConfig, device: Device) -> Self {
+        let max_len = DEFAULT_MAX_LEN.min(config.max_position_embeddings);
+        Self {
+            model,
+            tokenizer,
+            config,
+            device,
+            max_len,
+            representation: Representation::default(),
+        }
+    }
+
+    /// Sets the maximum sequence length (clamped to the model's position table, at least 8).
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len.clamp(8, self.config.max_position_embeddings);
+    }
+
+    /// Token ids and mean-pooling plan for sentence embeddings.
+    pub fn plan_sentences(&self, texts: &[String]) -> Result<PoolingPlan> {
+        let mut ids = Vec::with_capacity(texts.len());
+        let mut weights = Vec::with_capacity(texts.len());
+        for text in texts {
+            let (sequence, truncated) = encode_sentence(&self.tokenizer, text, self.max_len)?;
+            if truncated {
+                log::warn!("sentence cut to {} tokens: {:.60}...", self.max_len, text);
+            }
+            let w = 1.0 / sequence.len() as f32;
+            weights.push(vec![(0..sequence.len()).map(|i| (i, w)).collect()]);
+            ids.push(sequence);
+        }
+        Ok(PoolingPlan { ids, weights, parts: 1 })
+    }
+
+    /// Token ids and pooling plan for relation instances, per [`Self::representation`].
+    pub fn plan_instances(&self, instances: &[RelationInstance]) -> Result<PoolingPlan> {
+        let mut ids = Vec::with_capacity(instances.len());
+        let mut weights = Vec::with_capacity(instances.len());
+        for instance in instances {
+            let encoded = encode_instance(&self.tokenizer, instance, self.max_len)?;
+            if encoded.truncated {
+                log::warn!(
+                    "sentence longer than {} tokens: kept a window around both entities: {:.60}...",
+                    self.max_len,
+                    instance.text
+                );
+            }
+            weights.push(self.representation.pooling_weights(&encoded));
+            ids.push(encoded.ids);
+        }
+        Ok(PoolingPlan {
+            ids,
+            weights,
+            parts: self.representation.parts().len(),
+        })
+    }
+
+    /// Runs the encoder on a plan and pools on the device: `[batch, parts, hidden]`. Only
+    /// this small tensor needs to come back from a GPU.
+    pub fn pooled(&self, plan: &PoolingPlan) -> Tensor<3> {
+        let batch = EncoderBatch::new(&plan.ids, self.tokenizer.pad_id(), &self.device);
+        let [b, seq] = batch.attention_mask.dims();
+        let mut matrix = vec![0.0f32; b * plan.parts * seq];
+        for (s, parts) in plan.weights.iter().enumerate() {
+            for (p, positions) in parts.iter().enumerate() {
+                for &(pos, w) in positions {
+                    matrix[(s * plan.parts + p) * seq + pos] += w;
+                }
+            }
+        }
+        let pooling = Tensor::<3>::from_data(TensorData::new(matrix, [b, plan.parts, seq]), &self.device);
+        pooling.matmul(self.model.forward(&batch))
+    }
+
+    /// Splits pooled `[batch, parts, hidden]` values into one vector per sequence, each part
+    /// L2-normalised.
+    pub fn finish(&self, plan: &PoolingPlan, values: Vec<f32>) -> Vec<Vec<f32>> {
+        let width = plan.parts * self.config.hidden_size;
+        values
+            .chunks(width)
+            .map(|chunk| {
+                let mut v = chunk.to_vec();
+                normalize_parts(&mut v, plan.parts);
+                v
+            })
+            .collect()
+    }
+
+    /// Runs `plan` in batches of `batch_size` sequences of similar length (less padding),
+    /// returning vectors in the plan's order. Synchronous read-back: native and CPU only.
+    pub fn run_plan(&self, plan: &PoolingPlan, batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..plan.ids.len()).collect();
+        order.sort_by_key(|&i| plan.ids[i].len());
+        let mut out = vec![Vec::new(); plan.ids.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let sub = PoolingPlan {
+                ids: chunk.iter().map(|&i| plan.ids[i].clone()).collect(),
+                weights: chunk.iter().map(|&i| plan.weights[i].clone()).collect(),
+                parts: plan.parts,
+            };
+            let values = read_f32(self.pooled(&sub))?;
+            for (&i, v) in chunk.iter().zip(self.finish(&sub, values)) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sentence embeddings: L2-normalised mean of the last hidden states.
+    pub fn embed_sentences(&self, texts: &[String], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        self.run_plan(&self.plan_sentences(texts)?, batch_size)
+    }
+
+    /// Relation representations of instances.
+    pub fn encode_instances(&self, instances: &[RelationInstance], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        self.run_plan(&self.plan_instances(instances)?, batch_size)
+    }
+
+    /// Last hidden states of token-id sequences run as one padded batch: for each sequence a
+    /// `[len, hidden]` row-major matrix without its padding.
+    pub fn hidden_states(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let batch = EncoderBatch::new(sequences, self.tokenizer.pad_id(), &self.device);
+        let [_, seq] = batch.attention_mask.dims();
+        let h = self.config.hidden_size;
+        let values = read_f32(self.model.forward(&batch))?;
+        Ok(sequences
+            .iter()
+            .enumerate()
+            .map(|(s, ids)| values[s * seq * h..(s * seq + ids.len()) * h].to_vec())
+            .collect())
+    }
+}
+
+/// Reads a tensor back as f32 values (synchronously).
+pub fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| TkreError::Model(format!("cannot read encoder output: {e:?}")))
+}

@@ -1,0 +1,213 @@
+//! Loading BERT-layout checkpoints: name prefixes, weight layout, and the errors a user sees
+//! for a broken checkpoint. Uses small checkpoints written here with the `safetensors` crate
+//! in Hugging Face's naming and layout.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, TensorView};
+use tkre::model::{EncoderBatch, EncoderConfig, load_weights_from_file};
+use tkre::{RelationEncoder, TkreError};
+
+/// Deterministic pseudo-random values in [-0.1, 0.1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+        })
+        .collect()
+}
+
+/// Hugging Face tensor names and shapes for `config`.
+fn hf_tensors(config: &EncoderConfig) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let (h, i) = (config.hidden_size, config.intermediate_size);
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        ("embeddings.word_embeddings.weight".into(), vec![config.vocab_size, h]),
+        ("embeddings.position_embeddings.weight".into(), vec![config.max_position_embeddings, h]),
+        ("embeddings.token_type_embeddings.weight".into(), vec![config.type_vocab_size, h]),
+        ("embeddings.LayerNorm.weight".into(), vec![h]),
+        ("embeddings.LayerNorm.bias".into(), vec![h]),
+        ("pooler.dense.weight".into(), vec![h, h]),
+        ("pooler.dense.bias".into(), vec![h]),
+    ];
+    for l in 0..config.num_hidden_layers {
+        let p = format!("encoder.layer.{l}");
+        for (name, shape) in [
+            ("attention.self.query.weight", vec![h, h]),
+            ("attention.self.query.bias", vec![h]),
+            ("attention.self.key.weight", vec![h, h]),
+            ("attention.self.key.bias", vec![h]),
+            ("attention.self.value.weight", vec![h, h]),
+            ("attention.self.value.bias", vec![h]),
+            ("attention.output.dense.weight", vec![h, h]),
+            ("attention.output.dense.bias", vec![h]),
+            ("attention.output.LayerNorm.weight", vec![h]),
+            ("attention.output.LayerNorm.bias", vec![h]),
+            ("intermediate.dense.weight", vec![i, h]),
+            ("intermediate.dense.bias", vec![i]),
+            ("output.dense.weight", vec![h, i]),
+            ("output.dense.bias", vec![h]),
+            ("output.LayerNorm.weight", vec![h]),
+            ("output.LayerNorm.bias", vec![h]),
+        ] {
+            shapes.push((format!("{p}.{name}"), shape));
+        }
+    }
+    shapes
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, shape))| {
+            let n = shape.iter().product();
+            let mut v = values(n, k as u64);
+            if name.ends_with("LayerNorm.weight") {
+                v.iter_mut().for_each(|x| *x += 1.0);
+            }
+            (name, (shape, v))
+        })
+        .collect()
+}
+
+fn write_safetensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, prefix: &str) {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, (shape, v))| {
+            (format!("{prefix}{name}"), shape.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(name, shape, data)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+fn tiny_config() -> EncoderConfig {
+    let mut config = EncoderConfig::tiny(30522);
+    config.num_hidden_layers = 3;
+    config
+}
+
+fn checkpoint(dir: &Path, config: &EncoderConfig, prefix: &str) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let tensors = hf_tensors(config);
+    write_safetensors(&dir.join("model.safetensors"), &tensors, prefix);
+    std::fs::write(dir.join("config.json"), serde_json::to_string(config).unwrap()).unwrap();
+    std::fs::copy(common::model_dir().join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    tensors
+}
+
+fn output(encoder: &RelationEncoder) -> Vec<f32> {
+    let batch = EncoderBatch::new(&[vec![101, 2000, 2001, 102]], 0, &encoder.device);
+    encoder.model.forward(&batch).into_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn weights_load_with_and_without_bert_prefix() {
+    let config = tiny_config();
+    let (plain, prefixed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let tensors = checkpoint(plain.path(), &config, "");
+    checkpoint(prefixed.path(), &config, "bert.");
+    let a = RelationEncoder::load_dir(plain.path(), common::cpu()).unwrap();
+    let b = RelationEncoder::load_dir(prefixed.path(), common::cpu()).unwrap();
+    assert_eq!(output(&a), output(&b));
+
+    // Linear weights are transposed from PyTorch's [out, in]; LayerNorm weight -> gamma.
+    let (shape, written) = &tensors["encoder.layer.1.intermediate.dense.weight"];
+    let loaded = a.model.encoder.layer[1].intermediate.dense.weight.val();
+    assert_eq!(loaded.dims(), [shape[1], shape[0]]);
+    let loaded = loaded.transpose().into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(&loaded, written);
+    let gamma = a.model.encoder.layer[2].output.layer_norm.gamma.val().into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(&gamma, &tensors["encoder.layer.2.output.LayerNorm.weight"].1);
+}
+
+#[test]
+fn wrong_shapes_name_the_tensor() {
+    let config = tiny_config();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tensors = checkpoint(dir.path(), &config, "");
+    let entry = tensors.get_mut("encoder.layer.0.intermediate.dense.weight").unwrap();
+    entry.0 = vec![config.intermediate_size + 1, config.hidden_size];
+    entry.1 = values(entry.0.iter().product(), 3);
+    write_safetensors(&dir.path().join("model.safetensors"), &tensors, "");
+    let err = RelationEncoder::load_dir(dir.path(), common::cpu()).err().unwrap().to_string();
+    assert!(err.contains("intermediate"), "{err}");
+    assert!(err.contains("config.json"), "{err}");
+}
+
+#[test]
+fn missing_tensors_are_listed() {
+    let config = tiny_config();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tensors = checkpoint(dir.path(), &config, "");
+    tensors.remove("encoder.layer.2.output.dense.weight");
+    write_safetensors(&dir.path().join("model.safetensors"), &tensors, "");
+    let err = RelationEncoder::load_dir(dir.path(), common::cpu()).err().unwrap().to_string();
+    assert!(err.contains("missing") && err.contains("encoder.layer.2.output.dense"), "{err}");
+}
+
+#[test]
+fn broken_model_directories_are_clear_errors() {
+    let config = tiny_config();
+    let dir = tempfile::tempdir().unwrap();
+    checkpoint(dir.path(), &config, "");
+
+    let expect = |needle: &str| {
+        let err = RelationEncoder::load_dir(dir.path(), common::cpu()).err().unwrap();
+        assert!(matches!(err, TkreError::Model(_) | TkreError::Json { .. } | TkreError::Tokenizer(_)));
+        let err = err.to_string();
+        assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+    };
+
+    std::fs::write(dir.path().join("config.json"), "{\"hidden_size\": 32,").unwrap();
+    expect("malformed JSON");
+    let mut bad = config.clone();
+    bad.num_attention_heads = 5;
+    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&bad).unwrap()).unwrap();
+    expect("divisible");
+    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+
+    std::fs::write(dir.path().join("model.safetensors"), b"not a safetensors file").unwrap();
+    expect("model.safetensors");
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    expect("model.safetensors");
+
+    std::fs::write(dir.path().join("tokenizer.json"), b"{}").unwrap();
+    expect("tokenizer.json");
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    expect("tokenizer.json is missing");
+
+    let err = RelationEncoder::load_dir(&dir.path().join("nope"), common::cpu()).err().unwrap();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+}
+
+#[test]
+fn bert_base_shapes_build_and_run() {
+    // bert-base-uncased's config.json: 12 layers, hidden 768, 12 heads, intermediate 3072.
+    let config = EncoderConfig::from_json(
+        r#"{"architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1,
+            "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 768,
+            "initializer_range": 0.02, "intermediate_size": 3072, "layer_norm_eps": 1e-12,
+            "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12,
+            "num_hidden_layers": 12, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": 30522}"#,
+        "bert-base config.json",
+    )
+    .unwrap();
+    let device = common::cpu();
+    let model = config.init(&device);
+    assert_eq!(model.encoder.layer.len(), 12);
+    let batch = EncoderBatch::new(&[vec![101, 7592, 102], vec![101, 102]], 0, &device);
+    assert_eq!(model.forward(&batch).dims(), [2, 3, 768]);
+}
+
+#[test]
+fn weights_load_from_a_file_path() {
+    let config = tiny_config();
+    let dir = tempfile::tempdir().unwrap();
+    checkpoint(dir.path(), &config, "bert.");
+    let model = load_weights_from_file(config.init(&common::cpu()), &dir.path().join("model.safetensors"));
+    assert!(model.is_ok());
+}
