@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-RUSTC_BOOTSTRAP=1 RUSTFLAGS='--cfg getrandom_backend="wasm_js"' \
+PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS='--cfg getrandom_backend="wasm_js"' \
 CARGO_TARGET_DIR="$TKRE_WASM_TARGET_DIR" \
   /usr/bin/cargo build --release -p tkre --lib --target wasm32-unknown-unknown \
   -Zbuild-std=std,panic_abort

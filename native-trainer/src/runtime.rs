@@ -17,11 +17,12 @@ pub fn default_model_dir() -> PathBuf {
     cache.join("models/all-MiniLM-L6-v2")
 }
 
-pub fn device(name: &str) -> Device {
-    match name {
-        // clap restricts the names; CPU is burn's ndarray backend.
-        _ => Device::ndarray(),
-    }
+/// The compute device for a `--device` name (clap has checked it).
+// burn 0.22 marks ndarray deprecated in favour of `flex`; ndarray stays the CPU backend until
+// the two are measured against each other (browser/performance issues).
+#[allow(deprecated)]
+pub fn device(_name: &str) -> Device {
+    Device::ndarray()
 }
 
 pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {

@@ -22,6 +22,7 @@ pub fn model_dir() -> PathBuf {
     dir
 }
 
+#[allow(deprecated)] // see native-trainer/src/runtime.rs
 pub fn cpu() -> Device {
     Device::ndarray()
 }
