@@ -85,8 +85,10 @@ impl RelationEncoder {
             .map_err(|_| TkreError::Model(format!("{} is not UTF-8 text", config_path.display())))?;
         let config = EncoderConfig::from_json(&config_text, &config_path.display().to_string())?;
         let tokenizer_path = dir.join("tokenizer.json");
-        let tokenizer = TextTokenizer::from_bytes(&read("tokenizer.json")?, &tokenizer_path.display().to_string())?;
-        let model = crate::model::load_weights_from_file(config.init(&device), &dir.join("model.safetensors"))?;
+        let tokenizer =
+            TextTokenizer::from_bytes(&read("tokenizer.json")?, &tokenizer_path.display().to_string())?;
+        let model =
+            crate::model::load_weights_from_file(config.init(&device), &dir.join("model.safetensors"))?;
         Ok(Self::new(model, tokenizer, config, device))
     }
 
@@ -120,7 +122,11 @@ impl RelationEncoder {
             weights.push(vec![(0..sequence.len()).map(|i| (i, w)).collect()]);
             ids.push(sequence);
         }
-        Ok(PoolingPlan { ids, weights, parts: 1 })
+        Ok(PoolingPlan {
+            ids,
+            weights,
+            parts: 1,
+        })
     }
 
     /// Token ids and pooling plan for relation instances, per [`Self::representation`].
@@ -203,7 +209,11 @@ impl RelationEncoder {
     }
 
     /// Relation representations of instances.
-    pub fn encode_instances(&self, instances: &[RelationInstance], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+    pub fn encode_instances(
+        &self,
+        instances: &[RelationInstance],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>> {
         self.run_plan(&self.plan_instances(instances)?, batch_size)
     }
 

@@ -49,7 +49,10 @@ fn odd_support_sets_do_not_panic() {
         if let Ok(set) = SupportSet::from_json(input, "fuzz")
             && let Ok(parsed) = set.parse()
         {
-            let again = SupportSet::from_json(&set.to_json(), "again").unwrap().parse().unwrap();
+            let again = SupportSet::from_json(&set.to_json(), "again")
+                .unwrap()
+                .parse()
+                .unwrap();
             assert_eq!(again.relations, parsed.relations);
         }
     }

@@ -16,7 +16,8 @@ fn fewrel_record() -> FewRelRecord {
 #[test]
 fn three_forms_give_the_same_instance() {
     let from_fewrel = RelationInstance::from_fewrel(&fewrel_record()).unwrap();
-    let from_marked = RelationInstance::from_marked("[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2] .").unwrap();
+    let from_marked =
+        RelationInstance::from_marked("[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2] .").unwrap();
     let from_offsets = RelationInstance::from_offsets(
         "Marie Curie was born in Warsaw .",
         CharSpan::new(0, 11),
@@ -27,7 +28,10 @@ fn three_forms_give_the_same_instance() {
     assert_eq!(from_marked, from_offsets);
     assert_eq!(from_marked.head_text(), "Marie Curie");
     assert_eq!(from_marked.tail_text(), "Warsaw");
-    assert_eq!(from_marked.to_marked(), "[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2] .");
+    assert_eq!(
+        from_marked.to_marked(),
+        "[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2] ."
+    );
 }
 
 #[test]
@@ -42,7 +46,10 @@ fn offsets_are_characters_not_bytes() {
 fn bad_marked_sentences_are_clear_errors() {
     let cases = [
         ("Marie Curie was born in [E2]Warsaw[/E2].", "[E1] is missing"),
-        ("[E1]Marie[/E1] [E1]Curie[/E1] in [E2]Warsaw[/E2]", "more than once"),
+        (
+            "[E1]Marie[/E1] [E1]Curie[/E1] in [E2]Warsaw[/E2]",
+            "more than once",
+        ),
         ("[/E1]Marie[E1] was born in [E2]Warsaw[/E2]", "comes before"),
         ("[E1]Marie [E2]Curie[/E1] was[/E2] born", "overlap"),
         ("[E1][/E1] was born in [E2]Warsaw[/E2]", "empty"),
@@ -51,7 +58,10 @@ fn bad_marked_sentences_are_clear_errors() {
     ];
     for (input, expected) in cases {
         let err = RelationInstance::from_marked(input).unwrap_err().to_string();
-        assert!(err.contains(expected), "{input:?}: {err:?} should mention {expected:?}");
+        assert!(
+            err.contains(expected),
+            "{input:?}: {err:?} should mention {expected:?}"
+        );
     }
 }
 
@@ -70,16 +80,27 @@ fn bad_offsets_and_records_are_clear_errors() {
     let err = RelationInstance::from_fewrel(&record).unwrap_err();
     assert!(err.to_string().contains("out of range"), "{err}");
     record.t.2 = vec![vec![4, 6]];
-    assert!(RelationInstance::from_fewrel(&record).unwrap_err().to_string().contains("consecutive"));
+    assert!(
+        RelationInstance::from_fewrel(&record)
+            .unwrap_err()
+            .to_string()
+            .contains("consecutive")
+    );
     record.t.2 = vec![];
-    assert!(RelationInstance::from_fewrel(&record).unwrap_err().to_string().contains("no token indexes"));
+    assert!(
+        RelationInstance::from_fewrel(&record)
+            .unwrap_err()
+            .to_string()
+            .contains("no token indexes")
+    );
 }
 
 #[test]
 fn markers_surround_the_entities() {
     let encoder = common::base_encoder();
     let tokenizer = &encoder.tokenizer;
-    let instance = RelationInstance::from_marked("In 1867 [E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].").unwrap();
+    let instance =
+        RelationInstance::from_marked("In 1867 [E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].").unwrap();
     let encoded = encode_instance(tokenizer, &instance, 128).unwrap();
     let token = |i: usize| tokenizer.inner().id_to_token(encoded.ids[i]).unwrap();
     assert_eq!(token(0), "[CLS]");
@@ -133,17 +154,36 @@ fn long_sentences_keep_both_entities() {
         assert_eq!(token(encoded.tail.start), "warsaw");
     }
     // Entities close together in a long sentence: one contiguous window.
-    let marked = format!("{} [E1]Curie[/E1] born in [E2]Warsaw[/E2] {}", filler(400, "alpha"), filler(400, "beta"));
-    let encoded = encode_instance(&encoder.tokenizer, &RelationInstance::from_marked(&marked).unwrap(), 64).unwrap();
+    let marked = format!(
+        "{} [E1]Curie[/E1] born in [E2]Warsaw[/E2] {}",
+        filler(400, "alpha"),
+        filler(400, "beta")
+    );
+    let encoded = encode_instance(
+        &encoder.tokenizer,
+        &RelationInstance::from_marked(&marked).unwrap(),
+        64,
+    )
+    .unwrap();
     assert_eq!(encoded.ids.len(), 64);
     let vectors = {
         let mut e = common::base_encoder();
         e.set_max_len(64);
-        e.encode_instances(&[RelationInstance::from_marked(&marked).unwrap()], 1).unwrap()
+        e.encode_instances(&[RelationInstance::from_marked(&marked).unwrap()], 1)
+            .unwrap()
     };
     assert!(vectors[0].iter().all(|x| x.is_finite()));
     // Entities that alone exceed the limit: an error, not a panic.
-    let marked = format!("[E1]{}[/E1] and [E2]{}[/E2]", filler(40, "alpha"), filler(40, "beta"));
-    let err = encode_instance(&encoder.tokenizer, &RelationInstance::from_marked(&marked).unwrap(), 32).unwrap_err();
+    let marked = format!(
+        "[E1]{}[/E1] and [E2]{}[/E2]",
+        filler(40, "alpha"),
+        filler(40, "beta")
+    );
+    let err = encode_instance(
+        &encoder.tokenizer,
+        &RelationInstance::from_marked(&marked).unwrap(),
+        32,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("shorten"), "{err}");
 }

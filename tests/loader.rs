@@ -13,10 +13,14 @@ use tkre::{RelationEncoder, TkreError};
 
 /// Deterministic pseudo-random values in [-0.1, 0.1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
         })
         .collect()
@@ -26,9 +30,18 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 fn hf_tensors(config: &EncoderConfig) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     let (h, i) = (config.hidden_size, config.intermediate_size);
     let mut shapes: Vec<(String, Vec<usize>)> = vec![
-        ("embeddings.word_embeddings.weight".into(), vec![config.vocab_size, h]),
-        ("embeddings.position_embeddings.weight".into(), vec![config.max_position_embeddings, h]),
-        ("embeddings.token_type_embeddings.weight".into(), vec![config.type_vocab_size, h]),
+        (
+            "embeddings.word_embeddings.weight".into(),
+            vec![config.vocab_size, h],
+        ),
+        (
+            "embeddings.position_embeddings.weight".into(),
+            vec![config.max_position_embeddings, h],
+        ),
+        (
+            "embeddings.token_type_embeddings.weight".into(),
+            vec![config.type_vocab_size, h],
+        ),
         ("embeddings.LayerNorm.weight".into(), vec![h]),
         ("embeddings.LayerNorm.bias".into(), vec![h]),
         ("pooler.dense.weight".into(), vec![h, h]),
@@ -75,12 +88,21 @@ fn write_safetensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f3
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(name, (shape, v))| {
-            (format!("{prefix}{name}"), shape.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())
+            (
+                format!("{prefix}{name}"),
+                shape.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
         })
         .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(name, shape, data)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).unwrap()))
+        .map(|(name, shape, data)| {
+            (
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
@@ -95,13 +117,22 @@ fn checkpoint(dir: &Path, config: &EncoderConfig, prefix: &str) -> BTreeMap<Stri
     let tensors = hf_tensors(config);
     write_safetensors(&dir.join("model.safetensors"), &tensors, prefix);
     std::fs::write(dir.join("config.json"), serde_json::to_string(config).unwrap()).unwrap();
-    std::fs::copy(common::model_dir().join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    std::fs::copy(
+        common::model_dir().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
     tensors
 }
 
 fn output(encoder: &RelationEncoder) -> Vec<f32> {
     let batch = EncoderBatch::new(&[vec![101, 2000, 2001, 102]], 0, &encoder.device);
-    encoder.model.forward(&batch).into_data().try_to_vec::<f32>().unwrap()
+    encoder
+        .model
+        .forward(&batch)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -120,7 +151,14 @@ fn weights_load_with_and_without_bert_prefix() {
     assert_eq!(loaded.dims(), [shape[1], shape[0]]);
     let loaded = loaded.transpose().into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(&loaded, written);
-    let gamma = a.model.encoder.layer[2].output.layer_norm.gamma.val().into_data().try_to_vec::<f32>().unwrap();
+    let gamma = a.model.encoder.layer[2]
+        .output
+        .layer_norm
+        .gamma
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert_eq!(&gamma, &tensors["encoder.layer.2.output.LayerNorm.weight"].1);
 }
 
@@ -129,11 +167,16 @@ fn wrong_shapes_name_the_tensor() {
     let config = tiny_config();
     let dir = tempfile::tempdir().unwrap();
     let mut tensors = checkpoint(dir.path(), &config, "");
-    let entry = tensors.get_mut("encoder.layer.0.intermediate.dense.weight").unwrap();
+    let entry = tensors
+        .get_mut("encoder.layer.0.intermediate.dense.weight")
+        .unwrap();
     entry.0 = vec![config.intermediate_size + 1, config.hidden_size];
     entry.1 = values(entry.0.iter().product(), 3);
     write_safetensors(&dir.path().join("model.safetensors"), &tensors, "");
-    let err = RelationEncoder::load_dir(dir.path(), common::cpu()).err().unwrap().to_string();
+    let err = RelationEncoder::load_dir(dir.path(), common::cpu())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("intermediate"), "{err}");
     assert!(err.contains("config.json"), "{err}");
 }
@@ -145,8 +188,14 @@ fn missing_tensors_are_listed() {
     let mut tensors = checkpoint(dir.path(), &config, "");
     tensors.remove("encoder.layer.2.output.dense.weight");
     write_safetensors(&dir.path().join("model.safetensors"), &tensors, "");
-    let err = RelationEncoder::load_dir(dir.path(), common::cpu()).err().unwrap().to_string();
-    assert!(err.contains("missing") && err.contains("encoder.layer.2.output.dense"), "{err}");
+    let err = RelationEncoder::load_dir(dir.path(), common::cpu())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("missing") && err.contains("encoder.layer.2.output.dense"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,8 +205,13 @@ fn broken_model_directories_are_clear_errors() {
     checkpoint(dir.path(), &config, "");
 
     let expect = |needle: &str| {
-        let err = RelationEncoder::load_dir(dir.path(), common::cpu()).err().unwrap();
-        assert!(matches!(err, TkreError::Model(_) | TkreError::Json { .. } | TkreError::Tokenizer(_)));
+        let err = RelationEncoder::load_dir(dir.path(), common::cpu())
+            .err()
+            .unwrap();
+        assert!(matches!(
+            err,
+            TkreError::Model(_) | TkreError::Json { .. } | TkreError::Tokenizer(_)
+        ));
         let err = err.to_string();
         assert!(err.contains(needle), "{err:?} should mention {needle:?}");
     };
@@ -166,9 +220,17 @@ fn broken_model_directories_are_clear_errors() {
     expect("malformed JSON");
     let mut bad = config.clone();
     bad.num_attention_heads = 5;
-    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&bad).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_string(&bad).unwrap(),
+    )
+    .unwrap();
     expect("divisible");
-    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_string(&config).unwrap(),
+    )
+    .unwrap();
 
     std::fs::write(dir.path().join("model.safetensors"), b"not a safetensors file").unwrap();
     expect("model.safetensors");
@@ -180,7 +242,9 @@ fn broken_model_directories_are_clear_errors() {
     std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
     expect("tokenizer.json is missing");
 
-    let err = RelationEncoder::load_dir(&dir.path().join("nope"), common::cpu()).err().unwrap();
+    let err = RelationEncoder::load_dir(&dir.path().join("nope"), common::cpu())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("not a directory"), "{err}");
 }
 

@@ -22,7 +22,8 @@ struct Reference {
 impl Reference {
     fn load() -> Self {
         let dir = common::fixture("reference/fixtures");
-        let sentences = serde_json::from_str(&std::fs::read_to_string(dir.join("sentences.json")).unwrap()).unwrap();
+        let sentences =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("sentences.json")).unwrap()).unwrap();
         let bytes = std::fs::read(dir.join("minilm_reference.safetensors")).unwrap();
         Self { sentences, bytes }
     }
@@ -35,7 +36,10 @@ impl Reference {
         let tensors = self.tensors();
         let view = tensors.tensor(name).unwrap();
         assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
-        view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        view.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
     }
 
     fn ids(&self, i: usize) -> Vec<u32> {
@@ -79,12 +83,21 @@ fn hidden_states_match_one_by_one_and_in_a_padded_batch() {
     for (i, sequence) in ids.iter().enumerate() {
         let expected = reference.f32s(&format!("hidden.{i}"));
         let single = encoder.hidden_states(std::slice::from_ref(sequence)).unwrap();
-        let (d_single, d_batch) = (max_abs_diff(&single[0], &expected), max_abs_diff(&batched[i], &expected));
-        assert!(d_single < TOLERANCE, "sentence {i}: one-by-one differs by {d_single}");
+        let (d_single, d_batch) = (
+            max_abs_diff(&single[0], &expected),
+            max_abs_diff(&batched[i], &expected),
+        );
+        assert!(
+            d_single < TOLERANCE,
+            "sentence {i}: one-by-one differs by {d_single}"
+        );
         assert!(d_batch < TOLERANCE, "sentence {i}: batched differs by {d_batch}");
         worst = (worst.0.max(d_single), worst.1.max(d_batch));
     }
-    eprintln!("max |burn - numpy|: one-by-one {:.2e}, padded batch {:.2e}", worst.0, worst.1);
+    eprintln!(
+        "max |burn - numpy|: one-by-one {:.2e}, padded batch {:.2e}",
+        worst.0, worst.1
+    );
 }
 
 #[test]
@@ -101,7 +114,8 @@ fn sentence_embeddings_match() {
 #[test]
 fn relation_representations_match() {
     let path = common::fixture("reference/fixtures/relation_reference.json");
-    let records: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(records.len() >= 8);
     let mut encoder = common::base_encoder();
     let instances: Vec<RelationInstance> = records

@@ -7,7 +7,11 @@ use tkre::text::RelationInstance;
 
 fn example_set() -> SupportSet {
     let path = common::fixture("../examples/support_set.json");
-    SupportSet::from_json(&std::fs::read_to_string(&path).unwrap(), "examples/support_set.json").unwrap()
+    SupportSet::from_json(
+        &std::fs::read_to_string(&path).unwrap(),
+        "examples/support_set.json",
+    )
+    .unwrap()
 }
 
 #[test]
@@ -21,7 +25,10 @@ fn json_round_trip_keeps_every_form() {
     // The offsets example parses to the marked-sentence form's instance.
     assert_eq!(
         parsed.relations[1].1[2],
-        RelationInstance::from_marked("[E1]Canberra[/E1] was chosen as the capital of [E2]Australia[/E2] in 1908.").unwrap()
+        RelationInstance::from_marked(
+            "[E1]Canberra[/E1] was chosen as the capital of [E2]Australia[/E2] in 1908."
+        )
+        .unwrap()
     );
     let again = SupportSet::from_json(&set.to_json(), "round trip").unwrap();
     assert_eq!(again, set);
@@ -37,12 +44,18 @@ fn invalid_sets_name_what_is_wrong() {
         assert!(err.contains(needle), "{json}: {err:?} should mention {needle:?}");
     };
     check("{\"relations\": []}", "no relations");
-    check("{\"relations\": [{\"name\": \"a\", \"examples\": []}]}", "\"a\" has no examples");
+    check(
+        "{\"relations\": [{\"name\": \"a\", \"examples\": []}]}",
+        "\"a\" has no examples",
+    );
     check(
         "{\"relations\": [{\"name\": \"a\", \"examples\": [\"[E1]x[/E1] [E2]y[/E2]\"]}, {\"name\": \"a\", \"examples\": [\"[E1]x[/E1] [E2]y[/E2]\"]}]}",
         "appears twice",
     );
-    check("{\"relations\": [{\"name\": \" \", \"examples\": [\"[E1]x[/E1] [E2]y[/E2]\"]}]}", "empty name");
+    check(
+        "{\"relations\": [{\"name\": \" \", \"examples\": [\"[E1]x[/E1] [E2]y[/E2]\"]}]}",
+        "empty name",
+    );
     check(
         "{\"relations\": [{\"name\": \"b\", \"examples\": [\"[E1]x[/E1] [E2]y[/E2]\", \"no markers\"]}]}",
         "relation \"b\", example #2",
@@ -67,11 +80,15 @@ fn a_support_example_classifies_as_its_own_relation() {
     for (name, instances) in &parsed.relations {
         relations.push((name.clone(), encoder.encode_instances(instances, 8).unwrap()));
     }
-    let classifier = PrototypeClassifier::new(relations.clone(), encoder.representation.parts().len()).unwrap();
+    let classifier =
+        PrototypeClassifier::new(relations.clone(), encoder.representation.parts().len()).unwrap();
     for (name, instances) in &parsed.relations {
         // K = 1 classifier from each relation's first example; that example is its own best match.
         let one_shot = PrototypeClassifier::new(
-            relations.iter().map(|(n, v)| (n.clone(), vec![v[0].clone()])).collect(),
+            relations
+                .iter()
+                .map(|(n, v)| (n.clone(), vec![v[0].clone()]))
+                .collect(),
             encoder.representation.parts().len(),
         )
         .unwrap();
@@ -94,9 +111,18 @@ fn batched_and_single_encoding_agree() {
         encoder.representation = representation;
         let batched = encoder.encode_instances(&instances, 16).unwrap();
         for (instance, expected) in instances.iter().zip(&batched) {
-            let single = encoder.encode_instances(std::slice::from_ref(instance), 1).unwrap();
-            let diff = single[0].iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(diff < 1e-4, "{representation}: batched differs from single by {diff}");
+            let single = encoder
+                .encode_instances(std::slice::from_ref(instance), 1)
+                .unwrap();
+            let diff = single[0]
+                .iter()
+                .zip(expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                diff < 1e-4,
+                "{representation}: batched differs from single by {diff}"
+            );
         }
     }
 }
@@ -112,7 +138,10 @@ fn examples_convert_back_to_json() {
         }],
         none_threshold: Some(0.3),
     };
-    let parsed = SupportSet::from_json(&set.to_json(), "x").unwrap().parse().unwrap();
+    let parsed = SupportSet::from_json(&set.to_json(), "x")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(parsed.relations[0].1[0], instance);
     assert_eq!(parsed.none_threshold, Some(0.3));
 }

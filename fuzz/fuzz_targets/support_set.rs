@@ -13,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(parsed) = set.parse() {
         let again = SupportSet::from_json(&set.to_json(), "round trip").expect("own JSON parses");
-        assert_eq!(again.parse().expect("round trip parses").relations, parsed.relations);
+        assert_eq!(
+            again.parse().expect("round trip parses").relations,
+            parsed.relations
+        );
     }
 });

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use tkre::RelationEncoder;
 use tkre::fewshot::{Prediction, PrototypeClassifier, Representation, SupportSet};
 use tkre::text::RelationInstance;
-use tkre::RelationEncoder;
 
 use crate::ModelArgs;
 use crate::runtime::load_encoder;
@@ -42,7 +42,11 @@ pub struct ClassifyArgs {
 }
 
 /// Encodes a support set's examples and builds its prototype classifier.
-pub fn build_classifier(encoder: &RelationEncoder, support: &SupportSet, batch_size: usize) -> tkre::Result<PrototypeClassifier> {
+pub fn build_classifier(
+    encoder: &RelationEncoder,
+    support: &SupportSet,
+    batch_size: usize,
+) -> tkre::Result<PrototypeClassifier> {
     let parsed = support.parse()?;
     let mut relations = Vec::with_capacity(parsed.relations.len());
     for (name, instances) in parsed.relations {
@@ -83,16 +87,29 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
                 failed += 1;
                 eprintln!("error: stdin line {}: {e}", number + 1);
                 if let Format::Json = args.format {
-                    serde_json::to_writer(&mut stdout, &serde_json::json!({"text": marked, "error": e.to_string()}))?;
+                    serde_json::to_writer(
+                        &mut stdout,
+                        &serde_json::json!({"text": marked, "error": e.to_string()}),
+                    )?;
                     writeln!(stdout)?;
                 }
             }
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-fn write_prediction(out: &mut impl Write, text: &str, prediction: &Prediction, top_k: Option<usize>, format: Format) -> Result<()> {
+fn write_prediction(
+    out: &mut impl Write,
+    text: &str,
+    prediction: &Prediction,
+    top_k: Option<usize>,
+    format: Format,
+) -> Result<()> {
     let ranked = prediction.top_k(top_k.unwrap_or(usize::MAX));
     match format {
         Format::Json => {
@@ -109,7 +126,10 @@ fn write_prediction(out: &mut impl Write, text: &str, prediction: &Prediction, t
         Format::Text => {
             writeln!(out, "{text}")?;
             if prediction.none_of_the_above {
-                writeln!(out, "  -> none of the above (best similarity below the threshold)")?;
+                writeln!(
+                    out,
+                    "  -> none of the above (best similarity below the threshold)"
+                )?;
             }
             for score in ranked {
                 writeln!(

@@ -27,7 +27,10 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
         }
         let vectors = encoder.embed_sentences(pending, args.model.batch_size)?;
         for (text, embedding) in pending.iter().zip(vectors) {
-            serde_json::to_writer(&mut *out, &serde_json::json!({"text": text, "embedding": embedding}))?;
+            serde_json::to_writer(
+                &mut *out,
+                &serde_json::json!({"text": text, "embedding": embedding}),
+            )?;
             writeln!(out)?;
         }
         pending.clear();
@@ -47,5 +50,9 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
         }
     }
     flush(&mut pending, &mut stdout)?;
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

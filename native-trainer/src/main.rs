@@ -2,8 +2,8 @@
 //! one module: inference (`embed`, `classify`) and evaluation (`eval`) for now; synthesis,
 //! pre-training, distillation and export join the same way.
 
-mod embed;
 mod classify;
+mod embed;
 mod evaluate;
 mod runtime;
 
@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tkre", version, about = "Few-shot relation extraction (TKRE): embed, classify, evaluate")]
+#[command(
+    name = "tkre",
+    version,
+    about = "Few-shot relation extraction (TKRE): embed, classify, evaluate"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

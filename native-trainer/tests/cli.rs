@@ -34,7 +34,10 @@ fn classify_ranks_the_support_relations() {
     let queries = std::fs::read_to_string(root().join("examples/queries.txt")).unwrap();
     let out = tkre(&["classify", "--support", "examples/support_set.json"], &queries);
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4);
     for line in &lines {
         let ranked = line["ranked"].as_array().unwrap();
@@ -46,7 +49,13 @@ fn classify_ranks_the_support_relations() {
     }
     // A query that repeats a support example exactly gets that relation.
     let out = tkre(
-        &["classify", "--support", "examples/support_set.json", "--top-k", "2"],
+        &[
+            "classify",
+            "--support",
+            "examples/support_set.json",
+            "--top-k",
+            "2",
+        ],
         "[E1]Tim Cook[/E1] has been the chief executive of [E2]Apple[/E2] since 2011.\n",
     );
     let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
@@ -57,11 +66,21 @@ fn classify_ranks_the_support_relations() {
 #[test]
 fn classify_reports_bad_lines_and_goes_on() {
     let out = tkre(
-        &["classify", "--support", "examples/support_set.json", "--format", "text"],
+        &[
+            "classify",
+            "--support",
+            "examples/support_set.json",
+            "--format",
+            "text",
+        ],
         "no markers here\n[E1]Tokyo[/E1] became the capital of [E2]Japan[/E2].\n",
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("stdin line 1") && stderr(&out).contains("[E1] is missing"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stdin line 1") && stderr(&out).contains("[E1] is missing"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("capital of"), "{}", stdout(&out));
 }
 
@@ -77,7 +96,11 @@ fn bad_support_sets_and_models_are_clear_errors() {
     std::fs::write(&bad, "{\"relations\": [").unwrap();
     let out = tkre(&["classify", "--support", bad.to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("bad.json") && stderr(&out).contains("malformed JSON"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.json") && stderr(&out).contains("malformed JSON"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = tkre(&["classify", "--support", "does/not/exist.json"], "");
     assert_eq!(out.status.code(), Some(2));
@@ -85,17 +108,31 @@ fn bad_support_sets_and_models_are_clear_errors() {
 
     let out = tkre(&["embed", "--model", dir.path().to_str().unwrap()], "hello\n");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("config.json is missing"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("config.json is missing"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!stderr(&out).contains("panicked"));
 }
 
 #[test]
 fn embed_writes_normalised_vectors() {
-    let out = tkre(&["embed"], "Marie Curie was born in Warsaw.\n\nA second sentence.\n");
+    let out = tkre(
+        &["embed"],
+        "Marie Curie was born in Warsaw.\n\nA second sentence.\n",
+    );
     // The empty line is reported and skipped; the others are embedded.
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("stdin line 2: empty sentence"), "{}", stderr(&out));
-    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        stderr(&out).contains("stdin line 2: empty sentence"),
+        "{}",
+        stderr(&out)
+    );
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["text"], "A second sentence.");
     let v: Vec<f64> = serde_json::from_value(lines[0]["embedding"].clone()).unwrap();
@@ -107,7 +144,8 @@ fn embed_writes_normalised_vectors() {
 #[test]
 fn embed_matches_the_reference_embedding() {
     let dir = root().join("tests/reference/fixtures");
-    let sentences: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.join("sentences.json")).unwrap()).unwrap();
+    let sentences: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sentences.json")).unwrap()).unwrap();
     let bytes = std::fs::read(dir.join("minilm_reference.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let out = tkre(&["embed"], &format!("{}\n{}\n", sentences[0], sentences[1]));
@@ -122,7 +160,11 @@ fn embed_matches_the_reference_embedding() {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        let d = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let d = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(d < 1e-4, "sentence {i}: {d}");
     }
 }
@@ -133,8 +175,19 @@ fn eval_prints_the_result_json_last() {
     let json_out = dir.path().join("result.json");
     let out = tkre(
         &[
-            "eval", "--data", "tests/fixtures/fewrel_small.json", "--n", "5", "--k", "2", "--episodes", "20",
-            "--seed", "3", "--json-out", json_out.to_str().unwrap(),
+            "eval",
+            "--data",
+            "tests/fixtures/fewrel_small.json",
+            "--n",
+            "5",
+            "--k",
+            "2",
+            "--episodes",
+            "20",
+            "--seed",
+            "3",
+            "--json-out",
+            json_out.to_str().unwrap(),
         ],
         "",
     );
@@ -154,7 +207,19 @@ fn eval_prints_the_result_json_last() {
 
     // Same seed, same result.
     let again = tkre(
-        &["eval", "--data", "tests/fixtures/fewrel_small.json", "--n", "5", "--k", "2", "--episodes", "20", "--seed", "3"],
+        &[
+            "eval",
+            "--data",
+            "tests/fixtures/fewrel_small.json",
+            "--n",
+            "5",
+            "--k",
+            "2",
+            "--episodes",
+            "20",
+            "--seed",
+            "3",
+        ],
         "",
     );
     let again: serde_json::Value = serde_json::from_str(stdout(&again).lines().last().unwrap()).unwrap();
@@ -163,10 +228,32 @@ fn eval_prints_the_result_json_last() {
 
 #[test]
 fn eval_rejects_impossible_settings() {
-    let out = tkre(&["eval", "--data", "tests/fixtures/fewrel_small.json", "--n", "7", "--k", "1"], "");
+    let out = tkre(
+        &[
+            "eval",
+            "--data",
+            "tests/fixtures/fewrel_small.json",
+            "--n",
+            "7",
+            "--k",
+            "1",
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("7-way episodes need 7"), "{}", stderr(&out));
-    let out = tkre(&["eval", "--data", "tests/fixtures/fewrel_small.json", "--n", "5", "--k", "8"], "");
+    let out = tkre(
+        &[
+            "eval",
+            "--data",
+            "tests/fixtures/fewrel_small.json",
+            "--n",
+            "5",
+            "--k",
+            "8",
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
     let out = tkre(&["eval", "--data", "README.md"], "");
     assert_eq!(out.status.code(), Some(2));

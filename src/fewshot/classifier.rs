@@ -82,7 +82,9 @@ impl PrototypeClassifier {
         let mut prototypes = Vec::with_capacity(relations.len());
         for (name, vectors) in relations {
             if vectors.is_empty() {
-                return Err(TkreError::SupportSet(format!("relation {name:?} has no examples")));
+                return Err(TkreError::SupportSet(format!(
+                    "relation {name:?} has no examples"
+                )));
             }
             if vectors.iter().any(|v| v.len() != dim) {
                 return Err(TkreError::SupportSet(format!(
@@ -196,8 +198,6 @@ mod tests {
         assert!(c.classify(&[1.0]).is_err());
         assert!(PrototypeClassifier::new(vec![("a".into(), vec![])], 1).is_err());
         assert!(PrototypeClassifier::new(vec![], 1).is_err());
-        assert!(
-            PrototypeClassifier::new(vec![("a".into(), vec![vec![1.0], vec![1.0, 2.0]])], 1).is_err()
-        );
+        assert!(PrototypeClassifier::new(vec![("a".into(), vec![vec![1.0], vec![1.0, 2.0]])], 1).is_err());
     }
 }

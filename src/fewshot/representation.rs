@@ -110,13 +110,10 @@ impl FromStr for Representation {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|r| r.name()).collect();
-                format!("unknown representation {s:?}; choose one of {}", names.join(", "))
-            })
+        Self::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|r| r.name()).collect();
+            format!("unknown representation {s:?}; choose one of {}", names.join(", "))
+        })
     }
 }
 

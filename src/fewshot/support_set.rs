@@ -114,7 +114,10 @@ impl SupportSet {
         for (r, relation) in self.relations.iter().enumerate() {
             let name = relation.name.trim();
             if name.is_empty() {
-                return Err(TkreError::SupportSet(format!("relation #{} has an empty name", r + 1)));
+                return Err(TkreError::SupportSet(format!(
+                    "relation #{} has an empty name",
+                    r + 1
+                )));
             }
             if relations.iter().any(|(n, _): &(String, _)| n == name) {
                 return Err(TkreError::SupportSet(format!(

@@ -82,10 +82,7 @@ impl SelfAttention {
 
         let scores = q.matmul(k.swap_dims(2, 3)) / (self.head_size as f64).sqrt() + mask_bias;
         let weights = self.dropout.forward(softmax(scores, 3));
-        weights
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, seq, width])
+        weights.matmul(v).swap_dims(1, 2).reshape([batch, seq, width])
     }
 }
 

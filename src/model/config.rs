@@ -53,7 +53,9 @@ impl EncoderConfig {
     /// Parses and validates a `config.json`; `origin` names the file in error messages.
     pub fn from_json(text: &str, origin: &str) -> Result<Self> {
         let config: Self = serde_json::from_str(text).map_err(|e| TkreError::json(origin, e))?;
-        config.validate().map_err(|msg| TkreError::Model(format!("{origin}: {msg}")))?;
+        config
+            .validate()
+            .map_err(|msg| TkreError::Model(format!("{origin}: {msg}")))?;
         Ok(config)
     }
 

@@ -21,8 +21,7 @@ impl Embeddings {
         let h = config.hidden_size;
         Self {
             word_embeddings: EmbeddingConfig::new(config.vocab_size, h).init(device),
-            position_embeddings: EmbeddingConfig::new(config.max_position_embeddings, h)
-                .init(device),
+            position_embeddings: EmbeddingConfig::new(config.max_position_embeddings, h).init(device),
             token_type_embeddings: EmbeddingConfig::new(config.type_vocab_size, h).init(device),
             layer_norm: LayerNormConfig::new(h)
                 .with_epsilon(config.layer_norm_eps)

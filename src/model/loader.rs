@@ -52,9 +52,7 @@ pub fn load_weights_from_file(mut model: BertModel, path: &std::path::Path) -> R
 /// Loads `model.safetensors` from bytes (the browser fetches them).
 pub fn load_weights_from_bytes(mut model: BertModel, bytes: Vec<u8>, origin: &str) -> Result<BertModel> {
     let mut store = configure(SafetensorsStore::from_bytes(Some(bytes)));
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| store_error(origin, e))?;
+    let result = model.load_from(&mut store).map_err(|e| store_error(origin, e))?;
     check(&result, origin)?;
     Ok(model)
 }

@@ -113,7 +113,10 @@ impl RelationInstance {
             .find(|m| text.contains(m))
         {
             // Only possible when one marker was written inside another, e.g. "[E[E2]1]".
-            return Err(marked_error(marked, &format!("a marker is nested inside {marker}")));
+            return Err(marked_error(
+                marked,
+                &format!("a marker is nested inside {marker}"),
+            ));
         }
         let require = |pos: Option<usize>, marker: &str| {
             pos.ok_or_else(|| marked_error(marked, &format!("{marker} is missing")))
@@ -164,7 +167,9 @@ impl RelationInstance {
             text.push_str(token);
             chars += token.chars().count();
         }
-        let end_of = |last_exclusive: usize| starts[last_exclusive - 1] + record.tokens[last_exclusive - 1].chars().count();
+        let end_of = |last_exclusive: usize| {
+            starts[last_exclusive - 1] + record.tokens[last_exclusive - 1].chars().count()
+        };
         Self::from_offsets(
             text,
             CharSpan::new(starts[hs], end_of(he)),
@@ -208,7 +213,11 @@ impl RelationInstance {
     }
 
     fn entity_text(&self, span: CharSpan) -> String {
-        self.text.chars().skip(span.start).take(span.end - span.start).collect()
+        self.text
+            .chars()
+            .skip(span.start)
+            .take(span.end - span.start)
+            .collect()
     }
 
     pub fn head_text(&self) -> String {

@@ -51,7 +51,13 @@ fn char_to_byte(text: &str, char_index: usize) -> usize {
 }
 
 /// Appends ` M [T type T] entity M ` and returns where its parts landed.
-fn push_entity(out: &mut String, entity: &str, marker: char, type_mark: char, ty: Option<&str>) -> EntityBytes {
+fn push_entity(
+    out: &mut String,
+    entity: &str,
+    marker: char,
+    type_mark: char,
+    ty: Option<&str>,
+) -> EntityBytes {
     out.push(' ');
     let open = out.len();
     out.push(marker);
@@ -81,20 +87,29 @@ fn push_entity(out: &mut String, entity: &str, marker: char, type_mark: char, ty
 /// Inserts the markers into the instance's text.
 fn mark(instance: &RelationInstance) -> MarkedText {
     let text = &instance.text;
-    let bytes = |span: super::instance::CharSpan| (char_to_byte(text, span.start), char_to_byte(text, span.end));
+    let bytes =
+        |span: super::instance::CharSpan| (char_to_byte(text, span.start), char_to_byte(text, span.end));
     let head = (bytes(instance.head), '@', '*', instance.head_type.as_deref());
     let tail = (bytes(instance.tail), '#', '^', instance.tail_type.as_deref());
-    let head_first = head.0 .0 < tail.0 .0;
+    let head_first = head.0.0 < tail.0.0;
     let (a, b) = if head_first { (head, tail) } else { (tail, head) };
 
     let mut out = String::with_capacity(text.len() + 32);
-    out.push_str(&text[..a.0 .0]);
-    let first = push_entity(&mut out, &text[a.0 .0..a.0 .1], a.1, a.2, a.3);
-    out.push_str(&text[a.0 .1..b.0 .0]);
-    let second = push_entity(&mut out, &text[b.0 .0..b.0 .1], b.1, b.2, b.3);
-    out.push_str(&text[b.0 .1..]);
-    let (head, tail) = if head_first { (first, second) } else { (second, first) };
-    MarkedText { text: out, head, tail }
+    out.push_str(&text[..a.0.0]);
+    let first = push_entity(&mut out, &text[a.0.0..a.0.1], a.1, a.2, a.3);
+    out.push_str(&text[a.0.1..b.0.0]);
+    let second = push_entity(&mut out, &text[b.0.0..b.0.1], b.1, b.2, b.3);
+    out.push_str(&text[b.0.1..]);
+    let (head, tail) = if head_first {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    MarkedText {
+        text: out,
+        head,
+        tail,
+    }
 }
 
 /// Marks, tokenizes and (if needed) windows an instance to at most `max_len` tokens
@@ -108,13 +123,17 @@ pub fn encode_instance(
     let marked = mark(instance);
     let pieces = tokenizer.pieces(&marked.text)?;
     let find_marker = |byte: usize, what: &str| {
-        pieces.offsets.iter().position(|&(s, _)| s == byte).ok_or_else(|| {
-            TkreError::Instance(format!(
-                "internal: the {what} marker was not tokenized as its own word piece in {:?}; \
+        pieces
+            .offsets
+            .iter()
+            .position(|&(s, _)| s == byte)
+            .ok_or_else(|| {
+                TkreError::Instance(format!(
+                    "internal: the {what} marker was not tokenized as its own word piece in {:?}; \
                  the tokenizer must split punctuation (BERT pre-tokenizer)",
-                marked.text
-            ))
-        })
+                    marked.text
+                ))
+            })
     };
     let span_of = |bytes: &Range<usize>, what: &str| -> Result<Range<usize>> {
         let inside: Vec<usize> = (0..pieces.ids.len())
@@ -190,10 +209,7 @@ fn window(len: usize, budget: usize, blocks: &[Range<usize>; 2]) -> Option<Vec<u
     }
     let mut count = needed;
     // Grow around both blocks, one piece per direction in turn, nearest context first.
-    let mut frontiers = [
-        (blocks[0].start, blocks[0].end),
-        (blocks[1].start, blocks[1].end),
-    ];
+    let mut frontiers = [(blocks[0].start, blocks[0].end), (blocks[1].start, blocks[1].end)];
     while count < budget {
         let mut grew = false;
         for (left, right) in frontiers.iter_mut() {

@@ -8,12 +8,16 @@ use tkre::RelationEncoder;
 
 /// The base model directory: $TKRE_MODEL, else the cache that scripts/fetch-base-model.sh fills.
 pub fn model_dir() -> PathBuf {
-    let dir = std::env::var_os("TKRE_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("TKRE_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tkre"));
-        cache.join("models/all-MiniLM-L6-v2")
-    });
+    let dir = std::env::var_os("TKRE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("TKRE_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tkre")
+                });
+            cache.join("models/all-MiniLM-L6-v2")
+        });
     assert!(
         dir.join("model.safetensors").is_file(),
         "base model not found in {}; run scripts/fetch-base-model.sh (scripts/test.sh does)",

@@ -40,7 +40,12 @@ fn fewrel_sentences(path: &PathBuf, count: usize) -> Result<Vec<String>> {
     let mut i = 0;
     while out.len() < count {
         let record = &lists[i % lists.len()][i / lists.len()];
-        let tokens: Vec<&str> = record["tokens"].as_array().context("tokens")?.iter().filter_map(|t| t.as_str()).collect();
+        let tokens: Vec<&str> = record["tokens"]
+            .as_array()
+            .context("tokens")?
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
         out.push(tokens.join(" "));
         i += 1;
     }

@@ -12,7 +12,14 @@ pub struct Episode {
 
 /// Samples episodes from relations with `sizes[r]` instances each. Relations with fewer than
 /// `k + q` instances are never chosen (the caller checks enough remain).
-pub fn sample_episodes(sizes: &[usize], n: usize, k: usize, q: usize, episodes: usize, seed: u64) -> Vec<Episode> {
+pub fn sample_episodes(
+    sizes: &[usize],
+    n: usize,
+    k: usize,
+    q: usize,
+    episodes: usize,
+    seed: u64,
+) -> Vec<Episode> {
     let mut rng = StdRng::seed_from_u64(seed);
     let eligible: Vec<usize> = (0..sizes.len()).filter(|&r| sizes[r] >= k + q).collect();
     (0..episodes)
@@ -56,7 +63,10 @@ mod tests {
             assert_eq!(x.classes, y.classes);
             let relations: std::collections::HashSet<_> = x.classes.iter().map(|c| c.0).collect();
             assert_eq!(relations.len(), 3);
-            assert!(!relations.contains(&3), "relation with too few instances was sampled");
+            assert!(
+                !relations.contains(&3),
+                "relation with too few instances was sampled"
+            );
             for (_, support, query) in &x.classes {
                 assert_eq!(support.len(), 2);
                 assert_eq!(query.len(), 1);

@@ -110,7 +110,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         .flat_map(|(r, s, q)| s.iter().chain(q).map(move |&i| (*r, i)))
         .collect();
     let needed: Vec<(usize, usize)> = needed.into_iter().collect();
-    let instances: Vec<_> = needed.iter().map(|&(r, i)| data.relations[r].1[i].clone()).collect();
+    let instances: Vec<_> = needed
+        .iter()
+        .map(|&(r, i)| data.relations[r].1[i].clone())
+        .collect();
     let plan = encoder.plan_instances(&instances)?;
     let bar = progress(instances.len(), "encode");
     let mut vectors = Vec::with_capacity(instances.len());
@@ -157,7 +160,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         for (r, _, queries) in &episode.classes {
             for &i in queries {
                 let prediction = classifier.classify(vector_of(*r, i))?;
-                correct += usize::from(prediction.best().is_some_and(|b| b.relation == data.relations[*r].0));
+                correct += usize::from(
+                    prediction
+                        .best()
+                        .is_some_and(|b| b.relation == data.relations[*r].0),
+                );
                 total += 1;
             }
         }
@@ -176,7 +183,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         queries: args.queries,
         seed: args.seed,
         representation: args.representation.to_string(),
-        model: args.model.model.as_ref().map_or_else(|| "default".into(), |p| p.display().to_string()),
+        model: args
+            .model
+            .model
+            .as_ref()
+            .map_or_else(|| "default".into(), |p| p.display().to_string()),
         data: args.data.display().to_string(),
         relations: data.relations.len(),
         skipped_records: data.skipped,
