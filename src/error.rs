@@ -39,14 +39,14 @@ pub enum TkreError {
 pub type Result<T, E = TkreError> = std::result::Result<T, E>;
 
 impl TkreError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
             source,
         }
     }
 
-    pub(crate) fn json(origin: impl Into<String>, source: serde_json::Error) -> Self {
+    pub fn json(origin: impl Into<String>, source: serde_json::Error) -> Self {
         Self::Json {
             origin: origin.into(),
             source,

@@ -28,7 +28,7 @@ pub enum Part {
 }
 
 /// Which encoder states make up a relation representation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Representation {
     /// Entity-start marker states, `[h(@), h(#)]` (the usual choice for fine-tuned models).
@@ -37,17 +37,12 @@ pub enum Representation {
     EntityMean,
     /// Entity means plus the sentence mean. The default: measured best on FewRel 1.0 val
     /// for the untrained sentence-embedding base model (see README).
+    #[default]
     EntityMeanSentence,
     /// Entity-start markers plus the sentence mean.
     MarkersSentence,
     /// The sentence mean alone (ignores where the entities are; a baseline).
     Sentence,
-}
-
-impl Default for Representation {
-    fn default() -> Self {
-        Self::EntityMeanSentence
-    }
 }
 
 impl Representation {

@@ -95,7 +95,7 @@ impl EncoderConfig {
                 return Err(format!("`{name}` must be greater than 0"));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
                 "`hidden_size` ({}) must be divisible by `num_attention_heads` ({})",
                 self.hidden_size, self.num_attention_heads
