@@ -85,24 +85,29 @@ fn hf_tensors(config: &EncoderConfig) -> BTreeMap<String, (Vec<usize>, Vec<f32>)
 }
 
 fn write_safetensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, prefix: &str) {
+    write_safetensors_as(path, tensors, prefix, Dtype::F32);
+}
+
+fn write_safetensors_as(
+    path: &Path,
+    tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    prefix: &str,
+    dtype: Dtype,
+) {
+    let encode = |v: &[f32]| -> Vec<u8> {
+        match dtype {
+            Dtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+            Dtype::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+            _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    };
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(name, (shape, v))| {
-            (
-                format!("{prefix}{name}"),
-                shape.clone(),
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
+        .map(|(name, (shape, v))| (format!("{prefix}{name}"), shape.clone(), encode(v)))
         .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(name, shape, data)| {
-            (
-                name.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), data).unwrap(),
-            )
-        })
+        .map(|(name, shape, data)| (name.clone(), TensorView::new(dtype, shape.clone(), data).unwrap()))
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
@@ -274,4 +279,24 @@ fn weights_load_from_a_file_path() {
     checkpoint(dir.path(), &config, "bert.");
     let model = load_weights_from_file(config.init(&common::cpu()), &dir.path().join("model.safetensors"));
     assert!(model.is_ok());
+}
+
+#[test]
+fn half_precision_checkpoints_load_as_f32() {
+    let config = tiny_config();
+    let full = tempfile::tempdir().unwrap();
+    let tensors = checkpoint(full.path(), &config, "");
+    let reference = output(&RelationEncoder::load_dir(full.path(), common::cpu()).unwrap());
+    for dtype in [Dtype::F16, Dtype::BF16] {
+        let dir = tempfile::tempdir().unwrap();
+        checkpoint(dir.path(), &config, "");
+        write_safetensors_as(&dir.path().join("model.safetensors"), &tensors, "", dtype);
+        let encoder = RelationEncoder::load_dir(dir.path(), common::cpu()).unwrap();
+        let got = output(&encoder);
+        let diff = got.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        // Weights of magnitude <= 1.1 rounded to 11 (f16) or 8 (bf16) mantissa bits.
+        let bound = if dtype == Dtype::F16 { 0.02 } else { 0.1 };
+        assert!(diff < bound, "{dtype:?}: differs from f32 by {diff}");
+        assert!(diff > 0.0, "{dtype:?}: expected rounding differences");
+    }
 }

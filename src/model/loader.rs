@@ -8,10 +8,16 @@
 //! - `LayerNorm` -> `layer_norm` and `attention.self` -> `attention.self_attention`
 //!   (neither is a valid Rust field name).
 //!
+//! Float tensors of any precision (f16, bf16, f32) are cast to f32 as they load.
+//!
 //! Tensors the encoder does not use (pooler, MLM or NSP heads) are ignored; tensors it needs
 //! and does not find, and shape mismatches, are errors that name each tensor.
 
-use burn_store::{ApplyResult, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::DType;
+use burn_store::{
+    ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
+    SafetensorsStore,
+};
 
 use super::BertModel;
 use crate::error::{Result, TkreError};
@@ -28,7 +34,9 @@ fn remapper() -> KeyRemapper {
 fn configure(store: SafetensorsStore) -> SafetensorsStore {
     store
         .remap(remapper())
-        .with_from_adapter(PyTorchToBurnAdapter)
+        // fp16/bf16 checkpoints (the compact browser models) are widened tensor by tensor as
+        // they load, so no full fp32 copy of the file is ever held.
+        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
         .allow_partial(true)
 }
 
