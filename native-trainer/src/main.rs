@@ -5,6 +5,7 @@
 mod classify;
 mod embed;
 mod evaluate;
+mod export;
 mod runtime;
 
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// N-way K-shot episodes over a FewRel-format file.
     Eval(evaluate::EvalArgs),
+    /// Write a model directory for the browser (weights in fp32 or fp16, manifest.json).
+    Export(export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Eval(args) => evaluate::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(code) => code,

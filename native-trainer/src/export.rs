@@ -1,0 +1,136 @@
+//! `tkre export`: writes a model directory the browser package loads: the weights (fp32 or
+//! fp16) as safetensors, config.json, tokenizer.json, and manifest.json with each file's
+//! size and sha256 (the browser verifies them before use).
+//!
+//! Manifest format (version 1):
+//! ```json
+//! {"format": "tkre-model", "version": 1, "name": "...", "precision": "fp16",
+//!  "markers": "tkre-punctuation", "representation": "entity-mean-sentence", "max_length": 256,
+//!  "files": {"config.json": {"sha256": "...", "bytes": 612}, "model.safetensors": {...},
+//!            "tokenizer.json": {...}},
+//!  "card": {"base_model": "...", "license": "...", "source": "..."}}
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tkre::fewshot::Representation;
+
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
+pub enum Precision {
+    Fp32,
+    Fp16,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Checkpoint directory to export (default: the base model).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Output directory (created; existing files of the same names are replaced).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "fp16")]
+    precision: Precision,
+    /// Name shown by the browser package.
+    #[arg(long)]
+    name: Option<String>,
+    /// Licence of the weights, for the model card.
+    #[arg(long, default_value = "Apache-2.0 (all-MiniLM-L6-v2, sentence-transformers)")]
+    license: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Converts the float tensors the encoder uses to `precision`, dropping tensors it does not
+/// use (pooler, heads) so the browser downloads only what it runs.
+pub fn convert_weights(bytes: &[u8], precision: Precision) -> Result<Vec<u8>> {
+    let tensors = SafeTensors::deserialize(bytes).context("reading model.safetensors")?;
+    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in tensors.tensors() {
+        let bare = name.strip_prefix("bert.").unwrap_or(&name);
+        if !(bare.starts_with("embeddings.") || bare.starts_with("encoder.")) || bare.ends_with("position_ids") {
+            continue;
+        }
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => view.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => view.data().chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => bail!("tensor {name} has dtype {other:?}; only float tensors are expected in a BERT checkpoint"),
+        };
+        let (dtype, data) = match precision {
+            Precision::Fp32 => (Dtype::F32, values.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            Precision::Fp16 => (Dtype::F16, values.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect()),
+        };
+        converted.push((bare.to_string(), dtype, view.shape().to_vec(), data));
+    }
+    if converted.is_empty() {
+        bail!("model.safetensors has no embeddings.* or encoder.* tensors; is it a BERT checkpoint?");
+    }
+    let views = converted
+        .iter()
+        .map(|(name, dtype, shape, data)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(safetensors::serialize(views, None)?)
+}
+
+pub fn export(model: &Path, out: &Path, precision: Precision, name: &str, license: &str) -> Result<serde_json::Value> {
+    let read = |file: &str| std::fs::read(model.join(file)).with_context(|| format!("reading {}", model.join(file).display()));
+    let config = read("config.json")?;
+    let tokenizer = read("tokenizer.json")?;
+    let weights = convert_weights(&read("model.safetensors")?, precision)?;
+    // Validate before writing anything: the exported directory must load.
+    tkre::RelationEncoder::from_files(
+        tkre::ModelFiles {
+            config_json: config.clone(),
+            weights_safetensors: weights.clone(),
+            tokenizer_json: tokenizer.clone(),
+        },
+        crate::runtime::device("cpu"),
+    )
+    .context("the exported model does not load")?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut files = serde_json::Map::new();
+    for (file, bytes) in [("config.json", &config), ("model.safetensors", &weights), ("tokenizer.json", &tokenizer)] {
+        let path = out.join(file);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        files.insert(file.into(), json!({"sha256": sha256_hex(bytes), "bytes": bytes.len()}));
+    }
+    let manifest = json!({
+        "format": "tkre-model",
+        "version": 1,
+        "name": name,
+        "precision": format!("{precision:?}").to_lowercase(),
+        "markers": "tkre-punctuation",
+        "representation": Representation::default().name(),
+        "max_length": tkre::relation_encoder::DEFAULT_MAX_LEN,
+        "files": files,
+        "card": {
+            "source": model.display().to_string(),
+            "license": license,
+            "produced_by": format!("tkre export {}", env!("CARGO_PKG_VERSION")),
+        },
+    });
+    let path = out.join("manifest.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(manifest)
+}
+
+pub fn run(args: ExportArgs) -> Result<ExitCode> {
+    let model = args.model.unwrap_or_else(crate::runtime::default_model_dir);
+    let name = args.name.unwrap_or_else(|| {
+        model.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let manifest = export(&model, &args.out, args.precision, &name, &args.license)?;
+    println!("{}", serde_json::to_string(&manifest)?);
+    Ok(ExitCode::SUCCESS)
+}
