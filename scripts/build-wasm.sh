@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Compiles the library (src/) for wasm32-unknown-unknown with Debian's rustc-web, building
-# the standard library from source (see README, "Toolchain"). `--check` stops after cargo.
+# Builds the browser package's wasm: compiles the library (src/) for wasm32-unknown-unknown
+# with Debian's rustc-web, building the standard library from source; then wasm-bindgen
+# (--target web) into pkg/wasm/ and wasm-opt. Prints and records the sizes.
+#   bash scripts/build-wasm.sh [--check]     (--check: stop after cargo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -9,4 +11,29 @@ PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS='--cfg ge
 CARGO_TARGET_DIR="$TKRE_WASM_TARGET_DIR" \
   /usr/bin/cargo build --release -p tkre --lib --target wasm32-unknown-unknown \
   -Zbuild-std=std,panic_abort
-echo "wasm build ok: $TKRE_WASM_TARGET_DIR/wasm32-unknown-unknown/release/tkre.wasm" >&2
+wasm="$TKRE_WASM_TARGET_DIR/wasm32-unknown-unknown/release/tkre.wasm"
+echo "cargo wasm build ok: $wasm" >&2
+[ "${1:-}" = "--check" ] && exit 0
+
+out=pkg/wasm
+rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+"$HOME/.cargo/bin/wasm-bindgen" --target web --out-dir "$out.tmp" --out-name tkre "$wasm"
+raw_before=$(stat -c %s "$out.tmp/tkre_bg.wasm")
+# wasm-opt from the npm package binaryen (version 132; Debian's 108 breaks wasm-bindgen's
+# reference-types tables). It takes minutes on a 50 MB module, so its output is cached by
+# the input's sha256.
+key=$(sha256sum "$out.tmp/tkre_bg.wasm" | cut -c1-16)
+opt_cache="$TKRE_CACHE/wasm-opt/$key.wasm"
+if [ ! -f "$opt_cache" ]; then
+  mkdir -p "$TKRE_CACHE/wasm-opt"
+  echo "wasm-opt -O3 (a few minutes)..." >&2
+  "$TKRE_CACHE/tools/binaryen/node_modules/.bin/wasm-opt" -O3 "$out.tmp/tkre_bg.wasm" -o "$opt_cache.tmp"
+  mv "$opt_cache.tmp" "$opt_cache"
+fi
+cp "$opt_cache" "$out.tmp/tkre_bg.wasm"
+rm -rf "$out" && mv "$out.tmp" "$out"
+raw=$(stat -c %s "$out/tkre_bg.wasm")
+gz=$(gzip -9 -c "$out/tkre_bg.wasm" | wc -c)
+mkdir -p reports
+printf '{"wasm_bytes_before_wasm_opt": %s, "wasm_bytes": %s, "wasm_gzip_bytes": %s}\n' "$raw_before" "$raw" "$gz" > reports/wasm-size.json
+echo "pkg/wasm/tkre_bg.wasm: $raw bytes ($gz gzipped; $raw_before before wasm-opt)" >&2

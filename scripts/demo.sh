@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# The README's main command. For now (before the browser package lands) it installs what is
-# missing, builds the `tkre` CLI and classifies the example queries against the example
-# support set with the default (base) model.
+# The README's main command: installs what is missing, builds the browser package and the
+# default model, and serves the demo page on http://127.0.0.1:$PORT/ (default 8080) until
+# stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/setup.sh
-cargo build --quiet -p tkre-trainer
-tkre="$CARGO_TARGET_DIR/debug/tkre"
-echo "== tkre classify --support examples/support_set.json --format text < examples/queries.txt" >&2
-"$tkre" classify --support examples/support_set.json --format text < examples/queries.txt
+bash scripts/build-wasm.sh
+model=$(bash scripts/web-model.sh)
+exec python3 scripts/serve.py "$model"

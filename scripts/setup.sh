@@ -3,15 +3,18 @@
 # step checks first, so a second run takes seconds.
 #  - Debian's rustc-web/cargo-web (1.96) + rust-web-src + lld: the wasm32 standard library is
 #    built from source with them (rustup cannot fetch a wasm32 target here).
-#  - binaryen for wasm-opt.
+#  - chromium for the browser tests (WebGPU on SwiftShader).
+#  - binaryen 132 from npm for wasm-opt (Debian's 108 is too old for reference types).
+#  - wasm-bindgen-cli (cargo install), matching Cargo.lock.
 #  - the base model (scripts/fetch-base-model.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/env.sh
 
 need_apt=()
 [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src)
 command -v rust-lld >/dev/null 2>&1 || [ -e /usr/bin/rust-lld ] || need_apt+=(lld-22)
-command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing with apt: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -19,4 +22,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# wasm-bindgen-cli must equal the wasm-bindgen version in Cargo.lock.
+bindgen_version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+if ! "$HOME/.cargo/bin/wasm-bindgen" --version 2>/dev/null | grep -q " $bindgen_version\b"; then
+  echo "installing wasm-bindgen-cli $bindgen_version (a few minutes)" >&2
+  # Not --locked: one of its locked dependencies is not on the registry here.
+  cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
+fi
+
 bash scripts/fetch-base-model.sh
+
+if [ ! -x "$TKRE_CACHE/tools/binaryen/node_modules/.bin/wasm-opt" ]; then
+  mkdir -p "$TKRE_CACHE/tools/binaryen"
+  (cd "$TKRE_CACHE/tools/binaryen" && npm install --no-audit --no-fund --silent binaryen@132.0.0)
+fi
+
+# Browser-test dependencies (playwright-core drives Debian's chromium; it downloads no browser).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
+fi

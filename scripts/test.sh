@@ -9,5 +9,9 @@ bash scripts/setup.sh
 echo "== cargo test (native, CPU backend)" >&2
 cargo test --workspace 2>&1
 
-echo "== library builds for wasm32-unknown-unknown" >&2
-bash scripts/build-wasm.sh --check
+echo "== browser package: wasm build, default model" >&2
+bash scripts/build-wasm.sh
+bash scripts/web-model.sh >/dev/null
+
+echo "== browser tests (headless Chromium: WebGPU on SwiftShader, and CPU)" >&2
+(cd tests/browser && npm test 2>&1)

@@ -11,6 +11,8 @@ pub mod fewshot;
 pub mod model;
 pub mod relation_encoder;
 pub mod text;
+#[cfg(target_family = "wasm")]
+pub mod web;
 
 pub use error::{Result, TkreError};
 pub use relation_encoder::{ModelFiles, RelationEncoder};

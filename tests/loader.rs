@@ -96,8 +96,14 @@ fn write_safetensors_as(
 ) {
     let encode = |v: &[f32]| -> Vec<u8> {
         match dtype {
-            Dtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
-            Dtype::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+            Dtype::F16 => v
+                .iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect(),
+            Dtype::BF16 => v
+                .iter()
+                .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                .collect(),
             _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         }
     };
@@ -293,7 +299,11 @@ fn half_precision_checkpoints_load_as_f32() {
         write_safetensors_as(&dir.path().join("model.safetensors"), &tensors, "", dtype);
         let encoder = RelationEncoder::load_dir(dir.path(), common::cpu()).unwrap();
         let got = output(&encoder);
-        let diff = got.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let diff = got
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         // Weights of magnitude <= 1.1 rounded to 11 (f16) or 8 (bf16) mantissa bits.
         let bound = if dtype == Dtype::F16 { 0.02 } else { 0.1 };
         assert!(diff < bound, "{dtype:?}: differs from f32 by {diff}");

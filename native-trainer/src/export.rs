@@ -16,8 +16,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tkre::fewshot::Representation;
@@ -57,18 +57,40 @@ pub fn convert_weights(bytes: &[u8], precision: Precision) -> Result<Vec<u8>> {
     let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, view) in tensors.tensors() {
         let bare = name.strip_prefix("bert.").unwrap_or(&name);
-        if !(bare.starts_with("embeddings.") || bare.starts_with("encoder.")) || bare.ends_with("position_ids") {
+        if !(bare.starts_with("embeddings.") || bare.starts_with("encoder."))
+            || bare.ends_with("position_ids")
+        {
             continue;
         }
         let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => view.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => view.data().chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => bail!("tensor {name} has dtype {other:?}; only float tensors are expected in a BERT checkpoint"),
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => bail!(
+                "tensor {name} has dtype {other:?}; only float tensors are expected in a BERT checkpoint"
+            ),
         };
         let (dtype, data) = match precision {
             Precision::Fp32 => (Dtype::F32, values.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            Precision::Fp16 => (Dtype::F16, values.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect()),
+            Precision::Fp16 => (
+                Dtype::F16,
+                values
+                    .iter()
+                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                    .collect(),
+            ),
         };
         converted.push((bare.to_string(), dtype, view.shape().to_vec(), data));
     }
@@ -82,8 +104,16 @@ pub fn convert_weights(bytes: &[u8], precision: Precision) -> Result<Vec<u8>> {
     Ok(safetensors::serialize(views, None)?)
 }
 
-pub fn export(model: &Path, out: &Path, precision: Precision, name: &str, license: &str) -> Result<serde_json::Value> {
-    let read = |file: &str| std::fs::read(model.join(file)).with_context(|| format!("reading {}", model.join(file).display()));
+pub fn export(
+    model: &Path,
+    out: &Path,
+    precision: Precision,
+    name: &str,
+    license: &str,
+) -> Result<serde_json::Value> {
+    let read = |file: &str| {
+        std::fs::read(model.join(file)).with_context(|| format!("reading {}", model.join(file).display()))
+    };
     let config = read("config.json")?;
     let tokenizer = read("tokenizer.json")?;
     let weights = convert_weights(&read("model.safetensors")?, precision)?;
@@ -99,10 +129,17 @@ pub fn export(model: &Path, out: &Path, precision: Precision, name: &str, licens
     .context("the exported model does not load")?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut files = serde_json::Map::new();
-    for (file, bytes) in [("config.json", &config), ("model.safetensors", &weights), ("tokenizer.json", &tokenizer)] {
+    for (file, bytes) in [
+        ("config.json", &config),
+        ("model.safetensors", &weights),
+        ("tokenizer.json", &tokenizer),
+    ] {
         let path = out.join(file);
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-        files.insert(file.into(), json!({"sha256": sha256_hex(bytes), "bytes": bytes.len()}));
+        files.insert(
+            file.into(),
+            json!({"sha256": sha256_hex(bytes), "bytes": bytes.len()}),
+        );
     }
     let manifest = json!({
         "format": "tkre-model",
@@ -128,7 +165,9 @@ pub fn export(model: &Path, out: &Path, precision: Precision, name: &str, licens
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let model = args.model.unwrap_or_else(crate::runtime::default_model_dir);
     let name = args.name.unwrap_or_else(|| {
-        model.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
+        model
+            .file_name()
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
     });
     let manifest = export(&model, &args.out, args.precision, &name, &args.license)?;
     println!("{}", serde_json::to_string(&manifest)?);

@@ -1,0 +1,100 @@
+/** A character range (Unicode code points, end exclusive). */
+export interface Span {
+  start: number;
+  end: number;
+}
+
+/** A relation example or query: a marked sentence, or a text with entity offsets. */
+export type Example =
+  | string // "[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2]."
+  | { text: string; head: Span; tail: Span; head_type?: string; tail_type?: string };
+
+export interface RelationScore {
+  relation: string;
+  /** Softmax over the relations; sums to 1 over a prediction. */
+  probability: number;
+  /** Prototype similarity in [-1, 1]. */
+  similarity: number;
+}
+
+export interface Prediction {
+  /** Every relation, best first. */
+  ranked: RelationScore[];
+  /** True when a threshold is set and the best similarity is below it. */
+  none_of_the_above: boolean;
+}
+
+export interface LoadProgress {
+  loaded: number;
+  total: number;
+  file: string;
+  cached: boolean;
+}
+
+export interface LoadOptions {
+  /** URL of a model directory with manifest.json, config.json, model.safetensors, tokenizer.json. */
+  modelUrl: string;
+  /** "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". Default "auto". */
+  backend?: 'auto' | 'webgpu' | 'cpu';
+  onProgress?: (progress: LoadProgress) => void;
+  /** Keep model files in the Cache API so a reload does not download them again. Default true. */
+  useCache?: boolean;
+  /** Where this package's tkre_bg.wasm is served, if not next to wasm/tkre.js. */
+  wasmUrl?: string | URL;
+}
+
+export interface ModelManifest {
+  format: 'tkre-model';
+  version: number;
+  files: Record<string, { sha256: string; bytes: number }>;
+  [key: string]: unknown;
+}
+
+interface ExtractorApi {
+  /** Adds examples to a relation (created if new); resolves to its example count. */
+  addExamples(relation: string, examples: Example | Example[]): Promise<number>;
+  removeExample(relation: string, index: number): Promise<void>;
+  removeRelation(relation: string): Promise<void>;
+  /** Similarity below which a query is "none of the above"; null clears it. */
+  setNoneThreshold(threshold: number | null): Promise<void>;
+  relations(): Promise<{ name: string; examples: number }[]>;
+  classify(query: Example): Promise<Prediction>;
+  classify(queries: Example[]): Promise<Prediction[]>;
+  /** The support set as JSON (the format `tkre classify --support` reads). */
+  saveSupportSet(): Promise<string>;
+  /** Replaces the support set; resolves to the number of relations. */
+  loadSupportSet(json: string | object): Promise<number>;
+  /** Frees the model (GPU memory included). */
+  dispose(): Promise<void>;
+}
+
+export class RelationExtractor implements ExtractorApi {
+  readonly backend: 'webgpu' | 'cpu';
+  readonly backendReason: string;
+  readonly manifest: ModelManifest;
+  readonly loadInfo: { fromCache: boolean; loadMs: number };
+  addExamples(relation: string, examples: Example | Example[]): Promise<number>;
+  removeExample(relation: string, index: number): Promise<void>;
+  removeRelation(relation: string): Promise<void>;
+  setNoneThreshold(threshold: number | null): Promise<void>;
+  relations(): Promise<{ name: string; examples: number }[]>;
+  classify(query: Example): Promise<Prediction>;
+  classify(queries: Example[]): Promise<Prediction[]>;
+  saveSupportSet(): Promise<string>;
+  loadSupportSet(json: string | object): Promise<number>;
+  dispose(): Promise<void>;
+}
+
+export class WorkerExtractor extends RelationExtractor {}
+
+/** Loads a model on the calling thread. */
+export function createExtractor(options: LoadOptions): Promise<RelationExtractor>;
+/** Loads a model in a Web Worker; the page never freezes while it encodes. */
+export function createWorkerExtractor(options: LoadOptions): Promise<WorkerExtractor>;
+export function initWasm(wasmUrl?: string | URL): Promise<unknown>;
+export function fetchModelFiles(
+  baseUrl: string,
+  options?: { onProgress?: (p: LoadProgress) => void; useCache?: boolean },
+): Promise<{ manifest: ModelManifest; files: Record<string, Uint8Array>; fromCache: boolean }>;
+export function clearModelCache(): Promise<void>;
+export function sha256Hex(bytes: Uint8Array): Promise<string>;

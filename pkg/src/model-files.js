@@ -1,0 +1,147 @@
+// Fetching a model directory: manifest.json, then each file it lists, with download progress,
+// sha256 verification and the Cache API so that a reload does not download again.
+// The only network requests this package makes are these (and its own wasm file).
+
+const CACHE_NAME = 'tkre-model-files-v1';
+const REQUIRED = ['config.json', 'model.safetensors', 'tokenizer.json'];
+
+function hex(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export async function sha256Hex(bytes) {
+  return hex(await crypto.subtle.digest('SHA-256', bytes));
+}
+
+async function openCache() {
+  try {
+    return typeof caches === 'undefined' ? null : await caches.open(CACHE_NAME);
+  } catch {
+    return null; // e.g. opaque origins: work without a cache
+  }
+}
+
+async function readWithProgress(response, expectedBytes, onChunk) {
+  if (!response.body || !response.body.getReader) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    onChunk(bytes.length);
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    onChunk(value.length);
+  }
+  const bytes = new Uint8Array(received);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+/**
+ * Loads and verifies a model directory.
+ * @param {string} baseUrl directory URL holding manifest.json and the files it lists
+ * @param {{onProgress?: (p: {loaded: number, total: number, file: string, cached: boolean}) => void, useCache?: boolean}} options
+ * @returns {Promise<{manifest: object, files: Record<string, Uint8Array>, fromCache: boolean}>}
+ */
+export async function fetchModelFiles(baseUrl, { onProgress, useCache = true } = {}) {
+  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  const manifestUrl = new URL('manifest.json', new URL(base, globalThis.location?.href)).href;
+  let manifestResponse;
+  try {
+    manifestResponse = await fetch(manifestUrl, { cache: 'no-cache' });
+  } catch (e) {
+    throw new Error(`model manifest ${manifestUrl} could not be fetched: ${e.message}`);
+  }
+  if (!manifestResponse.ok) {
+    throw new Error(`model manifest ${manifestUrl}: HTTP ${manifestResponse.status}; is the model directory served there?`);
+  }
+  let manifest;
+  try {
+    manifest = await manifestResponse.json();
+  } catch (e) {
+    throw new Error(`model manifest ${manifestUrl} is not valid JSON: ${e.message}`);
+  }
+  if (manifest.format !== 'tkre-model' || typeof manifest.files !== 'object' || manifest.files === null) {
+    throw new Error(`${manifestUrl} is not a tkre model manifest (expected "format": "tkre-model" and a "files" map)`);
+  }
+  for (const name of REQUIRED) {
+    const entry = manifest.files[name];
+    if (!entry || typeof entry.sha256 !== 'string' || typeof entry.bytes !== 'number') {
+      throw new Error(`${manifestUrl}: "files" needs "${name}" with "sha256" and "bytes"`);
+    }
+  }
+  const total = REQUIRED.reduce((sum, name) => sum + manifest.files[name].bytes, 0);
+  let loaded = 0;
+  let fromCache = true;
+  const cache = useCache ? await openCache() : null;
+  const files = {};
+  for (const name of REQUIRED) {
+    const entry = manifest.files[name];
+    const url = new URL(name, manifestUrl).href;
+    // Keyed by content hash, so a new model version never reads an old cached file.
+    const cacheKey = `${url}?sha256=${entry.sha256}`;
+    let bytes = null;
+    let cached = false;
+    if (cache) {
+      const hit = await cache.match(cacheKey);
+      if (hit) {
+        const candidate = new Uint8Array(await hit.arrayBuffer());
+        if ((await sha256Hex(candidate)) === entry.sha256) {
+          bytes = candidate;
+          cached = true;
+        } else {
+          await cache.delete(cacheKey);
+        }
+      }
+    }
+    if (!bytes) {
+      fromCache = false;
+      let response;
+      try {
+        response = await fetch(url);
+      } catch (e) {
+        throw new Error(`model file ${url} could not be fetched: ${e.message}`);
+      }
+      if (!response.ok) {
+        throw new Error(`model file ${url}: HTTP ${response.status} (missing from the model directory?)`);
+      }
+      bytes = await readWithProgress(response, entry.bytes, (n) => {
+        loaded += n;
+        onProgress?.({ loaded, total, file: name, cached: false });
+      });
+      loaded -= bytes.length; // re-added below, once, whatever the chunks said
+      const digest = await sha256Hex(bytes);
+      if (digest !== entry.sha256) {
+        throw new Error(
+          `model file ${url} is corrupt or incomplete: sha256 ${digest} (${bytes.length} bytes), ` +
+            `manifest says ${entry.sha256} (${entry.bytes} bytes)`,
+        );
+      }
+      if (cache) {
+        try {
+          await cache.put(cacheKey, new Response(bytes));
+        } catch {
+          // quota exceeded: keep working without caching
+        }
+      }
+    }
+    loaded += bytes.length;
+    onProgress?.({ loaded, total, file: name, cached });
+    files[name] = bytes;
+  }
+  return { manifest, files, fromCache };
+}
+
+/** Deletes every cached model file of this package. */
+export async function clearModelCache() {
+  if (typeof caches !== 'undefined') await caches.delete(CACHE_NAME);
+}

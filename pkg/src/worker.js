@@ -1,0 +1,35 @@
+// Web Worker side of the worker wrapper: owns one RelationExtractor and answers messages
+// {id, method, args} with {id, result} or {id, error}.
+
+import { createExtractor } from './extractor.js';
+
+let extractor = null;
+
+const methods = {
+  async load(options) {
+    await extractor?.dispose();
+    extractor = await createExtractor({
+      ...options,
+      onProgress: (p) => self.postMessage({ progress: p }),
+    });
+    return { backend: extractor.backend, backendReason: extractor.backendReason, manifest: extractor.manifest, loadInfo: extractor.loadInfo };
+  },
+};
+
+for (const name of ['addExamples', 'removeExample', 'removeRelation', 'setNoneThreshold', 'relations', 'classify', 'saveSupportSet', 'loadSupportSet', 'dispose']) {
+  methods[name] = (...args) => {
+    if (!extractor) throw new Error('no model loaded; call load() first');
+    return extractor[name](...args);
+  };
+}
+
+self.onmessage = async ({ data: { id, method, args } }) => {
+  try {
+    const fn = methods[method];
+    if (!fn) throw new Error(`unknown method ${method}`);
+    const result = await fn(...(args ?? []));
+    self.postMessage({ id, result });
+  } catch (e) {
+    self.postMessage({ id, error: e instanceof Error ? e.message : String(e) });
+  }
+};

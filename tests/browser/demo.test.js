@@ -1,0 +1,96 @@
+// The demo page in headless Chromium: loads the default model, classifies, and matches the
+// native `tkre classify` scores on both backends; records every request it makes.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, startServer, launchBrowser, nativeClassify, openDemo, classifyOnPage } from './harness.js';
+
+// WebGPU (SwiftShader) and CPU both compute in f32 but sum in different orders; similarities
+// agree to ~1e-5. Probabilities are a softmax at temperature 0.05, which multiplies
+// similarity differences by 20.
+const SIMILARITY_TOLERANCE = 1e-3;
+const PROBABILITY_TOLERANCE = 1e-2;
+
+const queries = readFileSync(path.join(ROOT, 'examples/queries.txt'), 'utf8').trim().split('\n');
+let server;
+let browser;
+let native;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  native = nativeClassify(queries);
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+for (const backend of ['webgpu', 'cpu']) {
+  test(`demo page scores equal native tkre classify (${backend})`, async () => {
+    const { page, errors } = await openDemo(browser, server.url, `?backend=${backend}`);
+    const footer = await page.textContent('#backend');
+    assert.match(footer, new RegExp(`backend: ${backend}`), footer);
+    for (const [i, query] of queries.entries()) {
+      const { prediction, backend: used } = await classifyOnPage(page, query);
+      assert.equal(used, backend);
+      const expected = native[i].ranked;
+      assert.deepEqual(prediction.ranked.map((r) => r.relation), expected.map((r) => r.relation), query);
+      for (const [j, score] of prediction.ranked.entries()) {
+        assert.ok(Math.abs(score.similarity - expected[j].similarity) < SIMILARITY_TOLERANCE,
+          `${query}: ${score.relation} similarity ${score.similarity} vs native ${expected[j].similarity}`);
+        assert.ok(Math.abs(score.probability - expected[j].probability) < PROBABILITY_TOLERANCE,
+          `${query}: ${score.relation} probability ${score.probability} vs native ${expected[j].probability}`);
+      }
+    }
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+}
+
+test('the page requests nothing but its own files and the model', async () => {
+  const page = await browser.newPage();
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  await classifyOnPage(page, queries[0]);
+  const origin = new URL(server.url).origin;
+  const allowed = [/^\/$/, /^\/(app\.js|style\.css)$/, /^\/pkg\/(src|wasm)\//, /^\/examples\/support_set\.json$/, /^\/models\/default\//];
+  const foreign = requests.filter((u) => {
+    if (u.startsWith('blob:') || u.startsWith('data:')) return false;
+    const url = new URL(u);
+    return url.origin !== origin || !allowed.some((re) => re.test(url.pathname));
+  });
+  assert.deepEqual(foreign, [], `unexpected requests: ${foreign.join(', ')}`);
+  assert.ok(requests.some((u) => u.includes('/models/default/model.safetensors')));
+  await page.close();
+});
+
+test('bad input is a message on the page, not a crash', async () => {
+  const { page, errors } = await openDemo(browser, server.url, '?backend=cpu');
+  await page.fill('#query', 'no entity markers here');
+  await page.click('#classify');
+  await page.waitForFunction(() => document.getElementById('error').textContent !== '');
+  assert.match(await page.textContent('#error'), /\[E1\] is missing/);
+  // The module still works afterwards.
+  const { prediction } = await classifyOnPage(page, '[E1]Tokyo[/E1] became the capital of [E2]Japan[/E2] in 1868.');
+  assert.equal(prediction.ranked.length, 4);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('screenshot of the demo after a classification (phone and desktop)', async () => {
+  const dir = path.join(ROOT, 'reports/screenshots');
+  mkdirSync(dir, { recursive: true });
+  for (const [name, viewport] of [['phone', { width: 390, height: 844 }], ['desktop', { width: 1100, height: 900 }]]) {
+    const { page } = await openDemo(browser, server.url, '?backend=cpu', viewport);
+    await classifyOnPage(page, queries[0]);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= viewport.width, `${name}: page is ${width}px wide in a ${viewport.width}px viewport`);
+    await page.screenshot({ path: path.join(dir, `demo-${name}.png`), fullPage: true });
+    await page.close();
+  }
+});

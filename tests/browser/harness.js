@@ -1,0 +1,72 @@
+// Shared by the browser tests: the demo server, headless Chromium (Debian's, driven by
+// playwright-core) and the native `tkre` CLI for reference scores.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CACHE = process.env.TKRE_CACHE ?? path.join(process.env.HOME, '.cache/tkre');
+export const MODEL_DIR = process.env.TKRE_WEB_MODEL ?? path.join(CACHE, 'web-models/base-fp16');
+const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(CACHE, 'target');
+export const TKRE = path.join(TARGET, 'debug/tkre');
+
+// WebGPU on SwiftShader's Vulkan device: no GPU needed (see README, "Browser tests").
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu', '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader',
+];
+
+/** Starts scripts/serve.py on a free port; resolves to {url, stop}. */
+export async function startServer(modelDir = MODEL_DIR) {
+  const child = spawn('python3', [path.join(ROOT, 'scripts/serve.py'), modelDir], {
+    env: { ...process.env, PORT: '0', TKRE_SERVE_QUIET: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [chunk] = await once(child.stdout, 'data');
+  const url = chunk.toString().trim().split('\n')[0];
+  if (!url.startsWith('http://127.0.0.1:')) throw new Error(`server printed ${url}`);
+  return { url, stop: () => child.kill() };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+}
+
+/** Native scores: `tkre classify` on marked sentences with the same model and support set. */
+export function nativeClassify(queries, supportSet = path.join(ROOT, 'examples/support_set.json'), modelDir = MODEL_DIR) {
+  const result = spawnSync(TKRE, ['classify', '--model', modelDir, '--support', supportSet], {
+    input: queries.join('\n') + '\n',
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`tkre classify failed: ${result.stderr}`);
+  return result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+}
+
+/** Opens the demo page and waits until the model and example set are ready. */
+export async function openDemo(browser, url, query = '', viewport = { width: 1100, height: 900 }) {
+  const page = await browser.newPage({ viewport });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(`${url}${query}`);
+  try {
+    await page.evaluate(() => window.tkreDemo.ready);
+  } catch (e) {
+    throw new Error(`demo page did not start: ${e.message}\npage errors: ${errors.join('\n')}`);
+  }
+  return { page, errors };
+}
+
+/** Types a query into the demo page, classifies, and returns the page's result. */
+export async function classifyOnPage(page, marked) {
+  await page.fill('#query', marked);
+  await page.evaluate(() => { window.tkreDemo.lastResult = null; });
+  await page.click('#classify');
+  await page.waitForFunction(() => window.tkreDemo.lastResult !== null || document.getElementById('error').textContent !== '');
+  const error = await page.textContent('#error');
+  if (error) throw new Error(`page error: ${error}`);
+  return page.evaluate(() => window.tkreDemo.lastResult);
+}

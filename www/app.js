@@ -1,0 +1,229 @@
+// The demo page: a support set editor and a classifier over the tkre-web package, with the
+// model in a Web Worker. Everything runs locally; the only requests are the page's own files
+// and the model files.
+import { createWorkerExtractor, createExtractor } from '/pkg/src/index.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const backend = params.get('backend') ?? 'auto';
+const useWorker = params.get('worker') !== '0';
+const modelUrl = params.get('model') ?? '/models/default/';
+
+let extractor = null;
+let supportSet = { relations: [] };
+
+function showError(e) {
+  $('error').textContent = e ? (e.message ?? String(e)) : '';
+}
+
+/** Renders a marked sentence with highlighted entities (as DOM nodes, never as HTML). */
+function renderMarked(container, example) {
+  const text = typeof example === 'string' ? example : toMarked(example);
+  const parts = text.split(/(\[E1\]|\[\/E1\]|\[E2\]|\[\/E2\])/);
+  let current = null;
+  for (const part of parts) {
+    if (part === '[E1]') current = 'e1';
+    else if (part === '[E2]') current = 'e2';
+    else if (part === '[/E1]' || part === '[/E2]') current = null;
+    else if (part) {
+      const span = document.createElement('span');
+      if (current) span.className = current;
+      span.textContent = part;
+      container.append(span);
+    }
+  }
+}
+
+function toMarked({ text, head, tail }) {
+  const chars = Array.from(text);
+  const marks = [[head.start, '[E1]'], [head.end, '[/E1]'], [tail.start, '[E2]'], [tail.end, '[/E2]']];
+  marks.sort((a, b) => b[0] - a[0] || (b[1].startsWith('[/') ? -1 : 1));
+  for (const [pos, m] of marks) chars.splice(pos, 0, m);
+  return chars.join('');
+}
+
+/** Wraps the selection of a textarea in [E1]..[/E1] or [E2]..[/E2]. */
+function markSelection(textarea, which) {
+  const { selectionStart: s, selectionEnd: e, value } = textarea;
+  if (s === e) {
+    showError(`Select the ${which === 'E1' ? 'first (head)' : 'second (tail)'} entity's text first.`);
+    return;
+  }
+  const cleaned = (str) => str.replaceAll(`[${which}]`, '').replaceAll(`[/${which}]`, '');
+  const before = cleaned(value.slice(0, s));
+  const inside = cleaned(value.slice(s, e));
+  const after = cleaned(value.slice(e));
+  textarea.value = `${before}[${which}]${inside}[/${which}]${after}`;
+  showError(null);
+}
+
+async function refreshSet() {
+  supportSet = JSON.parse(await extractor.saveSupportSet());
+  renderRelations();
+}
+
+function renderRelations() {
+  const root = $('relations');
+  root.replaceChildren();
+  supportSet.relations.forEach((relation, r) => {
+    const box = document.createElement('div');
+    box.className = 'relation';
+    const title = document.createElement('h3');
+    title.textContent = `${relation.name} (${relation.examples.length})`;
+    const removeRelation = document.createElement('button');
+    removeRelation.className = 'remove';
+    removeRelation.title = `Remove relation ${relation.name}`;
+    removeRelation.textContent = '✕';
+    removeRelation.onclick = () => act(async () => { await extractor.removeRelation(relation.name); await refreshSet(); });
+    title.append(removeRelation);
+    const list = document.createElement('ul');
+    relation.examples.forEach((example, i) => {
+      const li = document.createElement('li');
+      const text = document.createElement('span');
+      text.className = 'example-text';
+      renderMarked(text, example);
+      const remove = document.createElement('button');
+      remove.className = 'remove';
+      remove.title = 'Remove example';
+      remove.textContent = '✕';
+      remove.onclick = () => act(async () => { await extractor.removeExample(relation.name, i); await refreshSet(); });
+      li.append(text, remove);
+      list.append(li);
+    });
+    const input = document.createElement('textarea');
+    input.rows = 2;
+    input.placeholder = '[E1]head[/E1] … [E2]tail[/E2]';
+    input.setAttribute('aria-label', `New example for ${relation.name}`);
+    input.id = `new-example-${r}`;
+    const row = document.createElement('div');
+    row.className = 'row';
+    for (const which of ['E1', 'E2']) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = `Mark ${which}`;
+      b.onclick = () => markSelection(input, which);
+      row.append(b);
+    }
+    const add = document.createElement('button');
+    add.type = 'button';
+    add.textContent = 'Add example';
+    add.onclick = () => act(async () => {
+      await extractor.addExamples(relation.name, [input.value.trim()]);
+      await refreshSet();
+    });
+    row.append(add);
+    box.append(title, list, input, row);
+    root.append(box);
+  });
+}
+
+function renderResult(prediction, ms) {
+  const root = $('result');
+  root.replaceChildren();
+  if (prediction.none_of_the_above) {
+    const p = document.createElement('p');
+    p.className = 'nota';
+    p.textContent = 'None of the above: the best match is below the threshold.';
+    root.append(p);
+  }
+  prediction.ranked.forEach((score, i) => {
+    const row = document.createElement('div');
+    row.className = `bar-row${i === 0 && !prediction.none_of_the_above ? ' best' : ''}`;
+    const label = document.createElement('span');
+    label.className = 'bar-label';
+    label.textContent = score.relation;
+    const bar = document.createElement('div');
+    bar.className = 'bar';
+    const fill = document.createElement('span');
+    fill.style.width = `${(score.probability * 100).toFixed(1)}%`;
+    bar.append(fill);
+    const value = document.createElement('span');
+    value.textContent = `${(score.probability * 100).toFixed(1)}%`;
+    value.title = `similarity ${score.similarity.toFixed(3)}`;
+    row.append(label, bar, value);
+    root.append(row);
+  });
+  $('timing').textContent = `classified in ${ms.toFixed(0)} ms`;
+}
+
+async function act(fn) {
+  showError(null);
+  try {
+    return await fn();
+  } catch (e) {
+    showError(e);
+    return undefined;
+  }
+}
+
+async function classify() {
+  const threshold = $('threshold').value;
+  await extractor.setNoneThreshold(threshold === '' ? null : Number(threshold));
+  const started = performance.now();
+  const prediction = await extractor.classify($('query').value.trim());
+  const ms = performance.now() - started;
+  renderResult(prediction, ms);
+  window.tkreDemo.lastResult = { prediction, ms, backend: extractor.backend };
+  return prediction;
+}
+
+async function loadExampleSet() {
+  const response = await fetch('/examples/support_set.json');
+  await extractor.loadSupportSet(await response.text());
+  await refreshSet();
+}
+
+async function main() {
+  $('status').textContent = 'Loading the model…';
+  const onProgress = ({ loaded, total, file, cached }) => {
+    $('progress').value = total ? loaded / total : 0;
+    $('status').textContent = `${cached ? 'Reading cached' : 'Downloading'} ${file}… ${(loaded / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`;
+  };
+  const create = useWorker ? createWorkerExtractor : createExtractor;
+  extractor = await create({ modelUrl, backend, onProgress });
+  $('progress').hidden = true;
+  $('backend').textContent = `backend: ${extractor.backend} (${extractor.backendReason})`;
+  $('model-name').textContent = extractor.manifest.name ?? modelUrl;
+  $('status').textContent = 'Encoding the example support set…';
+  await loadExampleSet();
+  $('status').textContent = `Ready (${extractor.backend}).`;
+  $('classify').disabled = false;
+}
+
+document.querySelectorAll('[data-mark]').forEach((b) => {
+  b.onclick = () => markSelection($(b.dataset.target), b.dataset.mark);
+});
+$('classify').onclick = () => act(classify);
+$('add-relation').onsubmit = (event) => {
+  event.preventDefault();
+  const name = $('new-relation-name').value.trim();
+  const first = prompt(`First example for "${name}" ([E1]…[/E1] … [E2]…[/E2]):`);
+  if (!first) return;
+  act(async () => {
+    await extractor.addExamples(name, [first]);
+    $('new-relation-name').value = '';
+    await refreshSet();
+  });
+};
+$('save-set').onclick = () => act(async () => {
+  const blob = new Blob([await extractor.saveSupportSet()], { type: 'application/json' });
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(blob);
+  link.download = 'support-set.json';
+  link.click();
+  URL.revokeObjectURL(link.href);
+});
+$('load-set').onchange = (event) => act(async () => {
+  const file = event.target.files[0];
+  if (!file) return;
+  await extractor.loadSupportSet(await file.text());
+  await refreshSet();
+});
+$('reset-set').onclick = () => act(loadExampleSet);
+
+window.tkreDemo = { classify: () => act(classify), lastResult: null };
+window.tkreDemo.ready = main().catch((e) => {
+  $('status').textContent = 'Could not start.';
+  showError(e);
+  throw e;
+});
