@@ -119,7 +119,9 @@ impl Runner for CandleRunner {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let encoder = tkre::RelationEncoder::load_dir(&args.model, burn::tensor::Device::ndarray())?;
+    #[allow(deprecated)] // ndarray: the CPU backend the CLI uses (see README)
+    let device = burn::tensor::Device::ndarray();
+    let encoder = tkre::RelationEncoder::load_dir(&args.model, device)?;
     let sentences = fewrel_sentences(&args.data, args.sentences)?;
     let ids: Vec<Vec<u32>> = sentences
         .iter()
