@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Encoder benchmark (not a test): sentences/s at batch 1 and 32 on FewRel sentences for this
-# project's burn encoder (ndarray CPU backend) and candle-transformers' BERT, same weights,
+# project's burn encoder (ndarray and flex CPU backends) and candle-transformers' BERT, same weights,
 # same token ids, same machine and run. Prints a table and writes reports/bench-encoder.json.
 #   bash bench/encoder.sh [FEWREL_FILE]
 set -euo pipefail
@@ -13,7 +13,7 @@ export CARGO_TARGET_DIR="$TKRE_CACHE/target-bench"
 cargo build --release --quiet --manifest-path bench/encoder/Cargo.toml
 bin="$CARGO_TARGET_DIR/release/tkre-bench-encoder"
 mkdir -p reports
-results=$(for impl in burn candle; do "$bin" --model "$model" --implementation "$impl" --data "$data"; done)
+results=$(for impl in burn burn-flex candle; do "$bin" --model "$model" --implementation "$impl" --data "$data"; done)
 python3 - "$results" <<'PY'
 import json, sys, platform, os, datetime
 rows = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]

@@ -5,6 +5,7 @@ URL layout:
   /                  www/ (the demo page)
   /pkg/              pkg/ (the npm package: src/ and the built wasm/)
   /examples/         examples/ (the example support set)
+  /bench/            bench/ (the browser benchmark page)
   /models/default/   the default browser model directory (manifest.json + files)
 
 Usage: PORT=8080 python3 scripts/serve.py MODEL_DIR
@@ -69,6 +70,7 @@ def main():
     Handler.routes = {
         "/pkg/": ROOT / "pkg",
         "/examples/": ROOT / "examples",
+        "/bench/": ROOT / "bench",
         "/models/default/": model_dir,
     }
     port = int(os.environ.get("PORT", "8080"))

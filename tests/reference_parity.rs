@@ -141,3 +141,15 @@ fn relation_representations_match() {
         }
     }
 }
+
+#[test]
+fn flex_backend_matches_the_reference_too() {
+    let reference = Reference::load();
+    let encoder = tkre::RelationEncoder::load_dir(&common::model_dir(), burn::tensor::Device::flex()).unwrap();
+    let ids: Vec<Vec<u32>> = (0..reference.sentences.len()).map(|i| reference.ids(i)).collect();
+    let batched = encoder.hidden_states(&ids).unwrap();
+    for (i, hidden) in batched.iter().enumerate() {
+        let d = max_abs_diff(hidden, &reference.f32s(&format!("hidden.{i}")));
+        assert!(d < TOLERANCE, "flex, sentence {i}: batched differs by {d}");
+    }
+}

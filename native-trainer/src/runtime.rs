@@ -18,11 +18,14 @@ pub fn default_model_dir() -> PathBuf {
 }
 
 /// The compute device for a `--device` name (clap has checked it).
-// burn 0.22 marks ndarray deprecated in favour of `flex`; ndarray stays the CPU backend until
-// the two are measured against each other (browser/performance issues).
+// burn 0.22 marks ndarray deprecated in favour of `flex`; ndarray stays the default CPU
+// backend until flex is measured against it everywhere (README, benchmarks).
 #[allow(deprecated)]
-pub fn device(_name: &str) -> Device {
-    Device::ndarray()
+pub fn device(name: &str) -> Device {
+    match name {
+        "flex" => Device::flex(),
+        _ => Device::ndarray(),
+    }
 }
 
 pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {

@@ -19,8 +19,8 @@ export function initWasm(wasmUrl) {
  */
 export async function createExtractor({ modelUrl, backend = 'auto', onProgress, useCache = true, wasmUrl } = {}) {
   if (!modelUrl) throw new Error('createExtractor: give modelUrl, the URL of a model directory with manifest.json');
-  if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
-    throw new Error(`createExtractor: unknown backend "${backend}"; use "auto", "webgpu" or "cpu"`);
+  if (!['auto', 'webgpu', 'cpu', 'flex'].includes(backend)) {
+    throw new Error(`createExtractor: unknown backend "${backend}"; use "auto", "webgpu" or "cpu" ("flex": burn's flex CPU backend)`);
   }
   const started = performance.now();
   await initWasm(wasmUrl);

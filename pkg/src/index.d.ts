@@ -34,8 +34,9 @@ export interface LoadProgress {
 export interface LoadOptions {
   /** URL of a model directory with manifest.json, config.json, model.safetensors, tokenizer.json. */
   modelUrl: string;
-  /** "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". Default "auto". */
-  backend?: 'auto' | 'webgpu' | 'cpu';
+  /** "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". Default "auto".
+   *  "flex" selects burn's flex CPU backend instead of ndarray (for measurement). */
+  backend?: 'auto' | 'webgpu' | 'cpu' | 'flex';
   onProgress?: (progress: LoadProgress) => void;
   /** Keep model files in the Cache API so a reload does not download them again. Default true. */
   useCache?: boolean;
@@ -69,7 +70,7 @@ interface ExtractorApi {
 }
 
 export class RelationExtractor implements ExtractorApi {
-  readonly backend: 'webgpu' | 'cpu';
+  readonly backend: 'webgpu' | 'cpu' | 'flex';
   readonly backendReason: string;
   readonly manifest: ModelManifest;
   readonly loadInfo: { fromCache: boolean; loadMs: number };

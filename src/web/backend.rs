@@ -44,17 +44,23 @@ async fn webgpu() -> Result<ChosenBackend, String> {
     }
 }
 
-/// `"auto"`, `"webgpu"` or `"cpu"`.
+/// `"auto"`, `"webgpu"`, `"cpu"` (burn's ndarray) or `"flex"` (burn's flex CPU backend,
+/// offered to measure it against ndarray in the browser).
 pub async fn choose(requested: &str) -> Result<ChosenBackend, String> {
     match requested {
         "cpu" => Ok(cpu("CPU requested".into())),
+        "flex" => Ok(ChosenBackend {
+            device: Device::flex(),
+            name: "flex",
+            reason: "flex CPU backend requested".into(),
+        }),
         "webgpu" => webgpu().await,
         "auto" => match webgpu().await {
             Ok(chosen) => Ok(chosen),
             Err(why) => Ok(cpu(format!("fell back to CPU: {why}"))),
         },
         other => Err(format!(
-            "unknown backend {other:?}; use \"auto\", \"webgpu\" or \"cpu\""
+            "unknown backend {other:?}; use \"auto\", \"webgpu\", \"cpu\" or \"flex\""
         )),
     }
 }

@@ -11,7 +11,10 @@ use clap::{Parser, ValueEnum};
 
 #[derive(Clone, Copy, ValueEnum, Debug)]
 enum Implementation {
+    /// This project on burn's ndarray backend.
     Burn,
+    /// This project on burn's flex backend (gemm, SIMD, rayon).
+    BurnFlex,
     Candle,
 }
 
@@ -119,8 +122,11 @@ impl Runner for CandleRunner {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    #[allow(deprecated)] // ndarray: the CPU backend the CLI uses (see README)
-    let device = burn::tensor::Device::ndarray();
+    #[allow(deprecated)] // ndarray: the CPU backend the CLI uses by default (see README)
+    let device = match args.implementation {
+        Implementation::BurnFlex => burn::tensor::Device::flex(),
+        _ => burn::tensor::Device::ndarray(),
+    };
     let encoder = tkre::RelationEncoder::load_dir(&args.model, device)?;
     let sentences = fewrel_sentences(&args.data, args.sentences)?;
     let ids: Vec<Vec<u32>> = sentences
@@ -130,7 +136,7 @@ fn main() -> Result<()> {
     let mean_tokens = ids.iter().map(Vec::len).sum::<usize>() as f64 / ids.len() as f64;
 
     let runner: Box<dyn Runner> = match args.implementation {
-        Implementation::Burn => Box::new(BurnRunner(encoder)),
+        Implementation::Burn | Implementation::BurnFlex => Box::new(BurnRunner(encoder)),
         Implementation::Candle => Box::new(CandleRunner::load(&args.model)?),
     };
     for &batch_size in &args.batch_sizes {
@@ -143,7 +149,11 @@ fn main() -> Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "implementation": format!("{:?}", args.implementation).to_lowercase(),
+                "implementation": match args.implementation {
+                    Implementation::Burn => "burn-ndarray",
+                    Implementation::BurnFlex => "burn-flex",
+                    Implementation::Candle => "candle",
+                },
                 "batch_size": batch_size,
                 "sentences": ids.len(),
                 "mean_tokens": mean_tokens,

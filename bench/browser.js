@@ -1,0 +1,109 @@
+// Browser benchmark (not a test): the package in headless Chromium on WebGPU (SwiftShader
+// here) and on the CPU. Prints a table and writes reports/bench-browser.json.
+//   node bench/browser.js            (after scripts/build-wasm.sh; see README)
+import { writeFileSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, MODEL_DIR, startServer, launchBrowser } from '../tests/browser/harness.js';
+
+const QUERIES = 20;
+const BATCH = 32;
+
+function fewrelSentences(count) {
+  const data = JSON.parse(readFileSync(path.join(ROOT, '../shared/data/fewrel/val_wiki.json'), 'utf8'));
+  const lists = Object.keys(data).sort().map((k) => data[k]);
+  const out = [];
+  for (let i = 0; out.length < count; i++) {
+    const r = lists[i % lists.length][Math.floor(i / lists.length)];
+    const words = r.tokens.slice();
+    const [h0, h1] = [r.h[2][0][0], r.h[2][0].at(-1)];
+    const [t0, t1] = [r.t[2][0][0], r.t[2][0].at(-1)];
+    words[h0] = `[E1]${words[h0]}`;
+    words[h1] = `${words[h1]}[/E1]`;
+    words[t0] = `[E2]${words[t0]}`;
+    words[t1] = `${words[t1]}[/E2]`;
+    out.push(words.join(' '));
+  }
+  return out;
+}
+
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+async function measure(browser, url, backend, sentences) {
+  const support = JSON.parse(readFileSync(path.join(ROOT, 'examples/support_set.json'), 'utf8'));
+  const run = async (cold) => {
+    const page = await browser.newPage();
+    await page.goto(`${url}bench/browser.html`);
+    const result = await page.evaluate(
+      async ({ backend, cold, support, sentences, QUERIES, BATCH }) => {
+        const m = await import('/pkg/src/index.js');
+        if (cold) await m.clearModelCache();
+        const t0 = performance.now();
+        const x = await m.createExtractor({ modelUrl: '/models/default/', backend });
+        const loadMs = performance.now() - t0;
+        await x.loadSupportSet(support);
+        await x.classify(sentences[0]);
+        const firstResultMs = performance.now() - t0;
+        const latencies = [];
+        for (const s of sentences.slice(1, QUERIES + 1)) {
+          const q = performance.now();
+          await x.classify(s);
+          latencies.push(performance.now() - q);
+        }
+        await x.classify(sentences.slice(0, BATCH)); // warm-up for the batch shape
+        const b = performance.now();
+        await x.classify(sentences.slice(BATCH, 2 * BATCH));
+        const batchMs = performance.now() - b;
+        const memory = performance.memory?.usedJSHeapSize ?? null;
+        const used = x.backend;
+        await x.dispose();
+        return { loadMs, firstResultMs, latencies, batchMs, jsHeapBytes: memory, used, fromCache: x.loadInfo.fromCache };
+      },
+      { backend, cold, support, sentences, QUERIES, BATCH },
+    );
+    await page.close();
+    return result;
+  };
+  const cold = await run(true);
+  const cached = await run(false);
+  return {
+    backend: cold.used,
+    load_cold_ms: cold.loadMs,
+    load_cached_ms: cached.loadMs,
+    cached_load_hit: cached.fromCache,
+    first_result_ms: cold.firstResultMs,
+    query_p50_ms: percentile(cached.latencies, 50),
+    query_p95_ms: percentile(cached.latencies, 95),
+    batch32_sentences_per_s: (BATCH / cached.batchMs) * 1000,
+    js_heap_bytes: cached.jsHeapBytes,
+  };
+}
+
+const sentences = fewrelSentences(2 * BATCH + QUERIES + 1);
+const server = await startServer();
+const browser = await launchBrowser();
+const rows = [];
+try {
+  for (const backend of ['webgpu', 'cpu', 'flex']) rows.push(await measure(browser, server.url, backend, sentences));
+} finally {
+  await browser.close();
+  server.stop();
+}
+const manifest = JSON.parse(readFileSync(path.join(MODEL_DIR, 'manifest.json'), 'utf8'));
+const report = {
+  date: new Date().toISOString().slice(0, 10),
+  browser: 'Debian chromium 156, headless, WebGPU on SwiftShader (no GPU)',
+  wasm_bytes: statSync(path.join(ROOT, 'pkg/wasm/tkre_bg.wasm')).size,
+  model_bytes: Object.values(manifest.files).reduce((s, f) => s + f.bytes, 0),
+  model_precision: manifest.precision,
+  rows,
+};
+writeFileSync(path.join(ROOT, 'reports/bench-browser.json'), JSON.stringify(report, null, 2) + '\n');
+console.log(`wasm ${report.wasm_bytes} B, model ${report.model_bytes} B (${report.model_precision}); ${report.browser}`);
+console.log('| backend | load cold ms | load cached ms | first result ms | query p50 ms | query p95 ms | batch 32 sent/s |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.backend} | ${r.load_cold_ms.toFixed(0)} | ${r.load_cached_ms.toFixed(0)} | ${r.first_result_ms.toFixed(0)} | ${r.query_p50_ms.toFixed(1)} | ${r.query_p95_ms.toFixed(1)} | ${r.batch32_sentences_per_s.toFixed(1)} |`);
+}
