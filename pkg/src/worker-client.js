@@ -1,13 +1,24 @@
 // The worker wrapper: the same API as RelationExtractor, with the model in a Web Worker so
 // that encoding never freezes the page.
 
+// Messages of errors after which the module or its GPU device cannot be trusted: a wasm trap
+// (a panic aborts), or WebGPU reporting its device lost.
+const FATAL = /unreachable|RuntimeError|device (was |is )?lost|DeviceLost|GPU.*lost|worker failed/i;
+
 export class WorkerExtractor {
   #worker;
   #pending = new Map();
   #nextId = 1;
   #onProgress = null;
+  #options = null;
+  #supportSet = null;
+  #recovered = false;
 
   constructor(worker) {
+    this.#attach(worker);
+  }
+
+  #attach(worker) {
     this.#worker = worker;
     worker.onmessage = ({ data }) => {
       if (data.progress) {
@@ -27,7 +38,7 @@ export class WorkerExtractor {
     };
   }
 
-  #call(method, ...args) {
+  #send(method, ...args) {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -35,24 +46,55 @@ export class WorkerExtractor {
     });
   }
 
+  /**
+   * Calls the worker. If the call dies with a fatal error (a wasm trap, a lost WebGPU device),
+   * starts a fresh worker on the CPU with the last known support set and retries once.
+   */
+  async #call(method, ...args) {
+    try {
+      return await this.#send(method, ...args);
+    } catch (error) {
+      if (!FATAL.test(error.message) || !this.#options || this.#recovered) throw error;
+      this.#recovered = true;
+      await this.#recoverOnCpu(error);
+      return this.#send(method, ...args);
+    }
+  }
+
+  async #recoverOnCpu(error) {
+    this.#worker.terminate();
+    this.#attach(new Worker(new URL('./worker.js', import.meta.url), { type: 'module' }));
+    const info = await this.#send('load', { ...this.#options, backend: 'cpu' });
+    Object.assign(this, info);
+    this.backendReason = `fell back to CPU after: ${error.message}`;
+    if (this.#supportSet) await this.#send('loadSupportSet', this.#supportSet);
+  }
+
+  /** Keeps a copy of the support set so that a recovery can restore it. */
+  async #remember(result) {
+    this.#supportSet = await this.#send('saveSupportSet');
+    return result;
+  }
+
   async load({ onProgress, ...options }) {
     this.#onProgress = onProgress ?? null;
+    this.#options = options;
     const info = await this.#call('load', options);
     Object.assign(this, info);
     return info;
   }
 
-  addExamples(relation, examples) {
-    return this.#call('addExamples', relation, Array.isArray(examples) ? examples : [examples]);
+  async addExamples(relation, examples) {
+    return this.#remember(await this.#call('addExamples', relation, Array.isArray(examples) ? examples : [examples]));
   }
-  removeExample(relation, index) {
-    return this.#call('removeExample', relation, index);
+  async removeExample(relation, index) {
+    return this.#remember(await this.#call('removeExample', relation, index));
   }
-  removeRelation(relation) {
-    return this.#call('removeRelation', relation);
+  async removeRelation(relation) {
+    return this.#remember(await this.#call('removeRelation', relation));
   }
-  setNoneThreshold(threshold) {
-    return this.#call('setNoneThreshold', threshold ?? null);
+  async setNoneThreshold(threshold) {
+    return this.#remember(await this.#call('setNoneThreshold', threshold ?? null));
   }
   relations() {
     return this.#call('relations');
@@ -63,8 +105,12 @@ export class WorkerExtractor {
   saveSupportSet() {
     return this.#call('saveSupportSet');
   }
-  loadSupportSet(json) {
-    return this.#call('loadSupportSet', typeof json === 'string' ? json : JSON.stringify(json));
+  async loadSupportSet(json) {
+    return this.#remember(await this.#call('loadSupportSet', typeof json === 'string' ? json : JSON.stringify(json)));
+  }
+  /** Test hook: makes the worker fail as a trapped module would (exercises the CPU recovery). */
+  simulateFatalError() {
+    return this.#send('simulateFatalError');
   }
   async dispose() {
     try {

@@ -16,6 +16,13 @@ const methods = {
   },
 };
 
+// Test hook for the recovery path: after this, the worker behaves like a trapped module.
+let dead = false;
+methods.simulateFatalError = async () => {
+  dead = true;
+  throw new WebAssembly.RuntimeError('unreachable (simulated)');
+};
+
 for (const name of ['addExamples', 'removeExample', 'removeRelation', 'setNoneThreshold', 'relations', 'classify', 'saveSupportSet', 'loadSupportSet', 'dispose']) {
   methods[name] = (...args) => {
     if (!extractor) throw new Error('no model loaded; call load() first');
@@ -25,6 +32,7 @@ for (const name of ['addExamples', 'removeExample', 'removeRelation', 'setNoneTh
 
 self.onmessage = async ({ data: { id, method, args } }) => {
   try {
+    if (dead) throw new WebAssembly.RuntimeError('unreachable: the module trapped earlier');
     const fn = methods[method];
     if (!fn) throw new Error(`unknown method ${method}`);
     const result = await fn(...(args ?? []));

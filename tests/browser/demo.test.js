@@ -94,3 +94,25 @@ test('screenshot of the demo after a classification (phone and desktop)', async 
     await page.close();
   }
 });
+
+test('a worker whose module dies recovers on the CPU with the same support set', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  const result = await page.evaluate(async () => {
+    const m = await import('/pkg/src/index.js');
+    const x = await m.createWorkerExtractor({ modelUrl: '/models/default/', backend: 'cpu' });
+    await x.addExamples('born in', ['[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].']);
+    await x.addExamples('works for', ['[E1]Tim Cook[/E1] works for [E2]Apple[/E2].']);
+    const before = await x.classify('[E1]Einstein[/E1] was born in [E2]Ulm[/E2].');
+    await x.simulateFatalError().catch(() => {});
+    const after = await x.classify('[E1]Einstein[/E1] was born in [E2]Ulm[/E2].');
+    const reason = x.backendReason;
+    await x.dispose();
+    return { before, after, reason };
+  });
+  assert.deepEqual(result.after.ranked.map((r) => r.relation), result.before.ranked.map((r) => r.relation));
+  assert.ok(Math.abs(result.after.ranked[0].probability - result.before.ranked[0].probability) < 1e-5);
+  assert.match(result.reason, /fell back to CPU after: .*unreachable/);
+  await page.close();
+});
