@@ -51,7 +51,7 @@ export interface ModelManifest {
   [key: string]: unknown;
 }
 
-interface ExtractorApi {
+export interface RelationExtractor {
   /** Adds examples to a relation (created if new); resolves to its example count. */
   addExamples(relation: string, examples: Example | Example[]): Promise<number>;
   removeExample(relation: string, index: number): Promise<void>;
@@ -69,21 +69,12 @@ interface ExtractorApi {
   dispose(): Promise<void>;
 }
 
-export class RelationExtractor implements ExtractorApi {
+/** The methods above (declaration merging) plus what the loaded model reports. */
+export class RelationExtractor {
   readonly backend: 'webgpu' | 'cpu' | 'flex';
   readonly backendReason: string;
   readonly manifest: ModelManifest;
   readonly loadInfo: { fromCache: boolean; loadMs: number };
-  addExamples(relation: string, examples: Example | Example[]): Promise<number>;
-  removeExample(relation: string, index: number): Promise<void>;
-  removeRelation(relation: string): Promise<void>;
-  setNoneThreshold(threshold: number | null): Promise<void>;
-  relations(): Promise<{ name: string; examples: number }[]>;
-  classify(query: Example): Promise<Prediction>;
-  classify(queries: Example[]): Promise<Prediction[]>;
-  saveSupportSet(): Promise<string>;
-  loadSupportSet(json: string | object): Promise<number>;
-  dispose(): Promise<void>;
 }
 
 export class WorkerExtractor extends RelationExtractor {}

@@ -70,6 +70,15 @@ async fn encode(state: &Rc<RefCell<State>>, plan: PoolingPlan) -> Result<Vec<Vec
     Ok(state.borrow().encoder.finish(&plan, values))
 }
 
+/// Relation representations of `instances`, in order.
+async fn encode_instances(
+    state: &Rc<RefCell<State>>,
+    instances: &[RelationInstance],
+) -> Result<Vec<Vec<f32>>, JsValue> {
+    let plan = state.borrow().encoder.plan_instances(instances).map_err(js_error)?;
+    encode(state, plan).await
+}
+
 fn parse_examples(examples: JsValue) -> Result<Vec<(ExampleInput, RelationInstance)>, JsValue> {
     let inputs: Vec<ExampleInput> = serde_wasm_bindgen::from_value(examples).map_err(|e| {
         js_error(format!(
@@ -159,12 +168,7 @@ impl Extractor {
                 return Err(js_error(format!("no examples given for relation {name:?}")));
             }
             let instances: Vec<RelationInstance> = parsed.iter().map(|(_, i)| i.clone()).collect();
-            let plan = state
-                .borrow()
-                .encoder
-                .plan_instances(&instances)
-                .map_err(js_error)?;
-            let vectors = encode(&state, plan).await?;
+            let vectors = encode_instances(&state, &instances).await?;
             let mut state = state.borrow_mut();
             let index = match state.relations.iter().position(|r| r.name == name) {
                 Some(i) => i,
@@ -264,12 +268,7 @@ impl Extractor {
             if instances.is_empty() {
                 return to_js(&Vec::<()>::new());
             }
-            let plan = state
-                .borrow()
-                .encoder
-                .plan_instances(&instances)
-                .map_err(js_error)?;
-            let vectors = encode(&state, plan).await?;
+            let vectors = encode_instances(&state, &instances).await?;
             let predictions = vectors
                 .iter()
                 .map(|v| classifier.classify(v))
@@ -310,12 +309,7 @@ impl Extractor {
                 .iter()
                 .flat_map(|(_, v)| v.iter().cloned())
                 .collect();
-            let plan = state
-                .borrow()
-                .encoder
-                .plan_instances(&instances)
-                .map_err(js_error)?;
-            let mut vectors = encode(&state, plan).await?.into_iter();
+            let mut vectors = encode_instances(&state, &instances).await?.into_iter();
             let relations = set
                 .relations
                 .iter()
