@@ -33,8 +33,10 @@ const percentile = (xs, p) => {
 
 async function measure(browser, url, backend, sentences) {
   const support = JSON.parse(readFileSync(path.join(ROOT, 'examples/support_set.json'), 'utf8'));
+  // One context for both runs, so the second sees the first's Cache API entries.
+  const context = await browser.newContext();
   const run = async (cold) => {
-    const page = await browser.newPage();
+    const page = await context.newPage();
     await page.goto(`${url}bench/browser.html`);
     const result = await page.evaluate(
       async ({ backend, cold, support, sentences, QUERIES, BATCH }) => {
@@ -68,6 +70,7 @@ async function measure(browser, url, backend, sentences) {
   };
   const cold = await run(true);
   const cached = await run(false);
+  await context.close();
   return {
     backend: cold.used,
     load_cold_ms: cold.loadMs,
@@ -86,7 +89,11 @@ const server = await startServer();
 const browser = await launchBrowser();
 const rows = [];
 try {
-  for (const backend of ['webgpu', 'cpu', 'flex']) rows.push(await measure(browser, server.url, backend, sentences));
+  const backends = (process.env.TKRE_BENCH_BACKENDS ?? 'cpu,flex,webgpu').split(',');
+  for (const backend of backends) {
+    rows.push(await measure(browser, server.url, backend, sentences));
+    console.error(JSON.stringify(rows.at(-1)));
+  }
 } finally {
   await browser.close();
   server.stop();

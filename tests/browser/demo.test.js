@@ -116,3 +116,34 @@ test('a worker whose module dies recovers on the CPU with the same support set',
   assert.match(result.reason, /fell back to CPU after: .*unreachable/);
   await page.close();
 });
+
+test('a reload reads the model from the Cache API, and a corrupt file is rejected', async () => {
+  const context = await browser.newContext();
+  const load = async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}?backend=cpu`);
+    const info = await page.evaluate(async () => {
+      const m = await import('/pkg/src/index.js');
+      const x = await m.createExtractor({ modelUrl: '/models/default/', backend: 'cpu' });
+      const loadInfo = x.loadInfo;
+      await x.dispose();
+      return loadInfo;
+    });
+    await page.close();
+    return info;
+  };
+  assert.equal((await load()).fromCache, false);
+  assert.equal((await load()).fromCache, true);
+
+  // A file whose bytes do not match the manifest's sha256 is refused with a clear message.
+  const page = await context.newPage();
+  await page.route('**/models/default/tokenizer.json', (route) => route.fulfill({ body: '{"truncated": ' }));
+  await page.goto(`${server.url}?backend=cpu`);
+  const error = await page.evaluate(async () => {
+    const m = await import('/pkg/src/index.js');
+    await m.clearModelCache();
+    return m.createExtractor({ modelUrl: '/models/default/', backend: 'cpu' }).then(() => null, (e) => e.message);
+  });
+  assert.match(error ?? '', /tokenizer\.json is corrupt or incomplete: sha256/);
+  await context.close();
+});
