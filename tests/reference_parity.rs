@@ -145,7 +145,8 @@ fn relation_representations_match() {
 #[test]
 fn flex_backend_matches_the_reference_too() {
     let reference = Reference::load();
-    let encoder = tkre::RelationEncoder::load_dir(&common::model_dir(), burn::tensor::Device::flex()).unwrap();
+    let encoder =
+        tkre::RelationEncoder::load_dir(&common::model_dir(), burn::tensor::Device::flex()).unwrap();
     let ids: Vec<Vec<u32>> = (0..reference.sentences.len()).map(|i| reference.ids(i)).collect();
     let batched = encoder.hidden_states(&ids).unwrap();
     for (i, hidden) in batched.iter().enumerate() {

@@ -31,9 +31,9 @@ pub struct ModelArgs {
     /// $TKRE_MODEL, else the base model installed by scripts/fetch-base-model.sh.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Compute device: `cpu` (burn's ndarray backend) or `flex` (burn's flex CPU backend:
-    /// gemm with SIMD, multi-threaded).
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "flex"])]
+    /// Compute device: `cpu` (burn's flex CPU backend: gemm with SIMD, multi-threaded; the
+    /// fastest measured, see README) or `ndarray` (burn's ndarray backend).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "ndarray"])]
     pub device: String,
     /// Maximum tokens per sentence, [CLS]/[SEP] included; longer relation instances keep a
     /// window around both entities.

@@ -75,7 +75,11 @@ async fn encode_instances(
     state: &Rc<RefCell<State>>,
     instances: &[RelationInstance],
 ) -> Result<Vec<Vec<f32>>, JsValue> {
-    let plan = state.borrow().encoder.plan_instances(instances).map_err(js_error)?;
+    let plan = state
+        .borrow()
+        .encoder
+        .plan_instances(instances)
+        .map_err(js_error)?;
     encode(state, plan).await
 }
 
