@@ -186,6 +186,16 @@ impl RelationEncoder {
     /// Runs `plan` in batches of `batch_size` sequences of similar length (less padding),
     /// returning vectors in the plan's order. Synchronous read-back: native and CPU only.
     pub fn run_plan(&self, plan: &PoolingPlan, batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        self.run_plan_with_progress(plan, batch_size, |_| {})
+    }
+
+    /// [`Self::run_plan`], calling `on_batch(sequences_done)` after each batch.
+    pub fn run_plan_with_progress(
+        &self,
+        plan: &PoolingPlan,
+        batch_size: usize,
+        mut on_batch: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>> {
         let mut order: Vec<usize> = (0..plan.ids.len()).collect();
         order.sort_by_key(|&i| plan.ids[i].len());
         let mut out = vec![Vec::new(); plan.ids.len()];
@@ -199,6 +209,7 @@ impl RelationEncoder {
             for (&i, v) in chunk.iter().zip(self.finish(&sub, values)) {
                 out[i] = v;
             }
+            on_batch(chunk.len());
         }
         Ok(out)
     }

@@ -116,24 +116,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         .collect();
     let plan = encoder.plan_instances(&instances)?;
     let bar = progress(instances.len(), "encode");
-    let mut vectors = Vec::with_capacity(instances.len());
-    // Chunks of similar-length sentences keep padding low; a chunk is a progress step.
-    let mut order: Vec<usize> = (0..instances.len()).collect();
-    order.sort_by_key(|&i| plan.ids[i].len());
-    let mut by_position = vec![Vec::new(); instances.len()];
-    for chunk in order.chunks(args.model.batch_size.max(1) * 8) {
-        let sub = tkre::relation_encoder::PoolingPlan {
-            ids: chunk.iter().map(|&i| plan.ids[i].clone()).collect(),
-            weights: chunk.iter().map(|&i| plan.weights[i].clone()).collect(),
-            parts: plan.parts,
-        };
-        for (&i, v) in chunk.iter().zip(encoder.run_plan(&sub, args.model.batch_size)?) {
-            by_position[i] = v;
-        }
-        bar.inc(chunk.len() as u64);
-    }
+    let vectors =
+        encoder.run_plan_with_progress(&plan, args.model.batch_size, |done| bar.inc(done as u64))?;
     bar.finish_and_clear();
-    vectors.extend(by_position);
     let vector_of = |r: usize, i: usize| -> &Vec<f32> {
         // `needed` is sorted and holds every (r, i) an episode uses.
         let at = needed.binary_search(&(r, i)).unwrap_or_default();
