@@ -174,24 +174,21 @@ fn embed_matches_the_reference_embedding() {
 fn eval_prints_the_result_json_last() {
     let dir = tempfile::tempdir().unwrap();
     let json_out = dir.path().join("result.json");
-    let out = tkre(
-        &[
-            "eval",
-            "--data",
-            "tests/fixtures/fewrel_small.json",
-            "--n",
-            "5",
-            "--k",
-            "2",
-            "--episodes",
-            "20",
-            "--seed",
-            "3",
-            "--json-out",
-            json_out.to_str().unwrap(),
-        ],
-        "",
-    );
+    let small_eval = [
+        "eval",
+        "--data",
+        "tests/fixtures/fewrel_small.json",
+        "--n",
+        "5",
+        "--k",
+        "2",
+        "--episodes",
+        "20",
+        "--seed",
+        "3",
+    ];
+    let with_json_out = [&small_eval[..], &["--json-out", json_out.to_str().unwrap()]].concat();
+    let out = tkre(&with_json_out, "");
     assert!(out.status.success(), "{}", stderr(&out));
     let last = stdout(&out).lines().last().unwrap().to_string();
     let result: serde_json::Value = serde_json::from_str(&last).unwrap();
@@ -207,22 +204,7 @@ fn eval_prints_the_result_json_last() {
     assert_eq!(std::fs::read_to_string(&json_out).unwrap().trim(), last);
 
     // Same seed, same result.
-    let again = tkre(
-        &[
-            "eval",
-            "--data",
-            "tests/fixtures/fewrel_small.json",
-            "--n",
-            "5",
-            "--k",
-            "2",
-            "--episodes",
-            "20",
-            "--seed",
-            "3",
-        ],
-        "",
-    );
+    let again = tkre(&small_eval, "");
     let again: serde_json::Value = serde_json::from_str(stdout(&again).lines().last().unwrap()).unwrap();
     assert_eq!(again["accuracy"], result["accuracy"]);
 }
