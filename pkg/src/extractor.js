@@ -4,6 +4,7 @@
 
 import init, { Extractor } from '../wasm/tkre.js';
 import { fetchModelFiles } from './model-files.js';
+import { withDeviceCapture } from './gpu-watch.js';
 
 let wasmReady = null;
 
@@ -17,7 +18,7 @@ export function initWasm(wasmUrl) {
  * Loads a model and creates an extractor.
  * @param {import('./index.js').LoadOptions} options
  */
-export async function createExtractor({ modelUrl, backend = 'auto', onProgress, useCache = true, wasmUrl } = {}) {
+export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl } = {}) {
   if (!modelUrl) throw new Error('createExtractor: give modelUrl, the URL of a model directory with manifest.json');
   if (!['auto', 'webgpu', 'cpu', 'flex'].includes(backend)) {
     throw new Error(`createExtractor: unknown backend "${backend}"; use "auto", "webgpu" or "cpu" ("flex": burn's flex CPU backend)`);
@@ -25,22 +26,97 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
   const started = performance.now();
   await initWasm(wasmUrl);
   const { manifest, files, fromCache } = await fetchModelFiles(modelUrl, { onProgress, useCache });
-  const inner = await Extractor.create(
-    files['config.json'],
-    files['model.safetensors'],
-    files['tokenizer.json'],
-    backend,
-  );
-  return new RelationExtractor(inner, manifest, { fromCache, loadMs: performance.now() - started });
+  const create = (which) =>
+    Extractor.create(files['config.json'], files['model.safetensors'], files['tokenizer.json'], which);
+  const { value: inner, devices } = await withDeviceCapture(() => create(backend));
+  const loadInfo = { fromCache, loadMs: performance.now() - started };
+  const gpu = inner.backend === 'webgpu' ? { devices, createCpu: () => create('cpu'), onBackendChange } : null;
+  return new RelationExtractor(inner, manifest, loadInfo, gpu);
 }
+
+// What a pending call resolves to when the WebGPU device is lost under it.
+const LOST = Symbol('webgpu device lost');
 
 export class RelationExtractor {
   #inner;
+  #devices = [];
+  #lost = null; // {message} once the WebGPU device is lost
+  #lostSignal = new Promise(() => {});
+  #createCpu = null;
+  #onBackendChange = null;
+  #recovery = null;
+  #reason = null;
 
-  constructor(inner, manifest, loadInfo) {
+  /** Use createExtractor(); `gpu` ({devices, createCpu, onBackendChange}) when on WebGPU. */
+  constructor(inner, manifest, loadInfo, gpu = null) {
     this.#inner = inner;
     this.manifest = manifest;
     this.loadInfo = loadInfo;
+    if (gpu) this.#watch(gpu);
+  }
+
+  /** Watches the WebGPU devices behind this extractor; a loss moves it to the CPU. */
+  #watch({ devices, createCpu, onBackendChange }) {
+    this.#devices = devices;
+    this.#createCpu = createCpu;
+    this.#onBackendChange = onBackendChange ?? null;
+    this.#lostSignal = Promise.race(devices.map((d) => d.lost)).then((info) => {
+      if (!this.#inner) return LOST; // disposed: freeing the model may destroy its device
+      this.#lost = { message: `WebGPU device lost (${info.reason}${info.message ? `: ${info.message}` : ''})` };
+      return LOST;
+    });
+  }
+
+  /**
+   * Rebuilds the extractor on the CPU with the same support set, without touching the dead
+   * device again (the support set's examples are kept as the user gave them, off the GPU).
+   */
+  #recoverOnCpu() {
+    this.#recovery ??= (async () => {
+      const old = this.#inner;
+      const supportSet = old.supportSetJson();
+      const cpu = await this.#createCpu();
+      await cpu.loadSupportSet(supportSet);
+      this.#inner = cpu;
+      this.#reason = `fell back to CPU after: ${this.#lost.message}`;
+      this.#lostSignal = new Promise(() => {});
+      try {
+        old.free();
+      } catch {
+        // Its GPU buffers belong to a lost device; nothing else to release.
+      }
+      this.#onBackendChange?.({ backend: this.backend, backendReason: this.backendReason });
+    })();
+    return this.#recovery;
+  }
+
+  /**
+   * Runs one call on the model. A WebGPU device lost before or during the call moves the
+   * extractor to the CPU and the call runs again there, so the caller only sees a slower answer.
+   */
+  async #run(call) {
+    if (this.#lost) await this.#recoverOnCpu();
+    const inner = this.#alive();
+    let result;
+    try {
+      result = await Promise.race([call(inner), this.#lostSignal]);
+    } catch (error) {
+      if (!this.#lost) throw error;
+      result = LOST;
+    }
+    if (result !== LOST) return result;
+    await this.#recoverOnCpu();
+    return call(this.#alive());
+  }
+
+  /**
+   * Test hook: destroys this extractor's WebGPU device, which the browser reports exactly as
+   * a lost device. Resolves once the loss has been noticed.
+   */
+  async simulateDeviceLoss() {
+    if (!this.#devices.length) throw new Error('simulateDeviceLoss: this extractor does not run on WebGPU');
+    for (const device of this.#devices) device.destroy();
+    await this.#lostSignal;
   }
 
   /** "webgpu" or "cpu". */
@@ -48,9 +124,9 @@ export class RelationExtractor {
     return this.#inner.backend;
   }
 
-  /** Why that backend was chosen. */
+  /** Why that backend was chosen (or why the extractor moved to the CPU). */
   get backendReason() {
-    return this.#inner.backendReason;
+    return this.#reason ?? this.#inner.backendReason;
   }
 
   #alive() {
@@ -60,29 +136,29 @@ export class RelationExtractor {
 
   /** Adds examples (marked sentences or {text, head, tail}) to a relation; each is encoded once. */
   addExamples(relation, examples) {
-    return this.#alive().addExamples(relation, Array.isArray(examples) ? examples : [examples]);
+    return this.#run((x) => x.addExamples(relation, Array.isArray(examples) ? examples : [examples]));
   }
 
   async removeExample(relation, index) {
-    this.#alive().removeExample(relation, index);
+    await this.#run((x) => x.removeExample(relation, index));
   }
 
   async removeRelation(relation) {
-    this.#alive().removeRelation(relation);
+    await this.#run((x) => x.removeRelation(relation));
   }
 
   async setNoneThreshold(threshold) {
-    this.#alive().setNoneThreshold(threshold ?? undefined);
+    await this.#run((x) => x.setNoneThreshold(threshold ?? undefined));
   }
 
   async relations() {
-    return this.#alive().relations();
+    return this.#run((x) => x.relations());
   }
 
   /** Classifies one query (resolves to a prediction) or an array of queries (to an array). */
   async classify(queries) {
     const many = Array.isArray(queries);
-    const result = await this.#alive().classify(many ? queries : [queries]);
+    const result = await this.#run((x) => x.classify(many ? queries : [queries]));
     return many ? result : result[0];
   }
 
@@ -91,7 +167,7 @@ export class RelationExtractor {
   }
 
   async loadSupportSet(json) {
-    return this.#alive().loadSupportSet(typeof json === 'string' ? json : JSON.stringify(json));
+    return this.#run((x) => x.loadSupportSet(typeof json === 'string' ? json : JSON.stringify(json)));
   }
 
   /** Frees the model's memory (GPU buffers included). */

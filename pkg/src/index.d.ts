@@ -38,6 +38,9 @@ export interface LoadOptions {
    *  "flex" selects burn's flex CPU backend instead of ndarray (for measurement). */
   backend?: 'auto' | 'webgpu' | 'cpu' | 'flex';
   onProgress?: (progress: LoadProgress) => void;
+  /** Called when the extractor changes backend by itself: its WebGPU device was lost and it
+   *  moved to the CPU (with the same support set). `backend`/`backendReason` say so too. */
+  onBackendChange?: (info: { backend: string; backendReason: string }) => void;
   /** Keep model files in the Cache API so a reload does not download them again. Default true. */
   useCache?: boolean;
   /** Where this package's tkre_bg.wasm is served, if not next to wasm/tkre.js. */
@@ -67,6 +70,8 @@ export interface RelationExtractor {
   loadSupportSet(json: string | object): Promise<number>;
   /** Frees the model (GPU memory included). */
   dispose(): Promise<void>;
+  /** Test hook: destroys the WebGPU device, which the browser reports as a lost device. */
+  simulateDeviceLoss(): Promise<void>;
 }
 
 /** The methods above (declaration merging) plus what the loaded model reports. */

@@ -10,6 +10,7 @@ export class WorkerExtractor {
   #pending = new Map();
   #nextId = 1;
   #onProgress = null;
+  #onBackendChange = null;
   #options = null;
   #supportSet = null;
   #recovered = false;
@@ -23,6 +24,12 @@ export class WorkerExtractor {
     worker.onmessage = ({ data }) => {
       if (data.progress) {
         this.#onProgress?.(data.progress);
+        return;
+      }
+      if (data.backendChanged) {
+        // The worker's extractor lost its WebGPU device and moved to the CPU by itself.
+        Object.assign(this, data.backendChanged);
+        this.#onBackendChange?.(data.backendChanged);
         return;
       }
       const pending = this.#pending.get(data.id);
@@ -68,6 +75,7 @@ export class WorkerExtractor {
     Object.assign(this, info);
     this.backendReason = `fell back to CPU after: ${error.message}`;
     if (this.#supportSet) await this.#send('loadSupportSet', this.#supportSet);
+    this.#onBackendChange?.({ backend: this.backend, backendReason: this.backendReason });
   }
 
   /** Keeps a copy of the support set so that a recovery can restore it. */
@@ -76,8 +84,9 @@ export class WorkerExtractor {
     return result;
   }
 
-  async load({ onProgress, ...options }) {
+  async load({ onProgress, onBackendChange, ...options }) {
     this.#onProgress = onProgress ?? null;
+    this.#onBackendChange = onBackendChange ?? null;
     this.#options = options;
     const info = await this.#call('load', options);
     Object.assign(this, info);
@@ -107,6 +116,10 @@ export class WorkerExtractor {
   }
   async loadSupportSet(json) {
     return this.#remember(await this.#call('loadSupportSet', typeof json === 'string' ? json : JSON.stringify(json)));
+  }
+  /** Test hook: destroys the worker's WebGPU device, as a GPU reset would (see RelationExtractor). */
+  simulateDeviceLoss() {
+    return this.#send('simulateDeviceLoss');
   }
   /** Test hook: makes the worker fail as a trapped module would (exercises the CPU recovery). */
   simulateFatalError() {

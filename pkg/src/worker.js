@@ -11,6 +11,7 @@ const methods = {
     extractor = await createExtractor({
       ...options,
       onProgress: (p) => self.postMessage({ progress: p }),
+      onBackendChange: (info) => self.postMessage({ backendChanged: info }),
     });
     return { backend: extractor.backend, backendReason: extractor.backendReason, manifest: extractor.manifest, loadInfo: extractor.loadInfo };
   },
@@ -23,7 +24,7 @@ methods.simulateFatalError = async () => {
   throw new WebAssembly.RuntimeError('unreachable (simulated)');
 };
 
-for (const name of ['addExamples', 'removeExample', 'removeRelation', 'setNoneThreshold', 'relations', 'classify', 'saveSupportSet', 'loadSupportSet', 'dispose']) {
+for (const name of ['addExamples', 'removeExample', 'removeRelation', 'setNoneThreshold', 'relations', 'classify', 'saveSupportSet', 'loadSupportSet', 'simulateDeviceLoss', 'dispose']) {
   methods[name] = (...args) => {
     if (!extractor) throw new Error('no model loaded; call load() first');
     return extractor[name](...args);

@@ -117,6 +117,44 @@ test('a worker whose module dies recovers on the CPU with the same support set',
   await page.close();
 });
 
+test('a lost WebGPU device moves the worker to the CPU with the same support set', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  const result = await page.evaluate(async () => {
+    const m = await import('/pkg/src/index.js');
+    const changes = [];
+    const x = await m.createWorkerExtractor({
+      modelUrl: '/models/default/',
+      backend: 'webgpu',
+      onBackendChange: (info) => changes.push(info),
+    });
+    const initial = x.backend;
+    await x.addExamples('born in', ['[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].']);
+    await x.addExamples('works for', ['[E1]Tim Cook[/E1] works for [E2]Apple[/E2].']);
+    const query = '[E1]Einstein[/E1] was born in [E2]Ulm[/E2].';
+    const before = await x.classify(query);
+    // device.destroy(): the browser resolves the device's `lost` promise, as after a GPU reset.
+    await x.simulateDeviceLoss();
+    const after = await x.classify(query);
+    const relations = await x.relations();
+    const state = { backend: x.backend, reason: x.backendReason };
+    await x.dispose();
+    return { initial, before, after, relations, state, changes };
+  });
+  assert.equal(result.initial, 'webgpu');
+  assert.equal(result.state.backend, 'cpu');
+  assert.match(result.state.reason, /fell back to CPU after: WebGPU device lost \(destroyed/);
+  assert.equal(result.changes.length, 1);
+  assert.deepEqual(result.relations.map((r) => [r.name, r.examples]), [['born in', 1], ['works for', 1]]);
+  assert.deepEqual(result.after.ranked.map((r) => r.relation), result.before.ranked.map((r) => r.relation));
+  // WebGPU and CPU scores agree to the tolerance of the cross-backend test above.
+  for (const [a, b] of result.after.ranked.map((r, i) => [r, result.before.ranked[i]])) {
+    assert.ok(Math.abs(a.similarity - b.similarity) < SIMILARITY_TOLERANCE, `${a.relation}: ${a.similarity} vs ${b.similarity}`);
+  }
+  await page.close();
+});
+
 test('a reload reads the model from the Cache API, and a corrupt file is rejected', async () => {
   const context = await browser.newContext();
   const load = async () => {
