@@ -7,11 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS='--cfg getrandom_backend="wasm_js"' \
+# +simd128: 128-bit wasm SIMD (every browser with WebGPU has it) for the CPU backends' matmuls.
+# --remap-path-prefix: the clone's path would otherwise end up in panic messages, making every
+# clone's wasm differ and miss the wasm-opt cache below.
+rustflags=(--cfg 'getrandom_backend="wasm_js"' -C target-feature=+simd128 "--remap-path-prefix=$PWD=/tkre")
+PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${rustflags[*]}")" \
 CARGO_TARGET_DIR="$TKRE_WASM_TARGET_DIR" \
-  /usr/bin/cargo build --release -p tkre --lib --target wasm32-unknown-unknown \
+  /usr/bin/cargo build --profile wasm-release -p tkre --lib --target wasm32-unknown-unknown \
   -Zbuild-std=std,panic_abort
-wasm="$TKRE_WASM_TARGET_DIR/wasm32-unknown-unknown/release/tkre.wasm"
+wasm="$TKRE_WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release/tkre.wasm"
 echo "cargo wasm build ok: $wasm" >&2
 [ "${1:-}" = "--check" ] && exit 0
 

@@ -1,6 +1,5 @@
-//! `tkre`: the command line over the `tkre` library. Each subcommand is a thin layer over
-//! one module: inference (`embed`, `classify`) and evaluation (`eval`) for now; synthesis,
-//! pre-training, distillation and export join the same way.
+//! `tkre`: the command line over the `tkre` library (inference) and the `tkre_trainer`
+//! library (pre-training). Each subcommand is a thin layer over one module.
 
 mod classify;
 mod embed;
@@ -17,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "tkre",
     version,
-    about = "Few-shot relation extraction (TKRE): embed, classify, evaluate"
+    about = "Few-shot relation extraction (TKRE): pre-train, embed, classify, evaluate, export"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -53,6 +52,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// N-way K-shot episodes over a FewRel-format file.
     Eval(evaluate::EvalArgs),
+    /// Two-stage knowledge-guided pre-training: `--stage mslm`, then `--stage scl`.
+    Pretrain(Box<tkre_trainer::pretrain::PretrainArgs>),
     /// Write a model directory for the browser (weights in fp32 or fp16, manifest.json).
     Export(export::ExportArgs),
 }
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Eval(args) => evaluate::run(args),
+        Command::Pretrain(args) => tkre_trainer::pretrain::run(*args),
         Command::Export(args) => export::run(args),
     };
     match result {

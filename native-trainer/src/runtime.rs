@@ -8,14 +8,7 @@ use tkre::RelationEncoder;
 
 use crate::ModelArgs;
 
-/// The base model's directory when neither `--model` nor `$TKRE_MODEL` is given.
-pub fn default_model_dir() -> PathBuf {
-    let cache = std::env::var_os("TKRE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tkre")))
-        .unwrap_or_else(|| PathBuf::from(".cache/tkre"));
-    cache.join("models/all-MiniLM-L6-v2")
-}
+pub use tkre_trainer::paths::default_model_dir;
 
 /// The compute device for a `--device` name (clap has checked it).
 // flex is the CPU default: as fast as ndarray at batch 1 and 1.6x faster at batch 32 on 2

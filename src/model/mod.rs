@@ -8,6 +8,7 @@ mod embeddings;
 mod encoder;
 mod layer;
 pub mod loader;
+mod mlm_head;
 pub mod pooling;
 
 pub use attention::MASKED_SCORE;
@@ -16,3 +17,4 @@ pub use embeddings::Embeddings;
 pub use encoder::{BertModel, EncoderBatch, LayerStack};
 pub use layer::EncoderLayer;
 pub use loader::{load_weights_from_bytes, load_weights_from_file};
+pub use mlm_head::{MlmHead, MlmHeadConfig, MlmPredictions, MlmTransform};

@@ -1,0 +1,249 @@
+//! `tkre pretrain`: TKRE's two-stage knowledge-guided pre-training of the encoder.
+//!
+//! - Stage 1 (`--stage mslm`): masked span language modelling over marked sentences
+//!   ([`masking`]).
+//! - Stage 2 (`--stage scl`): span-level contrastive learning together with MSLM
+//!   ([`model::SpanContrastHead`]), one learned anchor per relation of the corpus.
+//!
+//! The result is a BERT-layout checkpoint directory that `tkre eval`, `tkre export` and the
+//! browser load like the base model.
+
+pub mod config;
+pub mod corpus;
+pub mod masking;
+pub mod model;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use clap::Args;
+
+pub use config::{PretrainConfig, Stage};
+use train::TrainInputs;
+pub use train::{Session, TrainOutcome};
+
+#[derive(Args, Debug, Clone)]
+pub struct PretrainArgs {
+    /// Settings file (TOML or JSON; keys as the flags below with `_` for `-`, plus `[mask]`
+    /// with `relation`, `entity`, `other`). Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output directory: checkpoints, metrics.jsonl and, at the end, the trained checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Continue the run in --out from its newest checkpoint (same optimiser state and data
+    /// order); without a checkpoint there, start it.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this many steps in total (checkpointing first); --resume continues.
+    #[arg(long, value_name = "STEPS")]
+    pub stop_after: Option<usize>,
+    #[arg(long, value_enum)]
+    pub stage: Option<Stage>,
+    /// Starting checkpoint (default: the base model; stage 2 usually starts from stage 1's --out).
+    #[arg(long, value_name = "DIR")]
+    pub init: Option<PathBuf>,
+    /// Corpus file (repeatable): synthesis outputs, FewRel-format or offsets records.
+    #[arg(long, value_name = "FILE")]
+    pub corpus: Vec<PathBuf>,
+    /// Stage-2 relation schema, one name per line (default: every relation in the corpus).
+    #[arg(long, value_name = "FILE")]
+    pub relations: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    #[arg(long)]
+    pub warmup_ratio: Option<f64>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub max_grad_norm: Option<f64>,
+    #[arg(long)]
+    pub mslm_weight: Option<f64>,
+    #[arg(long)]
+    pub scl_weight: Option<f64>,
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// cpu (burn's flex), ndarray, wgpu (build with --features wgpu), cuda (--features cuda).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// No progress bar or notes on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl PretrainArgs {
+    /// The config file (if any) with every given flag applied over it.
+    pub fn resolve(&self) -> Result<PretrainConfig> {
+        let mut config = match &self.config {
+            Some(path) => PretrainConfig::from_file(path)?,
+            None => PretrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if let Some(value) = self.$field.clone() {
+                    config.$field = value;
+                }
+            )*};
+        }
+        set!(
+            stage,
+            epochs,
+            batch_size,
+            max_length,
+            learning_rate,
+            warmup_ratio,
+            weight_decay
+        );
+        set!(
+            max_grad_norm,
+            mslm_weight,
+            scl_weight,
+            temperature,
+            seed,
+            checkpoint_every,
+            device
+        );
+        if self.max_steps.is_some() {
+            config.max_steps = self.max_steps;
+        }
+        if self.init.is_some() {
+            config.init = self.init.clone();
+        }
+        if !self.corpus.is_empty() {
+            config.corpus = self.corpus.clone();
+        }
+        if let Some(path) = &self.relations {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let names: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            if names.is_empty() {
+                bail!("{} lists no relations (one name per line)", path.display());
+            }
+            config.relations = Some(names);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The training device for a `--device` name, with autodiff.
+#[allow(deprecated)] // ndarray: see README (performance)
+pub fn training_device(name: &str) -> Result<Device> {
+    let device = match name {
+        "cpu" | "flex" => Device::flex(),
+        "ndarray" => Device::ndarray(),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        #[cfg(feature = "cuda")]
+        "cuda" => Device::cuda(0usize),
+        "wgpu" | "cuda" => bail!(
+            "this tkre was built without {name} support; rebuild with \
+             `cargo build --release -p tkre-trainer --features {name}`"
+        ),
+        other => bail!("unknown device {other:?}; use cpu, ndarray, wgpu or cuda"),
+    };
+    Ok(device.autodiff())
+}
+
+pub fn run(args: PretrainArgs) -> Result<ExitCode> {
+    let config = args.resolve()?;
+    let session = Session {
+        resume: args.resume,
+        stop_after: args.stop_after,
+        quiet: args.quiet,
+    };
+    match pretrain(&config, &args.out, &session)? {
+        TrainOutcome::Finished { steps } => {
+            if !args.quiet {
+                eprintln!("done: {steps} steps; checkpoint in {}", args.out.display());
+            }
+        }
+        TrainOutcome::Stopped { step } => {
+            if !args.quiet {
+                eprintln!("stopped at step {step}; continue with the same command and --resume");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads and prepares the corpus, records the run's settings and data report in
+/// `out/pretrain.json`, and trains (or resumes).
+pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Result<TrainOutcome> {
+    config.validate()?;
+    let init_dir = config
+        .init
+        .clone()
+        .unwrap_or_else(crate::paths::default_model_dir);
+    let tokenizer_path = init_dir.join("tokenizer.json");
+    let tokenizer_bytes = std::fs::read(&tokenizer_path).with_context(|| {
+        format!(
+            "reading {} (is --init a checkpoint directory? scripts/fetch-base-model.sh installs the base model)",
+            tokenizer_path.display()
+        )
+    })?;
+    let tokenizer = tkre::text::TextTokenizer::from_bytes(&tokenizer_bytes, "tokenizer.json")?;
+    let (records, schema, summary, report) = train::load_corpus(config, &tokenizer)?;
+    if !session.quiet {
+        eprintln!("corpus: {}", report.describe());
+        eprintln!(
+            "prepared {} records ({} tokens, {} windowed to {} tokens, {} with adjacent entities: MSLM only{})",
+            summary.records,
+            summary.tokens,
+            summary.truncated,
+            config.max_length,
+            summary.no_relation_span,
+            if config.stage == Stage::Scl {
+                format!(
+                    "; {} with a relation of the {}-relation schema",
+                    summary.with_relation,
+                    schema.len()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let skipped_examples: std::collections::BTreeMap<_, _> = report
+        .skipped
+        .iter()
+        .map(|(k, (_, e))| (k.clone(), e.clone()))
+        .collect();
+    let run_info = serde_json::json!({
+        "config": config,
+        "init": init_dir,
+        "relations": schema,
+        "data": summary,
+        "skipped_examples": skipped_examples,
+    });
+    std::fs::write(out.join("pretrain.json"), serde_json::to_vec_pretty(&run_info)?)?;
+
+    let inputs = TrainInputs {
+        config,
+        init_dir: &init_dir,
+        out,
+        device: training_device(&config.device)?,
+    };
+    train::train(inputs, &records, schema.len(), session)
+}

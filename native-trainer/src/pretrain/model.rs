@@ -1,0 +1,237 @@
+//! The model being pre-trained: the project's one BERT encoder, the MLM head (both saved in
+//! Hugging Face `BertForMaskedLM` layout: `bert.*`, `cls.*`), and in stage 2 the span-level
+//! contrastive head (training only; the saved encoder does not need it).
+
+use burn::module::{ModuleVisitor, Param, ParamId};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, relu};
+use tkre::model::{BertModel, EncoderBatch, EncoderConfig, MlmHead, MlmHeadConfig};
+
+/// Linear-ReLU-Linear, shared by anchors and spans before the similarity.
+#[derive(Module, Debug)]
+pub struct SpanProjection {
+    pub first: Linear,
+    pub second: Linear,
+}
+
+impl SpanProjection {
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.second.forward(relu(self.first.forward(x)))
+    }
+}
+
+/// One learned anchor per relation and the shared projection.
+#[derive(Module, Debug)]
+pub struct SpanContrastHead {
+    pub anchors: Embedding,
+    pub projection: SpanProjection,
+}
+
+/// Builds a [`SpanContrastHead`].
+#[derive(Config, Debug)]
+pub struct SpanContrastHeadConfig {
+    pub hidden_size: usize,
+    pub relations: usize,
+}
+
+impl SpanContrastHeadConfig {
+    pub fn init(&self, device: &Device) -> SpanContrastHead {
+        let h = self.hidden_size;
+        SpanContrastHead {
+            anchors: EmbeddingConfig::new(self.relations, h).init(device),
+            projection: SpanProjection {
+                first: LinearConfig::new(h, h).init(device),
+                second: LinearConfig::new(h, h).init(device),
+            },
+        }
+    }
+}
+
+/// Rows scaled to unit L2 norm (as torch's `F.normalize`, with its 1e-12 floor).
+fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}
+
+impl SpanContrastHead {
+    /// SCL loss: for each sample, cross-entropy over `[sim(anchor, positive),
+    /// sim(anchor, negative)] / temperature` with the positive as the target, where `sim` is
+    /// the cosine of the projected vectors; averaged over samples with `weights` 1 (samples
+    /// with no relation span, no negative span or no relation label have weight 0).
+    ///
+    /// `hidden`: `[batch, seq, hidden]`; `positive`/`negative`: `[batch, seq]` mean-pooling
+    /// weights (each row sums to 1, or is all 0 for an excluded sample); `relations`:
+    /// `[batch]` anchor ids; `weights`: `[batch]`.
+    pub fn loss(
+        &self,
+        hidden: Tensor<3>,
+        positive: Tensor<2>,
+        negative: Tensor<2>,
+        relations: Tensor<1, Int>,
+        weights: Tensor<1>,
+        temperature: f64,
+    ) -> Tensor<1> {
+        let [batch, _, h] = hidden.dims();
+        let pool = |w: Tensor<2>| w.unsqueeze_dim::<3>(1).matmul(hidden.clone()).reshape([batch, h]);
+        let project = |x: Tensor<2>| l2_normalize(self.projection.forward(x));
+        let anchor = project(
+            self.anchors
+                .forward(relations.reshape([1, batch]))
+                .reshape([batch, h]),
+        );
+        let positive = project(pool(positive));
+        let negative = project(pool(negative));
+        let sim_pos = (anchor.clone() * positive).sum_dim(1) / temperature;
+        let sim_neg = (anchor * negative).sum_dim(1) / temperature;
+        let logits = Tensor::cat(vec![sim_pos, sim_neg], 1);
+        let nll = log_softmax(logits, 1).slice(s![.., 0..1]).reshape([batch]).neg();
+        let count = weights.clone().sum().clamp_min(1.0);
+        (nll * weights).sum() / count
+    }
+}
+
+/// Encoder + MLM head (+ SCL head in stage 2).
+#[derive(Module, Debug)]
+pub struct PretrainModel {
+    pub bert: BertModel,
+    pub cls: MlmHead,
+    pub scl: Option<SpanContrastHead>,
+}
+
+/// A batch ready for the model: padded, masked inputs and what to predict.
+#[derive(Debug, Clone)]
+pub struct PretrainBatch {
+    pub encoder: EncoderBatch,
+    /// Flat positions (`row * seq + column`) of the masked tokens, `[masked]`.
+    pub masked_positions: Tensor<1, Int>,
+    /// Their original token ids, `[masked]`.
+    pub masked_targets: Tensor<1, Int>,
+    pub masked: usize,
+    /// SCL inputs (see [`SpanContrastHead::loss`]).
+    pub positive: Tensor<2>,
+    pub negative: Tensor<2>,
+    pub relations: Tensor<1, Int>,
+    pub scl_weights: Tensor<1>,
+    pub scl_samples: usize,
+    /// Real (unpadded) tokens in the batch.
+    pub tokens: usize,
+}
+
+/// The losses of one step; `total` carries the gradients.
+pub struct PretrainLosses {
+    pub total: Tensor<1>,
+    pub mslm: Option<Tensor<1>>,
+    pub scl: Option<Tensor<1>>,
+}
+
+impl PretrainModel {
+    pub fn new(config: &EncoderConfig, relations: usize, device: &Device) -> Self {
+        Self {
+            bert: config.init(device),
+            cls: MlmHeadConfig::for_encoder(config).init(device),
+            scl: (relations > 0)
+                .then(|| SpanContrastHeadConfig::new(config.hidden_size, relations).init(device)),
+        }
+    }
+
+    /// MSLM loss (mean cross-entropy over the masked tokens) and SCL loss, weighted.
+    pub fn losses(
+        &self,
+        batch: &PretrainBatch,
+        mslm_weight: f64,
+        scl_weight: f64,
+        temperature: f64,
+    ) -> PretrainLosses {
+        let hidden = self.bert.forward(&batch.encoder);
+        let [b, seq, h] = hidden.dims();
+        let mslm = (batch.masked > 0).then(|| {
+            let states = hidden
+                .clone()
+                .reshape([b * seq, h])
+                .select(0, batch.masked_positions.clone());
+            let logits = self
+                .cls
+                .forward(states, self.bert.embeddings.word_embeddings.weight.val());
+            let log_probs = log_softmax(logits, 1);
+            let picked = log_probs.gather(1, batch.masked_targets.clone().reshape([batch.masked, 1]));
+            picked.mean().neg()
+        });
+        let scl = match (&self.scl, batch.scl_samples > 0 && scl_weight > 0.0) {
+            (Some(head), true) => Some(head.loss(
+                hidden,
+                batch.positive.clone(),
+                batch.negative.clone(),
+                batch.relations.clone(),
+                batch.scl_weights.clone(),
+                temperature,
+            )),
+            _ => None,
+        };
+        let device = batch.encoder.input_ids.device();
+        let mut total = Tensor::<1>::zeros([1], &device);
+        if let Some(loss) = &mslm {
+            total = total + loss.clone() * mslm_weight;
+        }
+        if let Some(loss) = &scl {
+            total = total + loss.clone() * scl_weight;
+        }
+        PretrainLosses { total, mslm, scl }
+    }
+}
+
+/// Scales all gradients together so that their global L2 norm is at most `max_norm` (as
+/// PyTorch's `clip_grad_norm_`; burn's own clipping is per tensor). Returns the norm before
+/// clipping.
+pub fn clip_global_norm<M: Module>(
+    module: &M,
+    grads: GradientsParams,
+    max_norm: f64,
+) -> (GradientsParams, f64) {
+    struct Collect<'a> {
+        grads: &'a GradientsParams,
+        squares: Vec<Tensor<1>>,
+        ids: Vec<(ParamId, usize)>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.get::<D>(param.id) {
+                self.squares.push(grad.powf_scalar(2.0).sum());
+                self.ids.push((param.id, D));
+            }
+        }
+    }
+    let mut collect = Collect {
+        grads: &grads,
+        squares: Vec::new(),
+        ids: Vec::new(),
+    };
+    module.visit(&mut collect);
+    let Collect { squares, ids, .. } = collect;
+    if squares.is_empty() {
+        return (grads, 0.0);
+    }
+    let norm = Tensor::cat(squares, 0).sum().sqrt().into_scalar::<f32>() as f64;
+    let scale = max_norm / (norm + 1e-6);
+    if max_norm <= 0.0 || scale >= 1.0 || !norm.is_finite() {
+        return (grads, norm);
+    }
+    let mut grads = grads;
+    for (id, rank) in ids {
+        match rank {
+            1 => rescale::<1>(&mut grads, id, scale),
+            2 => rescale::<2>(&mut grads, id, scale),
+            3 => rescale::<3>(&mut grads, id, scale),
+            4 => rescale::<4>(&mut grads, id, scale),
+            _ => {}
+        }
+    }
+    (grads, norm)
+}
+
+fn rescale<const D: usize>(grads: &mut GradientsParams, id: ParamId, scale: f64) {
+    if let Some(grad) = grads.remove::<D>(id) {
+        grads.register(id, grad * scale);
+    }
+}

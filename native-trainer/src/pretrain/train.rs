@@ -1,0 +1,610 @@
+//! The training loop: data preparation, batches, AdamW steps with a linear schedule and
+//! global gradient clipping, JSON-lines metrics, checkpoints and resume.
+//!
+//! Reproducibility is what makes `--resume` exact: the data order of epoch `e` is a shuffle
+//! seeded by `(seed, e)`, and the masking, negative spans and dropout of step `s` are seeded
+//! by `(seed, s)`. A resumed run therefore replays exactly the batches the interrupted run
+//! would have seen, from the model and AdamW state saved at its last checkpoint.
+//!
+//! Output directory:
+//! ```text
+//! OUT/config.json, model.safetensors, tokenizer.json   the result (BERT layout, at the end)
+//! OUT/pretrain.json                                     settings, schema, data report
+//! OUT/metrics.jsonl                                     one line per step
+//! OUT/checkpoints/step-NNNNNNN/{model.bpk, optimizer.bpk, state.json}
+//! OUT/checkpoints/latest                                name of the newest checkpoint
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::DType;
+use burn_store::{
+    BurnToPyTorchAdapter, BurnpackStore, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot,
+    PathFilter, PyTorchToBurnAdapter, SafetensorsStore,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use tkre::model::{EncoderBatch, EncoderConfig};
+use tkre::text::{EncodedInstance, TextTokenizer, encode_instance};
+
+use super::config::{PretrainConfig, Stage};
+use super::corpus::{CorpusReport, PretrainRecord, load_files};
+use super::masking::{TokenRole, mask_instance, token_roles};
+use super::model::{PretrainBatch, PretrainModel, clip_global_norm};
+
+/// A corpus record ready for batching.
+#[derive(Debug, Clone)]
+pub struct PreparedRecord {
+    pub encoded: EncodedInstance,
+    pub roles: Vec<TokenRole>,
+    /// Anchor index in stage 2; `None` for records used for MSLM only.
+    pub relation: Option<usize>,
+}
+
+/// What preparation found, for the report and `pretrain.json`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DataSummary {
+    pub records: usize,
+    pub tokens: usize,
+    pub truncated: usize,
+    /// Sentences whose entities are adjacent: no relation span, so no 0.8-masked tokens and
+    /// no SCL positive. They are kept for MSLM; SCL leaves them out (weight 0).
+    pub no_relation_span: usize,
+    /// Stage 2: records with a relation in the schema (the rest train MSLM only).
+    pub with_relation: usize,
+    pub skipped: BTreeMap<String, usize>,
+}
+
+/// Tokenizes and marks every record; a record that cannot be encoded, or whose relation is
+/// not in the schema, is reported and skipped.
+pub fn prepare(
+    records: &[PretrainRecord],
+    tokenizer: &TextTokenizer,
+    max_length: usize,
+    schema: Option<&[String]>,
+    report: &mut CorpusReport,
+) -> (Vec<PreparedRecord>, DataSummary) {
+    let mut summary = DataSummary::default();
+    let mut prepared = Vec::with_capacity(records.len());
+    for record in records {
+        let relation = match (schema, &record.relation) {
+            (Some(schema), Some(label)) => match schema.iter().position(|r| r == label) {
+                Some(index) => Some(index),
+                None => {
+                    report.skip("relation not in the stage-2 schema", || {
+                        format!("{label:?} ({})", record.instance.to_marked())
+                    });
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        let encoded = match encode_instance(tokenizer, &record.instance, max_length) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                report.skip("cannot be encoded", || format!("{e}"));
+                continue;
+            }
+        };
+        let roles = token_roles(&encoded);
+        summary.tokens += encoded.ids.len();
+        summary.truncated += usize::from(encoded.truncated);
+        if !roles.contains(&TokenRole::Relation) {
+            summary.no_relation_span += 1;
+        }
+        summary.with_relation += usize::from(relation.is_some());
+        prepared.push(PreparedRecord {
+            encoded,
+            roles,
+            relation,
+        });
+    }
+    summary.records = prepared.len();
+    summary.skipped = report.skipped.iter().map(|(k, (n, _))| (k.clone(), *n)).collect();
+    (prepared, summary)
+}
+
+/// A seed for one purpose at one step, mixed so nearby steps get unrelated streams.
+fn mixed_seed(seed: u64, stream: u64, index: u64) -> u64 {
+    let mut x = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 29)
+}
+
+/// The order of the records in `epoch`.
+pub fn epoch_order(records: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..records).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(mixed_seed(seed, 1, epoch as u64)));
+    order
+}
+
+/// Masks the records at `indices` and builds the tensors of one step.
+pub fn build_batch(
+    records: &[PreparedRecord],
+    indices: &[usize],
+    config: &PretrainConfig,
+    mask_id: u32,
+    pad_id: u32,
+    step: usize,
+    device: &Device,
+) -> PretrainBatch {
+    let mut rng = StdRng::seed_from_u64(mixed_seed(config.seed, 2, step as u64));
+    let masked: Vec<_> = indices
+        .iter()
+        .map(|&i| {
+            let record = &records[i];
+            mask_instance(&record.encoded, &record.roles, &config.mask, mask_id, &mut rng)
+        })
+        .collect();
+    let sequences: Vec<Vec<u32>> = masked.iter().map(|m| m.input_ids.clone()).collect();
+    let encoder = EncoderBatch::new(&sequences, pad_id, device);
+    let [batch, seq] = encoder.attention_mask.dims();
+
+    let mut positions = Vec::new();
+    let mut targets = Vec::new();
+    let mut positive = vec![0f32; batch * seq];
+    let mut negative = vec![0f32; batch * seq];
+    let mut relations = vec![0i64; batch];
+    let mut weights = vec![0f32; batch];
+    for (row, (m, &i)) in masked.iter().zip(indices).enumerate() {
+        for &(position, id) in &m.targets {
+            positions.push((row * seq + position) as i64);
+            targets.push(id as i64);
+        }
+        if let (Some(relation), false, false) =
+            (records[i].relation, m.positive.is_empty(), m.negative.is_empty())
+        {
+            for &p in &m.positive {
+                positive[row * seq + p] = 1.0 / m.positive.len() as f32;
+            }
+            for &p in &m.negative {
+                negative[row * seq + p] = 1.0 / m.negative.len() as f32;
+            }
+            relations[row] = relation as i64;
+            weights[row] = 1.0;
+        }
+    }
+    let n_masked = positions.len();
+    let scl_samples = weights.iter().filter(|w| **w > 0.0).count();
+    PretrainBatch {
+        tokens: encoder.lengths.iter().sum(),
+        masked_positions: Tensor::from_data(TensorData::new(positions, [n_masked]), device),
+        masked_targets: Tensor::from_data(TensorData::new(targets, [n_masked]), device),
+        masked: n_masked,
+        positive: Tensor::from_data(TensorData::new(positive, [batch, seq]), device),
+        negative: Tensor::from_data(TensorData::new(negative, [batch, seq]), device),
+        relations: Tensor::from_data(TensorData::new(relations, [batch]), device),
+        scl_weights: Tensor::from_data(TensorData::new(weights, [batch]), device),
+        scl_samples,
+        encoder,
+    }
+}
+
+/// Where a checkpoint's training stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps done.
+    pub step: usize,
+    pub total_steps: usize,
+    pub tokens_seen: u64,
+    pub elapsed_s: f64,
+    pub run: serde_json::Value,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub step: usize,
+    pub epoch: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub mslm: Option<f64>,
+    pub scl: Option<f64>,
+    pub grad_norm: f64,
+    pub masked_tokens: usize,
+    pub scl_samples: usize,
+    pub tokens_per_s: f64,
+    pub elapsed_s: f64,
+}
+
+/// How a call to [`train`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainOutcome {
+    /// All steps done; the result is in the output directory.
+    Finished { steps: usize },
+    /// Stopped early on request (`stop_after`); resume to continue.
+    Stopped { step: usize },
+}
+
+/// Options of one invocation that do not change what the run computes.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    pub resume: bool,
+    /// Stop (after checkpointing) once this many steps are done in total.
+    pub stop_after: Option<usize>,
+    pub quiet: bool,
+}
+
+fn remapper(patterns: &[(&str, &str)]) -> KeyRemapper {
+    patterns
+        .iter()
+        .try_fold(KeyRemapper::new(), |r, &(from, to)| r.add_pattern(from, to))
+        .expect("constant regexes are valid")
+}
+
+/// Loads the starting checkpoint (BERT layout, `bert.` prefix optional) into `model`: the
+/// encoder must be complete; an MLM head (`cls.*`) is used when present, else the fresh one.
+pub fn load_init(model: PretrainModel, weights: &Path) -> Result<(PretrainModel, bool)> {
+    let mut model = model;
+    let bert = tkre::model::load_weights_from_file(model.bert, weights)?;
+    model.bert = bert;
+    let mut store = SafetensorsStore::from_file(weights)
+        .remap(remapper(&[(r"\.LayerNorm\.", ".layer_norm.")]))
+        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+        .filter(PathFilter::new().with_regex(r"^cls\."))
+        .allow_partial(true);
+    let mut head = model.cls;
+    let result = head
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+    if !result.errors.is_empty() {
+        bail!(
+            "{}: the MLM head (cls.*) does not fit this encoder: {:?}",
+            weights.display(),
+            result.errors
+        );
+    }
+    let has_head = !result.applied.is_empty();
+    if has_head && !result.missing.is_empty() {
+        bail!(
+            "{}: the MLM head (cls.*) is incomplete: missing {:?}",
+            weights.display(),
+            result.missing
+        );
+    }
+    model.cls = head;
+    Ok((model, has_head))
+}
+
+/// Writes the encoder and MLM head as `model.safetensors` in Hugging Face `BertForMaskedLM`
+/// layout (the SCL head is training-only and is left out).
+pub fn save_bert_layout(model: &PretrainModel, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_file(path)
+        .filter(PathFilter::new().with_regex(r"^(bert|cls)\."))
+        .remap(remapper(&[
+            (r"\.layer_norm\.", ".LayerNorm."),
+            (r"\.attention\.self_attention\.", ".attention.self."),
+        ]))
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+}
+
+/// Everything [`train`] needs besides the session options.
+pub struct TrainInputs<'a> {
+    pub config: &'a PretrainConfig,
+    /// The starting checkpoint directory.
+    pub init_dir: &'a Path,
+    pub out: &'a Path,
+    pub device: Device,
+}
+
+fn checkpoint_dir(out: &Path, step: usize) -> PathBuf {
+    out.join("checkpoints").join(format!("step-{step:07}"))
+}
+
+fn latest_checkpoint(out: &Path) -> Option<PathBuf> {
+    let name = fs::read_to_string(out.join("checkpoints/latest")).ok()?;
+    let dir = out.join("checkpoints").join(name.trim());
+    dir.join("state.json").is_file().then_some(dir)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Saves model, optimiser and state into a new checkpoint directory, then points `latest`
+/// at it and deletes the oldest beyond `keep`. A crash mid-save leaves the previous
+/// checkpoint as `latest`.
+fn save_checkpoint(
+    out: &Path,
+    model: &PretrainModel,
+    optim: &ModuleOptimizer,
+    state: &TrainState,
+    keep: usize,
+) -> Result<()> {
+    let dir = checkpoint_dir(out, state.step);
+    let tmp = dir.with_extension("partial");
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut store = BurnpackStore::from_file(tmp.join("model.bpk")).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("saving the model checkpoint: {e}"))?;
+    optim
+        .save(tmp.join("optimizer.bpk"))
+        .map_err(|e| anyhow::anyhow!("saving the optimiser state: {e:?}"))?;
+    fs::write(tmp.join("state.json"), serde_json::to_vec_pretty(state)?)?;
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&tmp, &dir)?;
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    write_atomic(&out.join("checkpoints/latest"), name.as_bytes())?;
+
+    let mut existing: Vec<PathBuf> = fs::read_dir(out.join("checkpoints"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
+        })
+        .filter(|p| p.extension().is_none())
+        .collect();
+    existing.sort();
+    while existing.len() > keep {
+        let oldest = existing.remove(0);
+        let _ = fs::remove_dir_all(oldest);
+    }
+    Ok(())
+}
+
+fn optimizer(config: &PretrainConfig) -> ModuleOptimizer {
+    // Clipping is global (clip_global_norm), so none is configured here.
+    AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(config.weight_decay as f32)
+        .init()
+}
+
+/// Runs (or resumes) pre-training. Progress goes to stderr; metrics to `metrics.jsonl`.
+pub fn train(
+    inputs: TrainInputs<'_>,
+    records: &[PreparedRecord],
+    relations: usize,
+    session: &Session,
+) -> Result<TrainOutcome> {
+    let TrainInputs {
+        config,
+        init_dir,
+        out,
+        device,
+    } = inputs;
+    if records.is_empty() {
+        bail!("no usable records to train on");
+    }
+    let tokenizer_bytes = fs::read(init_dir.join("tokenizer.json"))
+        .with_context(|| format!("reading {}/tokenizer.json", init_dir.display()))?;
+    let tokenizer = TextTokenizer::from_bytes(&tokenizer_bytes, "tokenizer.json")?;
+    let mask_id = tokenizer
+        .token_id("[MASK]")
+        .context("the tokenizer has no [MASK] token; MSLM needs a BERT-style vocabulary")?;
+    let pad_id = tokenizer.pad_id();
+    let config_text = fs::read_to_string(init_dir.join("config.json"))
+        .with_context(|| format!("reading {}/config.json", init_dir.display()))?;
+    let encoder_config = EncoderConfig::from_json(&config_text, "config.json")?;
+
+    let steps_per_epoch = records.len().div_ceil(config.batch_size);
+    let total = (steps_per_epoch * config.epochs).min(config.max_steps.unwrap_or(usize::MAX));
+    let run = config.run_identity();
+
+    // The model: fresh heads seeded, the encoder (and MLM head if any) from the checkpoint.
+    device.seed(mixed_seed(config.seed, 3, 0));
+    let model = PretrainModel::new(&encoder_config, relations, &device);
+    let (mut model, had_head) = load_init(model, &init_dir.join("model.safetensors"))?;
+    let mut optim = optimizer(config);
+    let mut state = TrainState {
+        step: 0,
+        total_steps: total,
+        tokens_seen: 0,
+        elapsed_s: 0.0,
+        run: run.clone(),
+    };
+
+    fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("creating {}", out.display()))?;
+    let metrics_path = out.join("metrics.jsonl");
+    match (latest_checkpoint(out), session.resume) {
+        (Some(dir), true) => {
+            let saved: TrainState = serde_json::from_slice(&fs::read(dir.join("state.json"))?)?;
+            if saved.run != run {
+                bail!(
+                    "{} was started with different settings; resume with the same config \
+                     (only checkpoint_every, keep_checkpoints and device may change), or use a new --out.\n\
+                     started with: {}\nnow:          {}",
+                    out.display(),
+                    saved.run,
+                    run
+                );
+            }
+            let mut store = BurnpackStore::from_file(dir.join("model.bpk"));
+            model
+                .load_from(&mut store)
+                .map_err(|e| anyhow::anyhow!("loading {}: {e}", dir.display()))?;
+            optim = optim
+                .load(dir.join("optimizer.bpk"))
+                .map_err(|e| anyhow::anyhow!("loading the optimiser state in {}: {e:?}", dir.display()))?;
+            state = saved;
+            // Metrics logged after the checkpoint are replayed; drop them.
+            if let Ok(text) = fs::read_to_string(&metrics_path) {
+                let kept: String = text
+                    .lines()
+                    .filter(|l| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= state.step))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                write_atomic(&metrics_path, kept.as_bytes())?;
+            }
+            if !session.quiet {
+                eprintln!("resuming from {} (step {} of {total})", dir.display(), state.step);
+            }
+        }
+        (None, true) => {
+            if !session.quiet {
+                eprintln!(
+                    "--resume: no checkpoint in {} yet; starting from the beginning",
+                    out.display()
+                );
+            }
+            let _ = fs::remove_file(&metrics_path);
+        }
+        (Some(_), false) => bail!(
+            "{} already holds checkpoints of a run; pass --resume to continue it, or choose another --out",
+            out.display()
+        ),
+        (None, false) => {
+            let _ = fs::remove_file(&metrics_path);
+            if !session.quiet && !had_head {
+                eprintln!("the starting checkpoint has no MLM head: a new one is initialised (see README)");
+            }
+        }
+    }
+
+    let mut metrics_file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .with_context(|| format!("opening {}", metrics_path.display()))?;
+    let bar = if session.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{:?}", config.stage).to_lowercase());
+    bar.set_position(state.step as u64);
+
+    let started = Instant::now();
+    let elapsed_before = state.elapsed_s;
+    let mut order_epoch = usize::MAX;
+    let mut order = Vec::new();
+    let mut last_checkpoint = state.step;
+    while state.step < total {
+        let step = state.step;
+        let epoch = step / steps_per_epoch;
+        if epoch != order_epoch {
+            order = epoch_order(records.len(), config.seed, epoch);
+            order_epoch = epoch;
+        }
+        let first = (step % steps_per_epoch) * config.batch_size;
+        let indices = &order[first..(first + config.batch_size).min(records.len())];
+        let step_started = Instant::now();
+
+        device.seed(mixed_seed(config.seed, 4, step as u64));
+        let batch = build_batch(records, indices, config, mask_id, pad_id, step, &device);
+        let losses = model.losses(&batch, config.mslm_weight, config.scl_weight, config.temperature);
+        let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
+        let loss = scalar(&losses.total);
+        let mslm = losses.mslm.as_ref().map(scalar);
+        let scl = losses.scl.as_ref().map(scalar);
+        if !loss.is_finite() {
+            bar.abandon();
+            bail!(
+                "the loss became {loss} at step {}; the last checkpoint (step {last_checkpoint}) is intact. \
+                 Lower learning_rate or max_grad_norm and resume from it with --resume",
+                step + 1
+            );
+        }
+        let grads = GradientsParams::from_grads(losses.total.backward(), &model);
+        let (grads, grad_norm) = clip_global_norm(&model, grads, config.max_grad_norm);
+        let lr = config.learning_rate_at(step, total);
+        model = optim.step(lr, model, grads);
+
+        state.step += 1;
+        state.tokens_seen += batch.tokens as u64;
+        state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        let tokens_per_s = batch.tokens as f64 / step_started.elapsed().as_secs_f64().max(1e-9);
+        let metrics = StepMetrics {
+            step: state.step,
+            epoch,
+            lr,
+            loss,
+            mslm,
+            scl,
+            grad_norm,
+            masked_tokens: batch.masked,
+            scl_samples: batch.scl_samples,
+            tokens_per_s,
+            elapsed_s: state.elapsed_s,
+        };
+        writeln!(metrics_file, "{}", serde_json::to_string(&metrics)?)?;
+        let mut message = format!("loss {loss:.3}");
+        if let (Some(m), Some(s)) = (mslm, scl) {
+            message = format!("loss {loss:.3} (mslm {m:.3}, scl {s:.3})");
+        }
+        bar.set_message(format!("{message}  {tokens_per_s:.0} tok/s"));
+        bar.set_position(state.step as u64);
+
+        let stop = session.stop_after.is_some_and(|n| state.step >= n);
+        if state.step.is_multiple_of(config.checkpoint_every) || state.step == total || stop {
+            metrics_file.flush()?;
+            save_checkpoint(out, &model, &optim, &state, config.keep_checkpoints)?;
+            last_checkpoint = state.step;
+        }
+        if stop && state.step < total {
+            bar.abandon_with_message(format!(
+                "stopped after step {}; continue with --resume",
+                state.step
+            ));
+            return Ok(TrainOutcome::Stopped { step: state.step });
+        }
+    }
+    bar.finish_with_message("done");
+
+    save_bert_layout(&model, &out.join("model.safetensors"))?;
+    fs::write(
+        out.join("config.json"),
+        serde_json::to_vec_pretty(&encoder_config)?,
+    )?;
+    fs::write(out.join("tokenizer.json"), &tokenizer_bytes)?;
+    Ok(TrainOutcome::Finished { steps: state.step })
+}
+
+/// Loads the corpus and prepares it for `config.stage`; returns the records, the stage-2
+/// schema (empty in stage 1) and the report.
+pub fn load_corpus(
+    config: &PretrainConfig,
+    tokenizer: &TextTokenizer,
+) -> Result<(Vec<PreparedRecord>, Vec<String>, DataSummary, CorpusReport)> {
+    let mut report = CorpusReport::default();
+    let records = load_files(&config.corpus, &mut report)?;
+    let schema: Vec<String> = match (config.stage, &config.relations) {
+        (Stage::Mslm, _) => Vec::new(),
+        (Stage::Scl, Some(relations)) => relations.clone(),
+        (Stage::Scl, None) => {
+            let mut found: Vec<String> = records.iter().filter_map(|r| r.relation.clone()).collect();
+            found.sort();
+            found.dedup();
+            found
+        }
+    };
+    if config.stage == Stage::Scl && schema.is_empty() {
+        bail!(
+            "stage 2 (SCL) needs relation labels, and no record of the corpus has one; add the \
+             synthesis outputs (explanations or samples) to --corpus"
+        );
+    }
+    let schema_ref = (config.stage == Stage::Scl).then_some(schema.as_slice());
+    let (prepared, summary) = prepare(&records, tokenizer, config.max_length, schema_ref, &mut report);
+    if prepared.is_empty() {
+        bail!("the corpus has no usable records:\n{}", report.describe());
+    }
+    Ok((prepared, schema, summary, report))
+}

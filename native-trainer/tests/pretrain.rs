@@ -1,0 +1,501 @@
+//! Pre-training on the CPU with a tiny encoder (2 layers, hidden 32) and the base model's
+//! tokenizer: masking rates, the SCL loss and its gradients against an independent f64
+//! computation, falling losses, and resume == uninterrupted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use safetensors::SafeTensors;
+use tkre::model::EncoderConfig;
+use tkre::text::{RelationInstance, TextTokenizer, encode_instance};
+use tkre_trainer::pretrain::corpus::{CorpusReport, load_files};
+use tkre_trainer::pretrain::masking::{MaskProbabilities, TokenRole, mask_instance, token_roles};
+use tkre_trainer::pretrain::model::{PretrainModel, SpanContrastHeadConfig};
+use tkre_trainer::pretrain::train::{StepMetrics, save_bert_layout};
+use tkre_trainer::pretrain::{PretrainConfig, Session, Stage, TrainOutcome, pretrain};
+
+/// burn's random generator (dropout, initialisation) is one per device, shared by the tests
+/// of this binary, which run in parallel: tests that depend on its seed take this lock.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock_rng() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn base_model_dir() -> PathBuf {
+    let dir = tkre_trainer::paths::default_model_dir();
+    let dir = std::env::var_os("TKRE_MODEL").map(PathBuf::from).unwrap_or(dir);
+    assert!(
+        dir.join("tokenizer.json").is_file(),
+        "base model not found in {}; run scripts/fetch-base-model.sh (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+fn tokenizer() -> TextTokenizer {
+    let bytes = std::fs::read(base_model_dir().join("tokenizer.json")).unwrap();
+    TextTokenizer::from_bytes(&bytes, "tokenizer.json").unwrap()
+}
+
+/// FewRel records of 6 relations x 8 (the project's test fixture).
+fn small_corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fewrel_small.json")
+}
+
+/// A randomly initialised tiny checkpoint (with an MLM head) in BERT layout.
+fn tiny_checkpoint(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let tokenizer_path = base_model_dir().join("tokenizer.json");
+    let vocab = tokenizer().vocab_size();
+    let config = EncoderConfig::tiny(vocab);
+    let device = Device::flex();
+    device.seed(7);
+    let model = PretrainModel::new(&config, 0, &device);
+    save_bert_layout(&model, &dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    std::fs::copy(tokenizer_path, dir.join("tokenizer.json")).unwrap();
+}
+
+fn tiny_config(init: &Path, stage: Stage) -> PretrainConfig {
+    PretrainConfig {
+        stage,
+        init: Some(init.to_path_buf()),
+        corpus: vec![small_corpus()],
+        batch_size: 8,
+        max_length: 64,
+        learning_rate: 2e-3,
+        warmup_ratio: 0.1,
+        checkpoint_every: 2,
+        ..Default::default()
+    }
+}
+
+fn quiet() -> Session {
+    Session {
+        quiet: true,
+        ..Default::default()
+    }
+}
+
+fn metrics(out: &Path) -> Vec<StepMetrics> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn tensors(path: &Path) -> BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (name, values)
+        })
+        .collect()
+}
+
+/// Measured over every token of 48 FewRel sentences masked 300 times (about 10^5 draws per
+/// role): each rate is within 0.01 of its probability (> 5 standard deviations for the
+/// rarest role), and special and marker tokens are never masked.
+#[test]
+fn masking_rates_match_the_method() {
+    let tokenizer = tokenizer();
+    let mask_id = tokenizer.token_id("[MASK]").unwrap();
+    let mut report = CorpusReport::default();
+    let records = load_files(&[small_corpus()], &mut report).unwrap();
+    assert!(records.len() >= 40);
+    let encoded: Vec<_> = records
+        .iter()
+        .map(|r| {
+            let encoded = encode_instance(&tokenizer, &r.instance, 128).unwrap();
+            let roles = token_roles(&encoded);
+            (encoded, roles)
+        })
+        .collect();
+    let p = MaskProbabilities::default();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for _ in 0..300 {
+        for (encoded, roles) in &encoded {
+            let masked = mask_instance(encoded, roles, &p, mask_id, &mut rng);
+            let mut is_masked = vec![false; roles.len()];
+            for &(position, original) in &masked.targets {
+                is_masked[position] = true;
+                assert_eq!(original, encoded.ids[position]);
+                assert_eq!(masked.input_ids[position], mask_id);
+            }
+            for (i, role) in roles.iter().enumerate() {
+                let name = match role {
+                    TokenRole::Special => "special",
+                    TokenRole::Marker => "marker",
+                    TokenRole::Entity => "entity",
+                    TokenRole::Relation => "relation",
+                    TokenRole::Other => "other",
+                };
+                let entry = counts.entry(name).or_default();
+                entry.0 += usize::from(is_masked[i]);
+                entry.1 += 1;
+                if !is_masked[i] {
+                    assert_eq!(masked.input_ids[i], encoded.ids[i]);
+                }
+            }
+        }
+    }
+    let rate = |name: &str| {
+        let (masked, total) = counts[name];
+        assert!(total > 10_000, "{name}: only {total} tokens");
+        masked as f64 / total as f64
+    };
+    assert_eq!(counts["special"].0, 0);
+    assert_eq!(counts["marker"].0, 0);
+    for (name, expected) in [("relation", 0.8), ("entity", 0.5), ("other", 0.2)] {
+        let measured = rate(name);
+        assert!(
+            (measured - expected).abs() < 0.01,
+            "{name}: measured {measured}, expected {expected}"
+        );
+    }
+}
+
+/// Reference SCL loss in f64, written from the method's definition: project (Linear-ReLU-
+/// Linear, burn's `x W + b` layout), L2-normalise, cosine / temperature, cross-entropy with
+/// the positive as target, mean over weighted samples.
+#[allow(clippy::too_many_arguments)]
+fn reference_scl(
+    hidden: &[f64],
+    shape: [usize; 3],
+    positive: &[f64],
+    negative: &[f64],
+    relations: &[usize],
+    weights: &[f64],
+    anchors: &[f64],
+    w1: &[f64],
+    b1: &[f64],
+    w2: &[f64],
+    b2: &[f64],
+    temperature: f64,
+) -> f64 {
+    let [batch, seq, h] = shape;
+    let linear = |x: &[f64], w: &[f64], b: &[f64]| -> Vec<f64> {
+        (0..h)
+            .map(|j| b[j] + (0..h).map(|i| x[i] * w[i * h + j]).sum::<f64>())
+            .collect()
+    };
+    let project = |x: &[f64]| -> Vec<f64> {
+        let first: Vec<f64> = linear(x, w1, b1).into_iter().map(|v| v.max(0.0)).collect();
+        let out = linear(&first, w2, b2);
+        let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+        out.into_iter().map(|v| v / norm).collect()
+    };
+    let pool = |weights: &[f64], row: usize| -> Vec<f64> {
+        (0..h)
+            .map(|k| {
+                (0..seq)
+                    .map(|t| weights[row * seq + t] * hidden[(row * seq + t) * h + k])
+                    .sum()
+            })
+            .collect()
+    };
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut total = 0.0;
+    for row in 0..batch {
+        let anchor = project(&anchors[relations[row] * h..(relations[row] + 1) * h]);
+        let sp = dot(&anchor, &project(&pool(positive, row))) / temperature;
+        let sn = dot(&anchor, &project(&pool(negative, row))) / temperature;
+        let m = sp.max(sn);
+        let nll = m + ((sp - m).exp() + (sn - m).exp()).ln() - sp;
+        total += weights[row] * nll;
+    }
+    total / weights.iter().sum::<f64>().max(1.0)
+}
+
+fn values(t: Tensor<2>) -> Vec<f64> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+#[test]
+fn scl_loss_and_gradients_match_an_independent_computation() {
+    let _rng = lock_rng();
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let (batch, seq, h, relations_n) = (3, 5, 4, 2);
+    let head = SpanContrastHeadConfig::new(h, relations_n).init(&device);
+    let hidden_values: Vec<f32> = (0..batch * seq * h)
+        .map(|i| ((i * 37 % 23) as f32 / 11.0) - 1.0)
+        .collect();
+    let hidden = Tensor::<3>::from_data(TensorData::new(hidden_values.clone(), [batch, seq, h]), &device)
+        .require_grad();
+    // Row 0: positive = tokens 1-2, negative = token 4. Row 1: positive = token 3, negative =
+    // tokens 0-1. Row 2: excluded (weight 0), so it must not contribute.
+    let mut positive = vec![0f32; batch * seq];
+    let mut negative = vec![0f32; batch * seq];
+    positive[1] = 0.5;
+    positive[2] = 0.5;
+    negative[4] = 1.0;
+    positive[seq + 3] = 1.0;
+    negative[seq] = 0.5;
+    negative[seq + 1] = 0.5;
+    let relations = [1usize, 0, 1];
+    let weights = [1f32, 1.0, 0.0];
+    let temperature = 0.1;
+    let loss = head.loss(
+        hidden.clone(),
+        Tensor::from_data(TensorData::new(positive.clone(), [batch, seq]), &device),
+        Tensor::from_data(TensorData::new(negative.clone(), [batch, seq]), &device),
+        Tensor::from_data(
+            TensorData::new(relations.iter().map(|&r| r as i64).collect::<Vec<_>>(), [batch]),
+            &device,
+        ),
+        Tensor::from_data(TensorData::new(weights.to_vec(), [batch]), &device),
+        temperature,
+    );
+    let loss_value = loss.clone().into_scalar::<f32>() as f64;
+    let grads = loss.backward();
+    let grad_hidden: Vec<f64> = hidden
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let grad_anchors = values(head.anchors.weight.val().grad(&grads).unwrap());
+
+    let param = |p: &Param<Tensor<2>>| values(p.val());
+    let vector = |p: &Option<Param<Tensor<1>>>| -> Vec<f64> {
+        p.as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    let anchors = param(&head.anchors.weight);
+    let (w1, b1) = (
+        param(&head.projection.first.weight),
+        vector(&head.projection.first.bias),
+    );
+    let (w2, b2) = (
+        param(&head.projection.second.weight),
+        vector(&head.projection.second.bias),
+    );
+    let to64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let (hidden64, pos64, neg64, w64) = (
+        to64(&hidden_values),
+        to64(&positive),
+        to64(&negative),
+        to64(&weights),
+    );
+    let reference = |hidden: &[f64], anchors: &[f64]| {
+        reference_scl(
+            hidden,
+            [batch, seq, h],
+            &pos64,
+            &neg64,
+            &relations,
+            &w64,
+            anchors,
+            &w1,
+            &b1,
+            &w2,
+            &b2,
+            temperature,
+        )
+    };
+    let expected = reference(&hidden64, &anchors);
+    assert!(
+        (loss_value - expected).abs() < 1e-5,
+        "loss {loss_value} vs reference {expected}"
+    );
+    assert!(expected > 0.0);
+
+    // Gradients by central differences of the reference.
+    let eps = 1e-6;
+    let numeric = |values: &[f64], f: &dyn Fn(&[f64]) -> f64| -> Vec<f64> {
+        (0..values.len())
+            .map(|i| {
+                let mut up = values.to_vec();
+                let mut down = values.to_vec();
+                up[i] += eps;
+                down[i] -= eps;
+                (f(&up) - f(&down)) / (2.0 * eps)
+            })
+            .collect()
+    };
+    let expected_hidden = numeric(&hidden64, &|x| reference(x, &anchors));
+    let expected_anchors = numeric(&anchors, &|a| reference(&hidden64, a));
+    let close = |got: &[f64], want: &[f64], what: &str| {
+        let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+        assert!(scale > 1e-3, "{what}: reference gradient is zero");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() < 1e-3 * scale.max(1.0), "{what}[{i}]: {g} vs {w}");
+        }
+    };
+    close(&grad_hidden, &expected_hidden, "d loss / d hidden");
+    close(&grad_anchors, &expected_anchors, "d loss / d anchors");
+    // The excluded row gets no gradient.
+    assert!(grad_hidden[2 * seq * h..].iter().all(|g| g.abs() < 1e-9));
+}
+
+#[test]
+fn both_stages_lower_their_losses_and_write_a_loadable_checkpoint() {
+    let _rng = lock_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init");
+    tiny_checkpoint(&init);
+
+    let stage1 = dir.path().join("stage1");
+    let config = PretrainConfig {
+        epochs: 5,
+        ..tiny_config(&init, Stage::Mslm)
+    };
+    assert_eq!(
+        pretrain(&config, &stage1, &quiet()).unwrap(),
+        TrainOutcome::Finished { steps: 30 }
+    );
+    let m = metrics(&stage1);
+    assert_eq!(m.len(), 30);
+    let mean =
+        |xs: &[StepMetrics], f: &dyn Fn(&StepMetrics) -> f64| xs.iter().map(f).sum::<f64>() / xs.len() as f64;
+    let (first, last) = (
+        mean(&m[..6], &|s| s.mslm.unwrap()),
+        mean(&m[24..], &|s| s.mslm.unwrap()),
+    );
+    assert!(
+        last < first * 0.9,
+        "stage 1 MSLM loss did not fall: {first} -> {last}"
+    );
+
+    // Stage 2 starts from stage 1's output (its trained MLM head included).
+    let stage2 = dir.path().join("stage2");
+    let config = PretrainConfig {
+        epochs: 5,
+        learning_rate: 1e-3,
+        ..tiny_config(&stage1, Stage::Scl)
+    };
+    pretrain(&config, &stage2, &quiet()).unwrap();
+    let m = metrics(&stage2);
+    assert!(m.iter().all(|s| s.scl.is_some() && s.scl_samples > 0));
+    let (first, last) = (
+        mean(&m[..6], &|s| s.scl.unwrap()),
+        mean(&m[24..], &|s| s.scl.unwrap()),
+    );
+    assert!(
+        last < first * 0.8,
+        "stage 2 SCL loss did not fall: {first} -> {last}"
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stage2.join("pretrain.json")).unwrap()).unwrap();
+    assert_eq!(info["relations"].as_array().unwrap().len(), 6);
+
+    // The result is a checkpoint the rest of the project loads.
+    let encoder = tkre::RelationEncoder::load_dir(&stage2, Device::flex()).unwrap();
+    let instance = RelationInstance::from_marked("[E1]Ann[/E1] works at [E2]Acme[/E2].").unwrap();
+    let vectors = encoder.encode_instances(&[instance], 8).unwrap();
+    assert!(vectors[0].iter().all(|v| v.is_finite()));
+    let names = tensors(&stage2.join("model.safetensors"));
+    assert!(
+        names.contains_key("bert.embeddings.LayerNorm.weight"),
+        "{:?}",
+        names.keys().take(5).collect::<Vec<_>>()
+    );
+    assert!(names.contains_key("cls.predictions.transform.dense.weight"));
+    assert!(!names.keys().any(|n| n.starts_with("scl.")));
+}
+
+#[test]
+fn resume_gives_the_same_parameters_as_an_uninterrupted_run() {
+    let _rng = lock_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init");
+    tiny_checkpoint(&init);
+    let config = PretrainConfig {
+        max_steps: Some(6),
+        ..tiny_config(&init, Stage::Scl)
+    };
+
+    let straight = dir.path().join("straight");
+    assert_eq!(
+        pretrain(&config, &straight, &quiet()).unwrap(),
+        TrainOutcome::Finished { steps: 6 }
+    );
+
+    let interrupted = dir.path().join("interrupted");
+    let stop = Session {
+        stop_after: Some(3),
+        ..quiet()
+    };
+    assert_eq!(
+        pretrain(&config, &interrupted, &stop).unwrap(),
+        TrainOutcome::Stopped { step: 3 }
+    );
+    assert!(!interrupted.join("model.safetensors").exists());
+    // Without --resume an existing run is never overwritten.
+    let error = pretrain(&config, &interrupted, &quiet()).unwrap_err().to_string();
+    assert!(error.contains("--resume"), "{error}");
+    // Different settings are refused on resume.
+    let other = PretrainConfig {
+        learning_rate: 1e-4,
+        ..config.clone()
+    };
+    let resume = Session {
+        resume: true,
+        ..quiet()
+    };
+    assert!(
+        pretrain(&other, &interrupted, &resume)
+            .unwrap_err()
+            .to_string()
+            .contains("different settings")
+    );
+    assert_eq!(
+        pretrain(&config, &interrupted, &resume).unwrap(),
+        TrainOutcome::Finished { steps: 6 }
+    );
+
+    let (ma, mb) = (metrics(&straight), metrics(&interrupted));
+    assert_eq!(mb.len(), 6);
+    for (x, y) in ma.iter().zip(&mb) {
+        assert_eq!(x.step, y.step);
+        assert!(
+            (x.loss - y.loss).abs() < 1e-5,
+            "step {}: {} vs {}",
+            x.step,
+            x.loss,
+            y.loss
+        );
+    }
+    let (a, b) = (
+        tensors(&straight.join("model.safetensors")),
+        tensors(&interrupted.join("model.safetensors")),
+    );
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, values) in &a {
+        let diff = values
+            .iter()
+            .zip(&b[name])
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-6, "{name}: max difference {diff}");
+    }
+}
