@@ -242,3 +242,84 @@ fn eval_rejects_impossible_settings() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("README.md"), "{}", stderr(&out));
 }
+
+#[test]
+fn pretrain_explains_bad_settings_and_unusable_corpora() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let out = out_dir.to_str().unwrap();
+
+    let no_corpus = tkre(&["pretrain", "--out", out], "");
+    assert_eq!(no_corpus.status.code(), Some(2));
+    assert!(
+        stderr(&no_corpus).contains("no corpus: give --corpus FILE"),
+        "{}",
+        stderr(&no_corpus)
+    );
+
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "epoch = 3\n").unwrap();
+    let typo = tkre(
+        &["pretrain", "--config", config.to_str().unwrap(), "--out", out],
+        "",
+    );
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        stderr(&typo).contains("unknown field `epoch`"),
+        "{}",
+        stderr(&typo)
+    );
+
+    // Every record bad: the run stops before training, listing why, with examples.
+    let corpus = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &corpus,
+        concat!(
+            r#"{"text": "Ann works at Acme .", "subj": "Ann", "subj_start": 4, "subj_end": 7, "obj": "Acme", "obj_start": 13, "obj_end": 17, "relation": "r"}"#,
+            "\n",
+            r#"{"relation": "r", "subject": "Zed", "object": "Acme", "generated_text": "Acme is big."}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let unusable = tkre(
+        &["pretrain", "--corpus", corpus.to_str().unwrap(), "--out", out],
+        "",
+    );
+    assert_eq!(unusable.status.code(), Some(2));
+    let message = stderr(&unusable);
+    assert!(message.contains("the corpus has no usable records"), "{message}");
+    assert!(
+        message.contains("skipped 1: entity offsets do not match the text"),
+        "{message}"
+    );
+    assert!(
+        message.contains("skipped 1: explanation does not mention its subject"),
+        "{message}"
+    );
+
+    // Stage 2 with a schema none of the corpus's relations belong to.
+    let schema = dir.path().join("relations.txt");
+    std::fs::write(&schema, "founded by\n").unwrap();
+    let args = [
+        "pretrain",
+        "--stage",
+        "scl",
+        "--corpus",
+        "tests/fixtures/fewrel_small.json",
+    ];
+    let unknown = tkre(
+        &[
+            &args[..],
+            &["--relations", schema.to_str().unwrap(), "--out", out],
+        ]
+        .concat(),
+        "",
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    let message = stderr(&unknown);
+    assert!(
+        message.contains("skipped 48: relation not in the stage-2 schema"),
+        "{message}"
+    );
+}

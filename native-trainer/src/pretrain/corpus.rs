@@ -241,7 +241,15 @@ fn sample_instance(item: &Value) -> Result<RelationInstance, BadRecord> {
     };
     RelationInstance::from_offsets(text, head, tail)
         .map(|i| i.with_types(ty("subj_type"), ty("obj_type")))
-        .map_err(|e| bad("entity offsets do not match the text", e.to_string()))
+        .map_err(|e| {
+            let message = e.to_string();
+            let kind = if message.contains("overlap") {
+                "entities overlap"
+            } else {
+                "entity offsets do not match the text"
+            };
+            bad(kind, message)
+        })
 }
 
 /// An EDKG explanation: the subject and object located in the generated text.
