@@ -4,3 +4,4 @@
 
 pub mod paths;
 pub mod pretrain;
+pub mod synthesis;

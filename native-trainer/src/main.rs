@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "tkre",
     version,
-    about = "Few-shot relation extraction (TKRE): pre-train, embed, classify, evaluate, export"
+    about = "Few-shot relation extraction (TKRE): synthesize, pre-train, embed, classify, evaluate, export"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -52,6 +52,9 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// N-way K-shot episodes over a FewRel-format file.
     Eval(evaluate::EvalArgs),
+    /// Knowledge synthesis with an LLM server: EDKG explanations, SCDG samples, schemas.
+    #[command(subcommand)]
+    Synthesize(tkre_trainer::synthesis::SynthesizeCommand),
     /// Two-stage knowledge-guided pre-training: `--stage mslm`, then `--stage scl`.
     Pretrain(Box<tkre_trainer::pretrain::PretrainArgs>),
     /// Write a model directory for the browser (weights in fp32 or fp16, manifest.json).
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Eval(args) => evaluate::run(args),
+        Command::Synthesize(command) => tkre_trainer::synthesis::run(command),
         Command::Pretrain(args) => tkre_trainer::pretrain::run(*args),
         Command::Export(args) => export::run(args),
     };

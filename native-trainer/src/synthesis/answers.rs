@@ -1,0 +1,330 @@
+//! Reading and checking what the LLM answered. The LLM is never trusted: entity offsets are
+//! recomputed here by locating the entity strings in the sentence, relations and types are
+//! checked against the schema, and duplicates are dropped. Every rejection has a reason.
+//!
+//! Answers are read in whichever form they come: the structured JSON asked for, JSON
+//! wrapped in prose or a code fence, a truncated JSON array (its complete objects are kept),
+//! or the paper's line format (`Relation: r. Context: ... Head Entity: h. Head Type: T. Tail
+//! Entity: t. Tail Type: T.`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tkre::text::CharSpan;
+
+use super::schema::SchemaRelation;
+use crate::pretrain::corpus::locate;
+
+/// A sample as the LLM gave it, before checking.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawSample {
+    pub relation: Option<String>,
+    pub text: String,
+    pub head: String,
+    pub head_type: Option<String>,
+    pub tail: String,
+    pub tail_type: Option<String>,
+}
+
+/// A checked SCDG sample, in the record shape `tkre pretrain` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    pub text: String,
+    pub subj: String,
+    pub subj_start: usize,
+    pub subj_end: usize,
+    pub obj: String,
+    pub obj_start: usize,
+    pub obj_end: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subj_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub obj_type: Option<String>,
+    pub relation: String,
+    pub prompt_id: String,
+    /// True when an entity string had to be matched ignoring case or spacing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repaired: bool,
+}
+
+/// A checked EDKG explanation, in the record shape `tkre pretrain` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplanationRecord {
+    pub relation: String,
+    pub subject: String,
+    pub object: String,
+    pub generated_text: String,
+    pub sentence: String,
+    pub prompt_id: String,
+}
+
+/// The first JSON value in `text` (after prose or a code fence), if any parses.
+fn first_json(text: &str) -> Option<Value> {
+    for (i, c) in text.char_indices() {
+        if c == '{' || c == '[' {
+            let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>();
+            if let Some(Ok(value)) = stream.next() {
+                return Some(value);
+            }
+        }
+    }
+    None
+}
+
+/// Every complete, parseable `{...}` object in `text` (for truncated arrays).
+fn complete_objects(text: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].1 == '{' {
+            let mut stream = serde_json::Deserializer::from_str(&text[chars[i].0..]).into_iter::<Value>();
+            if let Some(Ok(value @ Value::Object(_))) = stream.next() {
+                let consumed = stream.byte_offset();
+                if value.get("samples").is_none() {
+                    out.push(value);
+                }
+                let end = chars[i].0 + consumed;
+                while i < chars.len() && chars[i].0 < end {
+                    i += 1;
+                }
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+fn sample_from_json(value: &Value) -> Option<RawSample> {
+    let field = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| value.get(*n).and_then(Value::as_str))
+            .map(|s| s.trim().to_string())
+    };
+    Some(RawSample {
+        relation: field(&["relation"]),
+        text: field(&["context", "text", "sentence"])?,
+        head: field(&["head_entity", "head", "subject", "subj"]).unwrap_or_default(),
+        head_type: field(&["head_type", "subj_type", "subject_type"]),
+        tail: field(&["tail_entity", "tail", "object", "obj"]).unwrap_or_default(),
+        tail_type: field(&["tail_type", "obj_type", "object_type"]),
+    })
+}
+
+/// Finds `label` (case-insensitive) in `line` and returns the byte index after it.
+fn after_label(line: &str, label: &str) -> Option<(usize, usize)> {
+    let lower = line.to_lowercase();
+    // Lower-casing can change byte lengths for some scripts; only use it when it does not.
+    if lower.len() != line.len() {
+        return line.find(label).map(|i| (i, i + label.len()));
+    }
+    lower.find(&label.to_lowercase()).map(|i| (i, i + label.len()))
+}
+
+/// One line in the paper's format.
+fn sample_from_line(line: &str) -> Option<RawSample> {
+    let labels = [
+        "Relation:",
+        "Context:",
+        "Head Entity:",
+        "Head Type:",
+        "Tail Entity:",
+        "Tail Type:",
+    ];
+    let mut found = Vec::new();
+    for label in labels {
+        if let Some(position) = after_label(line, label) {
+            found.push((label, position));
+        }
+    }
+    if !found.iter().any(|(l, _)| *l == "Context:") {
+        return None;
+    }
+    found.sort_by_key(|(_, (start, _))| *start);
+    let value = |label: &str| -> Option<String> {
+        let index = found.iter().position(|(l, _)| *l == label)?;
+        let start = found[index].1.1;
+        let end = found.get(index + 1).map(|(_, (s, _))| *s).unwrap_or(line.len());
+        let raw = line[start..end].trim();
+        // Fields end with ". " before the next label; the context keeps its own punctuation.
+        let trimmed = if label == "Context:" {
+            raw
+        } else {
+            raw.trim_end_matches('.').trim()
+        };
+        Some(trimmed.to_string())
+    };
+    Some(RawSample {
+        relation: value("Relation:"),
+        text: value("Context:")?,
+        head: value("Head Entity:").unwrap_or_default(),
+        head_type: value("Head Type:"),
+        tail: value("Tail Entity:").unwrap_or_default(),
+        tail_type: value("Tail Type:"),
+    })
+}
+
+/// Every sample the answer contains, in any of the accepted forms.
+pub fn parse_samples(answer: &str) -> Vec<RawSample> {
+    if let Some(value) = first_json(answer) {
+        let items = match &value {
+            Value::Object(map) if map.contains_key("samples") => {
+                map["samples"].as_array().cloned().unwrap_or_default()
+            }
+            Value::Array(items) => items.clone(),
+            Value::Object(_) => vec![value.clone()],
+            _ => Vec::new(),
+        };
+        let samples: Vec<RawSample> = items.iter().filter_map(sample_from_json).collect();
+        if !samples.is_empty() {
+            return samples;
+        }
+    }
+    let objects: Vec<RawSample> = complete_objects(answer)
+        .iter()
+        .filter_map(sample_from_json)
+        .collect();
+    if !objects.is_empty() {
+        return objects;
+    }
+    answer.lines().filter_map(sample_from_line).collect()
+}
+
+/// The explanation in an answer: `{"explanation": ...}` if it is JSON, else the text itself.
+pub fn parse_explanation(answer: &str) -> String {
+    let trimmed = answer.trim();
+    let structured = (trimmed.starts_with('{') || trimmed.starts_with("```"))
+        .then(|| first_json(trimmed))
+        .flatten()
+        .and_then(|v| v.get("explanation").and_then(Value::as_str).map(|t| t.trim().to_string()));
+    if let Some(text) = structured {
+        return text;
+    }
+    trimmed.to_string()
+}
+
+fn normalise(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+/// Locates an entity: exact whole word, exact anywhere, then ignoring case and spacing
+/// (a repair). Returns the span and whether it was repaired.
+pub fn find_entity(text: &str, entity: &str, avoid: Option<CharSpan>) -> Option<(CharSpan, bool)> {
+    if let Some(span) = locate(text, entity, avoid) {
+        return Some((span, false));
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let target = normalise(entity);
+    if target.is_empty() {
+        return None;
+    }
+    let overlaps = |s: usize, e: usize| avoid.is_some_and(|a| s < a.end && a.start < e);
+    for start in 0..chars.len() {
+        if chars[start].is_whitespace() {
+            continue;
+        }
+        // Grow the candidate until its normalised form is at least as long as the target.
+        let mut end = start;
+        let mut candidate = String::new();
+        while end < chars.len() && candidate.len() < target.len() {
+            end += 1;
+            candidate = normalise(&chars[start..end].iter().collect::<String>());
+        }
+        if candidate == target && !overlaps(start, end) {
+            return Some((CharSpan::new(start, end), true));
+        }
+    }
+    None
+}
+
+/// Checks one raw sample against the request; `Err(reason)` when rejected.
+pub fn check_sample(
+    raw: &RawSample,
+    relation: &SchemaRelation,
+    prompt_id: &str,
+) -> Result<SampleRecord, &'static str> {
+    if let Some(given) = &raw.relation
+        && !given.is_empty()
+        && normalise(given) != normalise(&relation.name)
+    {
+        return Err("wrong relation");
+    }
+    let text = raw.text.trim();
+    if text.is_empty() {
+        return Err("empty context");
+    }
+    if raw.head.trim().is_empty() || raw.tail.trim().is_empty() {
+        return Err("missing entity");
+    }
+    let (head, head_repaired) = find_entity(text, &raw.head, None).ok_or("head entity not in the context")?;
+    let (tail, tail_repaired) =
+        find_entity(text, &raw.tail, Some(head)).ok_or("tail entity not in the context")?;
+    let check_type = |given: &Option<String>, allowed: &[String]| -> Result<Option<String>, ()> {
+        match given.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            None if allowed.is_empty() => Ok(None),
+            None => Err(()),
+            Some(t) if allowed.is_empty() => Ok(Some(t.to_string())),
+            Some(t) => allowed
+                .iter()
+                .find(|a| a.eq_ignore_ascii_case(t))
+                .cloned()
+                .map(Some)
+                .ok_or(()),
+        }
+    };
+    let subj_type =
+        check_type(&raw.head_type, &relation.head_types).map_err(|_| "head type outside the schema")?;
+    let obj_type =
+        check_type(&raw.tail_type, &relation.tail_types).map_err(|_| "tail type outside the schema")?;
+    let slice = |s: CharSpan| {
+        text.chars()
+            .skip(s.start)
+            .take(s.end - s.start)
+            .collect::<String>()
+    };
+    Ok(SampleRecord {
+        text: text.to_string(),
+        subj: slice(head),
+        subj_start: head.start,
+        subj_end: head.end,
+        obj: slice(tail),
+        obj_start: tail.start,
+        obj_end: tail.end,
+        subj_type,
+        obj_type,
+        relation: relation.name.clone(),
+        prompt_id: prompt_id.to_string(),
+        repaired: head_repaired || tail_repaired,
+    })
+}
+
+/// Checks an explanation answer; `Err(reason)` when rejected.
+pub fn check_explanation(
+    answer: &str,
+    relation: &str,
+    subject: &str,
+    object: &str,
+    sentence: &str,
+    prompt_id: &str,
+) -> Result<ExplanationRecord, &'static str> {
+    let text = parse_explanation(answer);
+    if text.is_empty() {
+        return Err("empty answer");
+    }
+    let head = locate(&text, subject, None).ok_or("explanation does not mention the subject")?;
+    locate(&text, object, Some(head)).ok_or("explanation does not mention the object")?;
+    Ok(ExplanationRecord {
+        relation: relation.to_string(),
+        subject: subject.to_string(),
+        object: object.to_string(),
+        generated_text: text,
+        sentence: sentence.to_string(),
+        prompt_id: prompt_id.to_string(),
+    })
+}
+
+/// The key duplicates share.
+pub fn dedup_key(text: &str) -> String {
+    normalise(text)
+}

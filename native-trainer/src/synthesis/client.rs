@@ -1,0 +1,200 @@
+//! A client for the OpenAI chat-completions API, which llama.cpp's server, vLLM, Ollama and
+//! hosted APIs all speak: retries with exponential back-off (honouring `Retry-After`), a
+//! timeout per request, and structured output (`response_format` with a JSON schema) that
+//! switches itself off when the server refuses it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use serde_json::{Value, json};
+
+/// What to do about structured output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Structured {
+    /// Ask for it; if the server rejects `response_format`, go on without it.
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL (`http://host:port/v1`) or the full `.../chat/completions` URL.
+    pub endpoint: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub temperature: f64,
+    pub max_tokens: u32,
+    pub structured: Structured,
+}
+
+pub struct ChatClient {
+    http: reqwest::Client,
+    url: String,
+    config: ClientConfig,
+    structured: AtomicBool,
+}
+
+/// One answer and the tokens it cost.
+#[derive(Debug, Clone)]
+pub struct ChatAnswer {
+    pub content: String,
+    pub completion_tokens: u64,
+    pub structured: bool,
+}
+
+/// A failed attempt: whether trying again may help.
+enum Attempt {
+    Retry(String, Option<Duration>),
+    Fatal(String),
+    FormatRejected(String),
+}
+
+impl ChatClient {
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        let endpoint = config.endpoint.trim_end_matches('/');
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(anyhow!(
+                "--endpoint must be an http(s) URL such as http://127.0.0.1:8080/v1, not {endpoint:?}"
+            ));
+        }
+        let url = if endpoint.ends_with("/chat/completions") {
+            endpoint.to_string()
+        } else {
+            format!("{endpoint}/chat/completions")
+        };
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| anyhow!("cannot create the HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            url,
+            structured: AtomicBool::new(config.structured != Structured::Off),
+            config,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether structured output is (still) being asked for.
+    pub fn structured(&self) -> bool {
+        self.structured.load(Ordering::Relaxed)
+    }
+
+    /// Sends one user message; `format` is the `response_format` to ask for when structured
+    /// output is on.
+    pub async fn chat(&self, prompt: &str, format: Option<&Value>) -> Result<ChatAnswer> {
+        let mut attempt = 0;
+        loop {
+            let structured = self.structured() && format.is_some();
+            let mut body = json!({
+                "model": self.config.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "temperature": self.config.temperature,
+                "max_tokens": self.config.max_tokens,
+            });
+            if let (true, Some(format)) = (structured, format) {
+                body["response_format"] = format.clone();
+            }
+            match self.attempt(&body).await {
+                Ok((content, completion_tokens)) => {
+                    return Ok(ChatAnswer {
+                        content,
+                        completion_tokens,
+                        structured,
+                    });
+                }
+                Err(Attempt::FormatRejected(message)) if self.config.structured == Structured::Auto => {
+                    log::warn!("the server refused structured output ({message}); continuing without it");
+                    self.structured.store(false, Ordering::Relaxed);
+                }
+                Err(Attempt::FormatRejected(message)) | Err(Attempt::Fatal(message)) => {
+                    return Err(anyhow!(message));
+                }
+                Err(Attempt::Retry(message, wait)) => {
+                    if attempt >= self.config.retries {
+                        return Err(anyhow!("{message} (gave up after {} attempts)", attempt + 1));
+                    }
+                    // 0.5 s, 1 s, 2 s, ... capped at 30 s, with jitter so that concurrent
+                    // requests do not retry in lockstep; a server's Retry-After wins.
+                    let backoff = Duration::from_millis((500u64 << attempt.min(6)).min(30_000));
+                    let jitter = Duration::from_millis(rand::random::<u64>() % 250);
+                    let wait = wait.unwrap_or(backoff + jitter);
+                    log::info!("{message}; retrying in {:.1} s", wait.as_secs_f64());
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, body: &Value) -> Result<(String, u64), Attempt> {
+        let mut request = self.http.post(&self.url).json(body);
+        if let Some(key) = &self.config.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) if e.is_timeout() => {
+                return Err(Attempt::Retry(
+                    format!("request timed out after {:?}", self.config.timeout),
+                    None,
+                ));
+            }
+            Err(e) => return Err(Attempt::Retry(format!("cannot reach {}: {e}", self.url), None)),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(e) => return Err(Attempt::Retry(format!("reading the response failed: {e}"), None)),
+        };
+        if !status.is_success() {
+            let excerpt: String = text.chars().take(300).collect();
+            let message = format!("{} answered HTTP {status}: {excerpt}", self.url);
+            return Err(match status.as_u16() {
+                408 | 409 | 425 | 429 | 500..=599 => Attempt::Retry(message, retry_after),
+                400 | 422 if body.get("response_format").is_some() && mentions_format(&text) => {
+                    Attempt::FormatRejected(message)
+                }
+                401 | 403 => Attempt::Fatal(format!(
+                    "{message}\n(authentication failed: set the API key in the environment variable named by --api-key-env)"
+                )),
+                _ => Attempt::Fatal(message),
+            });
+        }
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Attempt::Retry(format!("the server's answer is not JSON ({e})"), None))?;
+        let content = value
+            .pointer("/choices/0/message/content")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Attempt::Fatal(format!(
+                    "the server's answer has no choices[0].message.content: {value}"
+                ))
+            })?;
+        let tokens = value
+            .pointer("/usage/completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        Ok((content.to_string(), tokens))
+    }
+}
+
+fn mentions_format(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    ["response_format", "json_schema", "grammar", "structured"]
+        .iter()
+        .any(|w| lower.contains(w))
+}
