@@ -15,6 +15,9 @@ need_apt=()
 [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src)
 command -v rust-lld >/dev/null 2>&1 || [ -e /usr/bin/rust-lld ] || need_apt+=(lld-22)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# The synthesis test's LLM server: a venv, and a C++ compiler for the llama-cpp-python wheel.
+python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing with apt: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -41,3 +44,6 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
+
+# The local LLM server of the synthesis test (llama-cpp-python wheel built once, cached).
+bash scripts/setup-llm.sh >/dev/null

@@ -266,8 +266,9 @@ fn start_server(script: Script) -> MockServer {
                     ("503 Service Unavailable", json!({"error": "overloaded"}))
                 } else if structured && script.refuse_format {
                     (
-                        "400 Bad Request",
-                        json!({"error": {"message": "response_format is not supported"}}),
+                        // As llama-cpp-python answers a response_format type it does not know.
+                        "500 Internal Server Error",
+                        json!({"error": {"message": "response_format.type: input should be 'text'"}}),
                     )
                 } else {
                     let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
@@ -443,10 +444,16 @@ fn a_server_without_structured_output_gets_free_text_prompts() {
     let requests = server.requests.lock().unwrap().clone();
     assert_eq!(
         requests.len(),
-        3,
-        "one refused structured request, then free text only"
+        4,
+        "json_schema and json_object refused, then free text only"
     );
-    assert!(requests[1..].iter().all(|r| r.get("response_format").is_none()));
+    assert_eq!(requests[0]["response_format"]["type"], "json_schema");
+    assert_eq!(requests[1]["response_format"]["type"], "json_object");
+    assert_eq!(
+        requests[1]["response_format"]["schema"]["required"],
+        json!(["samples"])
+    );
+    assert!(requests[2..].iter().all(|r| r.get("response_format").is_none()));
     assert_eq!(lines(&out).len(), 4);
     let done = lines(&with_suffix(&out, ".done.jsonl"));
     assert!(done.iter().all(|d| d["structured"] == false));

@@ -197,7 +197,11 @@ pub fn parse_explanation(answer: &str) -> String {
     let structured = (trimmed.starts_with('{') || trimmed.starts_with("```"))
         .then(|| first_json(trimmed))
         .flatten()
-        .and_then(|v| v.get("explanation").and_then(Value::as_str).map(|t| t.trim().to_string()));
+        .and_then(|v| {
+            v.get("explanation")
+                .and_then(Value::as_str)
+                .map(|t| t.trim().to_string())
+        });
     if let Some(text) = structured {
         return text;
     }

@@ -1,9 +1,11 @@
 //! A client for the OpenAI chat-completions API, which llama.cpp's server, vLLM, Ollama and
 //! hosted APIs all speak: retries with exponential back-off (honouring `Retry-After`), a
-//! timeout per request, and structured output (`response_format` with a JSON schema) that
-//! switches itself off when the server refuses it.
+//! timeout per request, and structured output that adapts to the server: OpenAI's
+//! `{"type": "json_schema", ...}` first, then llama-cpp-python's `{"type": "json_object",
+//! "schema": ...}` dialect, then free text, each step taken once when the server refuses the
+//! previous one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -35,7 +37,24 @@ pub struct ChatClient {
     http: reqwest::Client,
     url: String,
     config: ClientConfig,
-    structured: AtomicBool,
+    /// Which structured-output dialect is in use: one of the `DIALECT_*` values.
+    dialect: AtomicU8,
+}
+
+const DIALECT_JSON_SCHEMA: u8 = 0;
+const DIALECT_JSON_OBJECT: u8 = 1;
+const DIALECT_NONE: u8 = 2;
+
+/// `format` (OpenAI's json_schema form) in the dialect `dialect`.
+fn in_dialect(format: &Value, dialect: u8) -> Option<Value> {
+    match dialect {
+        DIALECT_JSON_SCHEMA => Some(format.clone()),
+        DIALECT_JSON_OBJECT => Some(json!({
+            "type": "json_object",
+            "schema": format.pointer("/json_schema/schema").cloned().unwrap_or(Value::Null),
+        })),
+        _ => None,
+    }
 }
 
 /// One answer and the tokens it cost.
@@ -73,7 +92,11 @@ impl ChatClient {
         Ok(Self {
             http,
             url,
-            structured: AtomicBool::new(config.structured != Structured::Off),
+            dialect: AtomicU8::new(if config.structured == Structured::Off {
+                DIALECT_NONE
+            } else {
+                DIALECT_JSON_SCHEMA
+            }),
             config,
         })
     }
@@ -84,7 +107,7 @@ impl ChatClient {
 
     /// Whether structured output is (still) being asked for.
     pub fn structured(&self) -> bool {
-        self.structured.load(Ordering::Relaxed)
+        self.dialect.load(Ordering::Relaxed) != DIALECT_NONE
     }
 
     /// Sends one user message; `format` is the `response_format` to ask for when structured
@@ -92,15 +115,17 @@ impl ChatClient {
     pub async fn chat(&self, prompt: &str, format: Option<&Value>) -> Result<ChatAnswer> {
         let mut attempt = 0;
         loop {
-            let structured = self.structured() && format.is_some();
+            let dialect = self.dialect.load(Ordering::Relaxed);
+            let response_format = format.and_then(|f| in_dialect(f, dialect));
+            let structured = response_format.is_some();
             let mut body = json!({
                 "model": self.config.model,
                 "messages": [{"role": "user", "content": prompt}],
                 "temperature": self.config.temperature,
                 "max_tokens": self.config.max_tokens,
             });
-            if let (true, Some(format)) = (structured, format) {
-                body["response_format"] = format.clone();
+            if let Some(response_format) = response_format {
+                body["response_format"] = response_format;
             }
             match self.attempt(&body).await {
                 Ok((content, completion_tokens)) => {
@@ -110,9 +135,18 @@ impl ChatClient {
                         structured,
                     });
                 }
-                Err(Attempt::FormatRejected(message)) if self.config.structured == Structured::Auto => {
-                    log::warn!("the server refused structured output ({message}); continuing without it");
-                    self.structured.store(false, Ordering::Relaxed);
+                Err(Attempt::FormatRejected(message))
+                    if self.config.structured == Structured::Auto || dialect == DIALECT_JSON_SCHEMA =>
+                {
+                    // Next dialect; concurrent requests may race here, and only move it forward.
+                    let next = (dialect + 1).min(DIALECT_NONE);
+                    if next == DIALECT_NONE && self.config.structured == Structured::On {
+                        return Err(anyhow!(
+                            "{message}\n(the server supports no structured output; use --structured auto or off)"
+                        ));
+                    }
+                    self.dialect.fetch_max(next, Ordering::Relaxed);
+                    log::warn!("the server refused this response_format ({message}); trying the next form");
                 }
                 Err(Attempt::FormatRejected(message)) | Err(Attempt::Fatal(message)) => {
                     return Err(anyhow!(message));
@@ -164,10 +198,11 @@ impl ChatClient {
             let excerpt: String = text.chars().take(300).collect();
             let message = format!("{} answered HTTP {status}: {excerpt}", self.url);
             return Err(match status.as_u16() {
-                408 | 409 | 425 | 429 | 500..=599 => Attempt::Retry(message, retry_after),
-                400 | 422 if body.get("response_format").is_some() && mentions_format(&text) => {
+                // A refused response_format (some servers answer 500 to one they do not know).
+                400 | 422 | 500 if body.get("response_format").is_some() && mentions_format(&text) => {
                     Attempt::FormatRejected(message)
                 }
+                408 | 409 | 425 | 429 | 500..=599 => Attempt::Retry(message, retry_after),
                 401 | 403 => Attempt::Fatal(format!(
                     "{message}\n(authentication failed: set the API key in the environment variable named by --api-key-env)"
                 )),
