@@ -214,6 +214,9 @@ pub struct StepMetrics {
     pub grad_norm: f64,
     pub masked_tokens: usize,
     pub scl_samples: usize,
+    /// Real (unpadded) tokens in the step's batch.
+    #[serde(default)]
+    pub tokens: usize,
     pub tokens_per_s: f64,
     pub elapsed_s: f64,
 }
@@ -541,6 +544,7 @@ pub fn train(
             grad_norm,
             masked_tokens: batch.masked,
             scl_samples: batch.scl_samples,
+            tokens: batch.tokens,
             tokens_per_s,
             elapsed_s: state.elapsed_s,
         };
