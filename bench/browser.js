@@ -5,7 +5,8 @@ import { writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, MODEL_DIR, startServer, launchBrowser } from '../tests/browser/harness.js';
 
-const QUERIES = 20;
+// Fewer queries make the WebGPU-on-SwiftShader row affordable (TKRE_BENCH_QUERIES=5).
+const QUERIES = Number(process.env.TKRE_BENCH_QUERIES ?? 20);
 const BATCH = 32;
 
 function fewrelSentences(count) {
