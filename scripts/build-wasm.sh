@@ -8,14 +8,15 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 # +simd128: 128-bit wasm SIMD (every browser with WebGPU has it) for the CPU backends' matmuls.
-# --remap-path-prefix: the clone's path would otherwise end up in panic messages, making every
-# clone's wasm differ and miss the wasm-opt cache below.
-rustflags=(--cfg 'getrandom_backend="wasm_js"' -C target-feature=+simd128 "--remap-path-prefix=$PWD=/tkre")
+# --remap-path-prefix, given to this crate only (`cargo rustc ... -- ARGS`): the clone's path
+# would otherwise end up in panic messages, making every clone's wasm differ and miss the
+# wasm-opt cache below. In RUSTFLAGS it would also change every dependency's fingerprint per
+# clone and rebuild them all.
 PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
-CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${rustflags[*]}")" \
+RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128' \
 CARGO_TARGET_DIR="$TKRE_WASM_TARGET_DIR" \
-  /usr/bin/cargo build --profile wasm-release -p tkre --lib --target wasm32-unknown-unknown \
-  -Zbuild-std=std,panic_abort
+  /usr/bin/cargo rustc --profile wasm-release -p tkre --lib --target wasm32-unknown-unknown \
+  -Zbuild-std=std,panic_abort -- "--remap-path-prefix=$PWD=/tkre"
 wasm="$TKRE_WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release/tkre.wasm"
 echo "cargo wasm build ok: $wasm" >&2
 [ "${1:-}" = "--check" ] && exit 0
