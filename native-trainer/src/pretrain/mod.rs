@@ -156,9 +156,15 @@ pub fn training_device(name: &str) -> Result<Device> {
         "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
         #[cfg(feature = "cuda")]
         "cuda" => Device::cuda(0usize),
-        "wgpu" | "cuda" => bail!(
-            "this tkre was built without {name} support; rebuild with \
-             `cargo build --release -p tkre-trainer --features {name}`"
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => bail!(
+            "this tkre was built without wgpu support; rebuild with \
+             `cargo build --release -p tkre-trainer --features wgpu`"
+        ),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => bail!(
+            "this tkre was built without CUDA support; rebuild with \
+             `cargo build --release -p tkre-trainer --features cuda`"
         ),
         other => bail!("unknown device {other:?}; use cpu, ndarray, wgpu or cuda"),
     };
