@@ -7,7 +7,7 @@ import { ROOT, MODEL_DIR, startServer, launchBrowser } from '../tests/browser/ha
 
 // Fewer queries make the WebGPU-on-SwiftShader row affordable (TKRE_BENCH_QUERIES=5).
 const QUERIES = Number(process.env.TKRE_BENCH_QUERIES ?? 20);
-const BATCH = 32;
+const BATCH = Number(process.env.TKRE_BENCH_BATCH ?? 32);
 
 function fewrelSentences(count) {
   const data = JSON.parse(readFileSync(path.join(ROOT, '../shared/data/fewrel/val_wiki.json'), 'utf8'));
@@ -80,6 +80,8 @@ async function measure(browser, url, backend, sentences) {
     first_result_ms: cold.firstResultMs,
     query_p50_ms: percentile(cached.latencies, 50),
     query_p95_ms: percentile(cached.latencies, 95),
+    batch: BATCH,
+    queries: QUERIES,
     batch32_sentences_per_s: (BATCH / cached.batchMs) * 1000,
     js_heap_bytes: cached.jsHeapBytes,
   };
@@ -108,7 +110,8 @@ const report = {
   model_precision: manifest.precision,
   rows,
 };
-writeFileSync(path.join(ROOT, 'reports/bench-browser.json'), JSON.stringify(report, null, 2) + '\n');
+// TKRE_BENCH_OUT keeps a partial run (e.g. the WebGPU row alone) from replacing the report.
+writeFileSync(process.env.TKRE_BENCH_OUT ?? path.join(ROOT, 'reports/bench-browser.json'), JSON.stringify(report, null, 2) + '\n');
 console.log(`wasm ${report.wasm_bytes} B, model ${report.model_bytes} B (${report.model_precision}); ${report.browser}`);
 console.log('| backend | load cold ms | load cached ms | first result ms | query p50 ms | query p95 ms | batch 32 sent/s |');
 console.log('|---|---|---|---|---|---|---|');
