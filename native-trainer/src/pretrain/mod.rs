@@ -248,6 +248,8 @@ pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Resul
     let inputs = TrainInputs {
         config,
         init_dir: &init_dir,
+        tokenizer_json: &tokenizer_bytes,
+        tokenizer: &tokenizer,
         out,
         device: training_device(&config.device)?,
     };

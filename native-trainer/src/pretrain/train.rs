@@ -301,6 +301,9 @@ pub struct TrainInputs<'a> {
     pub config: &'a PretrainConfig,
     /// The starting checkpoint directory.
     pub init_dir: &'a Path,
+    /// Its `tokenizer.json`, as read and as parsed (the result gets a copy).
+    pub tokenizer_json: &'a [u8],
+    pub tokenizer: &'a TextTokenizer,
     pub out: &'a Path,
     pub device: Device,
 }
@@ -385,15 +388,14 @@ pub fn train(
     let TrainInputs {
         config,
         init_dir,
+        tokenizer_json,
+        tokenizer,
         out,
         device,
     } = inputs;
     if records.is_empty() {
         bail!("no usable records to train on");
     }
-    let tokenizer_bytes = fs::read(init_dir.join("tokenizer.json"))
-        .with_context(|| format!("reading {}/tokenizer.json", init_dir.display()))?;
-    let tokenizer = TextTokenizer::from_bytes(&tokenizer_bytes, "tokenizer.json")?;
     let mask_id = tokenizer
         .token_id("[MASK]")
         .context("the tokenizer has no [MASK] token; MSLM needs a BERT-style vocabulary")?;
@@ -577,7 +579,7 @@ pub fn train(
         out.join("config.json"),
         serde_json::to_vec_pretty(&encoder_config)?,
     )?;
-    fs::write(out.join("tokenizer.json"), &tokenizer_bytes)?;
+    fs::write(out.join("tokenizer.json"), tokenizer_json)?;
     Ok(TrainOutcome::Finished { steps: state.step })
 }
 

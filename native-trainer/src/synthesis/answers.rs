@@ -70,27 +70,22 @@ fn first_json(text: &str) -> Option<Value> {
     None
 }
 
-/// Every complete, parseable `{...}` object in `text` (for truncated arrays).
+/// Every complete, parseable `{...}` object in `text` (for truncated arrays); objects nested
+/// in one already taken are not taken again.
 fn complete_objects(text: &str) -> Vec<Value> {
     let mut out = Vec::new();
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].1 == '{' {
-            let mut stream = serde_json::Deserializer::from_str(&text[chars[i].0..]).into_iter::<Value>();
-            if let Some(Ok(value @ Value::Object(_))) = stream.next() {
-                let consumed = stream.byte_offset();
-                if value.get("samples").is_none() {
-                    out.push(value);
-                }
-                let end = chars[i].0 + consumed;
-                while i < chars.len() && chars[i].0 < end {
-                    i += 1;
-                }
-                continue;
+    let mut taken_until = 0;
+    for (start, _) in text.match_indices('{') {
+        if start < taken_until {
+            continue;
+        }
+        let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
+        if let Some(Ok(value @ Value::Object(_))) = stream.next() {
+            taken_until = start + stream.byte_offset();
+            if value.get("samples").is_none() {
+                out.push(value);
             }
         }
-        i += 1;
     }
     out
 }

@@ -75,6 +75,31 @@ pub struct RelationYield {
     pub failed_requests: usize,
 }
 
+impl RelationYield {
+    /// Counts one answered prompt.
+    fn add_prompt(&mut self, entry: &DoneEntry) {
+        self.prompts += 1;
+        self.asked += entry.asked;
+        self.valid += entry.valid;
+        self.repaired += entry.repaired;
+        for (reason, n) in &entry.rejected {
+            *self.rejected.entry(reason.clone()).or_default() += n;
+        }
+    }
+
+    /// Adds another relation's counts (for the total).
+    fn add(&mut self, other: &RelationYield) {
+        self.prompts += other.prompts;
+        self.asked += other.asked;
+        self.valid += other.valid;
+        self.repaired += other.repaired;
+        self.failed_requests += other.failed_requests;
+        for (reason, n) in &other.rejected {
+            *self.rejected.entry(reason.clone()).or_default() += n;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     pub relations: BTreeMap<String, RelationYield>,
@@ -98,14 +123,7 @@ impl Report {
                 reasons.join(", "),
                 y.failed_requests
             ));
-            total.prompts += y.prompts;
-            total.asked += y.asked;
-            total.valid += y.valid;
-            total.repaired += y.repaired;
-            total.failed_requests += y.failed_requests;
-            for (r, n) in &y.rejected {
-                *total.rejected.entry(r.clone()).or_default() += n;
-            }
+            total.add(y);
         }
         let reasons: Vec<String> = total.rejected.iter().map(|(r, n)| format!("{r}: {n}")).collect();
         out.push_str(&format!(
@@ -220,14 +238,11 @@ pub async fn run_jobs(
 
     let mut report = Report::default();
     for entry in &previous {
-        let y = report.relations.entry(entry.relation.clone()).or_default();
-        y.prompts += 1;
-        y.asked += entry.asked;
-        y.valid += entry.valid;
-        y.repaired += entry.repaired;
-        for (r, n) in &entry.rejected {
-            *y.rejected.entry(r.clone()).or_default() += n;
-        }
+        report
+            .relations
+            .entry(entry.relation.clone())
+            .or_default()
+            .add_prompt(entry);
         report.completion_tokens += entry.completion_tokens;
     }
     let pending: Vec<Job> = jobs.into_iter().filter(|j| !done.contains(&j.id)).collect();
@@ -338,15 +353,12 @@ pub async fn run_jobs(
             }
         }
         append(&mut done_file, &entry)?;
-        let y = report.relations.entry(job.relation.clone()).or_default();
-        y.prompts += 1;
-        y.asked += entry.asked;
-        y.valid += entry.valid;
-        y.repaired += entry.repaired;
-        for (r, n) in &entry.rejected {
-            *y.rejected.entry(r.clone()).or_default() += n;
-            rejected_now += n;
-        }
+        report
+            .relations
+            .entry(job.relation.clone())
+            .or_default()
+            .add_prompt(&entry);
+        rejected_now += entry.rejected.values().sum::<usize>();
         report.completion_tokens += entry.completion_tokens;
         tokens_now += entry.completion_tokens;
         valid_now += entry.valid;
