@@ -499,3 +499,78 @@ fn resume_gives_the_same_parameters_as_an_uninterrupted_run() {
         assert!(diff <= 1e-6, "{name}: max difference {diff}");
     }
 }
+
+/// A checkpoint with an MLM head (stage 1's output) gives stage 2 that head, and says so;
+/// one without (the base checkpoint) keeps the fresh head and says that.
+#[test]
+fn the_starting_checkpoints_mlm_head_is_loaded_and_reported() {
+    let _rng = lock_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init");
+    tiny_checkpoint(&init);
+    let weights = init.join("model.safetensors");
+    let saved = tensors(&weights);
+
+    let config = EncoderConfig::tiny(tokenizer().vocab_size());
+    let device = Device::flex();
+    device.seed(99);
+    let fresh = PretrainModel::new(&config, 0, &device);
+    let (loaded, has_head) = tkre_trainer::pretrain::train::load_init(fresh, &weights).unwrap();
+    assert!(
+        has_head,
+        "the head in {} was not reported as loaded",
+        weights.display()
+    );
+    let dense: Vec<f32> = loaded
+        .cls
+        .predictions
+        .transform
+        .dense
+        .weight
+        .val()
+        .transpose()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_eq!(dense, saved["cls.predictions.transform.dense.weight"]);
+    let bias: Vec<f32> = loaded
+        .cls
+        .predictions
+        .bias
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_eq!(bias, saved["cls.predictions.bias"]);
+
+    // Without cls.* tensors: the encoder loads, the head stays as initialised.
+    let headless = dir.path().join("headless.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView)> = file
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("cls."))
+        .collect();
+    safetensors::serialize_to_file(kept, None, &headless).unwrap();
+    let fresh = PretrainModel::new(&config, 0, &device);
+    let before: Vec<f32> = fresh
+        .cls
+        .predictions
+        .bias
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let (loaded, has_head) = tkre_trainer::pretrain::train::load_init(fresh, &headless).unwrap();
+    assert!(!has_head);
+    let after: Vec<f32> = loaded
+        .cls
+        .predictions
+        .bias
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_eq!(before, after);
+}

@@ -19,26 +19,32 @@ use burn_store::{
     SafetensorsStore,
 };
 
-use super::BertModel;
+use super::{BertModel, MlmHead};
 use crate::error::{Result, TkreError};
 
-fn remapper() -> KeyRemapper {
+fn remapper(prefix: &str) -> KeyRemapper {
     // The patterns are constants; `add_pattern` only fails on an invalid regex.
     KeyRemapper::new()
-        .add_pattern(r"^bert\.", "")
+        .add_pattern(prefix, "")
         .and_then(|r| r.add_pattern(r"\.LayerNorm\.", ".layer_norm."))
         .and_then(|r| r.add_pattern(r"\.attention\.self\.", ".attention.self_attention."))
         .expect("constant regexes are valid")
 }
 
-fn configure(store: SafetensorsStore) -> SafetensorsStore {
+/// `prefix`: the checkpoint's name prefix of the module being loaded (a regex), removed so
+/// the names match the module's own paths.
+fn configure(store: SafetensorsStore, prefix: &str) -> SafetensorsStore {
     store
-        .remap(remapper())
+        .remap(remapper(prefix))
         // fp16/bf16 checkpoints (the compact browser models) are widened tensor by tensor as
         // they load, so no full fp32 copy of the file is ever held.
         .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
         .allow_partial(true)
 }
+
+/// BertForMaskedLM/BertForPreTraining checkpoints prefix the encoder with `bert.`;
+/// sentence-transformers checkpoints do not.
+const ENCODER_PREFIX: &str = r"^bert\.";
 
 /// Loads `model.safetensors` from a file into `model` (whose shapes come from the
 /// checkpoint's `config.json`).
@@ -49,7 +55,7 @@ pub fn load_weights_from_file(mut model: BertModel, path: &std::path::Path) -> R
             path.display()
         )));
     }
-    let mut store = configure(SafetensorsStore::from_file(path));
+    let mut store = configure(SafetensorsStore::from_file(path), ENCODER_PREFIX);
     let result = model
         .load_from(&mut store)
         .map_err(|e| store_error(&path.display().to_string(), e))?;
@@ -59,10 +65,25 @@ pub fn load_weights_from_file(mut model: BertModel, path: &std::path::Path) -> R
 
 /// Loads `model.safetensors` from bytes (the browser fetches them).
 pub fn load_weights_from_bytes(mut model: BertModel, bytes: Vec<u8>, origin: &str) -> Result<BertModel> {
-    let mut store = configure(SafetensorsStore::from_bytes(Some(bytes)));
+    let mut store = configure(SafetensorsStore::from_bytes(Some(bytes)), ENCODER_PREFIX);
     let result = model.load_from(&mut store).map_err(|e| store_error(origin, e))?;
     check(&result, origin)?;
     Ok(model)
+}
+
+/// Loads the masked-language-model head (`cls.predictions.*`, see [`MlmHead`]) from a
+/// checkpoint file when it has one. Returns the head and whether it was loaded: a checkpoint
+/// without `cls.*` tensors (sentence-transformers models) leaves `head` as it was; one with
+/// an incomplete or misshapen head is an error.
+pub fn load_mlm_head_from_file(mut head: MlmHead, path: &std::path::Path) -> Result<(MlmHead, bool)> {
+    let origin = path.display().to_string();
+    let mut store = configure(SafetensorsStore::from_file(path), r"^cls\.");
+    let result = head.load_from(&mut store).map_err(|e| store_error(&origin, e))?;
+    if result.applied.is_empty() && result.errors.is_empty() {
+        return Ok((head, false));
+    }
+    check(&result, &format!("{origin} (MLM head cls.*)"))?;
+    Ok((head, true))
 }
 
 fn store_error(origin: &str, error: burn_store::SafetensorsStoreError) -> TkreError {

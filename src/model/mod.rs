@@ -16,5 +16,5 @@ pub use config::EncoderConfig;
 pub use embeddings::Embeddings;
 pub use encoder::{BertModel, EncoderBatch, LayerStack};
 pub use layer::EncoderLayer;
-pub use loader::{load_weights_from_bytes, load_weights_from_file};
+pub use loader::{load_mlm_head_from_file, load_weights_from_bytes, load_weights_from_file};
 pub use mlm_head::{MlmHead, MlmHeadConfig, MlmPredictions, MlmTransform};

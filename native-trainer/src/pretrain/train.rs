@@ -24,10 +24,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::DType;
 use burn_store::{
-    BurnToPyTorchAdapter, BurnpackStore, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot,
-    PathFilter, PyTorchToBurnAdapter, SafetensorsStore,
+    BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot, PathFilter, SafetensorsStore,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -248,35 +246,12 @@ fn remapper(patterns: &[(&str, &str)]) -> KeyRemapper {
 
 /// Loads the starting checkpoint (BERT layout, `bert.` prefix optional) into `model`: the
 /// encoder must be complete; an MLM head (`cls.*`) is used when present, else the fresh one.
+/// Returns whether the head came from the checkpoint.
 pub fn load_init(model: PretrainModel, weights: &Path) -> Result<(PretrainModel, bool)> {
     let mut model = model;
-    let bert = tkre::model::load_weights_from_file(model.bert, weights)?;
-    model.bert = bert;
-    let mut store = SafetensorsStore::from_file(weights)
-        .remap(remapper(&[(r"\.LayerNorm\.", ".layer_norm.")]))
-        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
-        .filter(PathFilter::new().with_regex(r"^cls\."))
-        .allow_partial(true);
-    let mut head = model.cls;
-    let result = head
-        .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
-    if !result.errors.is_empty() {
-        bail!(
-            "{}: the MLM head (cls.*) does not fit this encoder: {:?}",
-            weights.display(),
-            result.errors
-        );
-    }
-    let has_head = !result.applied.is_empty();
-    if has_head && !result.missing.is_empty() {
-        bail!(
-            "{}: the MLM head (cls.*) is incomplete: missing {:?}",
-            weights.display(),
-            result.missing
-        );
-    }
-    model.cls = head;
+    model.bert = tkre::model::load_weights_from_file(model.bert, weights)?;
+    let (cls, has_head) = tkre::model::load_mlm_head_from_file(model.cls, weights)?;
+    model.cls = cls;
     Ok((model, has_head))
 }
 
