@@ -257,6 +257,20 @@ fn pretrain_explains_bad_settings_and_unusable_corpora() {
         stderr(&no_corpus)
     );
 
+    for (device, expected) in [
+        ("cuda:one", "the index after ':' must be a number"),
+        ("cpu,,cpu", "empty device name"),
+        ("tpu", "unknown device \"tpu\""),
+        ("ndarray:1", "the CPU backends have one device"),
+    ] {
+        let bad = tkre(
+            &["pretrain", "--corpus", "x.json", "--device", device, "--out", out],
+            "",
+        );
+        assert_eq!(bad.status.code(), Some(2));
+        assert!(stderr(&bad).contains(expected), "{device}: {}", stderr(&bad));
+    }
+
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "epoch = 3\n").unwrap();
     let typo = tkre(

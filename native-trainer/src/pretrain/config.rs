@@ -53,7 +53,8 @@ pub struct PretrainConfig {
     pub checkpoint_every: usize,
     /// Checkpoints kept on disk (the newest ones).
     pub keep_checkpoints: usize,
-    /// Compute device: cpu (flex), ndarray, wgpu, cuda (the last two need the cargo features).
+    /// Compute device: cpu (flex), ndarray, wgpu[:N], cuda[:N] (the last two need the cargo
+    /// features); a comma-separated list trains data-parallel over those devices.
     pub device: String,
 }
 

@@ -78,7 +78,8 @@ pub struct PretrainArgs {
     pub max_steps: Option<usize>,
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
-    /// cpu (burn's flex), ndarray, wgpu (build with --features wgpu), cuda (--features cuda).
+    /// cpu (burn's flex), ndarray, wgpu[:N] (build with --features wgpu), cuda[:N]
+    /// (--features cuda); a comma-separated list (cuda:0,cuda:1) trains data-parallel.
     #[arg(long)]
     pub device: Option<String>,
     /// No progress bar or notes on stderr.
@@ -146,27 +147,56 @@ impl PretrainArgs {
     }
 }
 
-/// The training device for a `--device` name, with autodiff.
+/// The training devices for a `--device` value, with autodiff: one name, or a comma-separated
+/// list for data-parallel training (each step's batch is split row-wise over the devices;
+/// see [`train::step_gradients`]).
+///
+/// Names: `cpu` (burn's flex), `ndarray`, `wgpu` (the best adapter) or `wgpu:N` (the N-th
+/// discrete GPU), `cuda` or `cuda:N`.
+pub fn training_devices(spec: &str) -> Result<Vec<Device>> {
+    let names: Vec<&str> = spec.split(',').map(str::trim).collect();
+    if names.iter().any(|n| n.is_empty()) {
+        bail!("--device {spec:?}: empty device name; use e.g. cuda:0,cuda:1");
+    }
+    names.into_iter().map(training_device).collect()
+}
+
 #[allow(deprecated)] // ndarray: see README (performance)
-pub fn training_device(name: &str) -> Result<Device> {
-    let device = match name {
-        "cpu" | "flex" => Device::flex(),
-        "ndarray" => Device::ndarray(),
+fn training_device(name: &str) -> Result<Device> {
+    let (kind, index) = match name.split_once(':') {
+        Some((kind, index)) => {
+            let index: usize = index.parse().map_err(|_| {
+                anyhow::anyhow!("device {name:?}: the index after ':' must be a number, e.g. cuda:1")
+            })?;
+            (kind, Some(index))
+        }
+        None => (name, None),
+    };
+    let device = match (kind, index) {
+        ("cpu" | "flex", None) => Device::flex(),
+        ("ndarray", None) => Device::ndarray(),
+        ("cpu" | "flex" | "ndarray", Some(_)) => {
+            bail!("device {name:?}: the CPU backends have one device; drop the index")
+        }
         #[cfg(feature = "wgpu")]
-        "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        ("wgpu", None) => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        #[cfg(feature = "wgpu")]
+        ("wgpu", Some(i)) => Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i)),
         #[cfg(feature = "cuda")]
-        "cuda" => Device::cuda(0usize),
+        ("cuda", i) => Device::cuda(i.unwrap_or(0)),
         #[cfg(not(feature = "wgpu"))]
-        "wgpu" => bail!(
+        ("wgpu", _) => bail!(
             "this tkre was built without wgpu support; rebuild with \
              `cargo build --release -p tkre-trainer --features wgpu`"
         ),
         #[cfg(not(feature = "cuda"))]
-        "cuda" => bail!(
+        ("cuda", _) => bail!(
             "this tkre was built without CUDA support; rebuild with \
              `cargo build --release -p tkre-trainer --features cuda`"
         ),
-        other => bail!("unknown device {other:?}; use cpu, ndarray, wgpu or cuda"),
+        _ => bail!(
+            "unknown device {name:?}; use cpu, ndarray, wgpu[:N] or cuda[:N] (comma-separated for several)"
+        ),
     };
     Ok(device.autodiff())
 }
@@ -197,6 +227,8 @@ pub fn run(args: PretrainArgs) -> Result<ExitCode> {
 /// `out/pretrain.json`, and trains (or resumes).
 pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Result<TrainOutcome> {
     config.validate()?;
+    // Before the corpus is read: a mistyped device should not wait for that.
+    let devices = training_devices(&config.device)?;
     let init_dir = config
         .init
         .clone()
@@ -251,7 +283,7 @@ pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Resul
         tokenizer_json: &tokenizer_bytes,
         tokenizer: &tokenizer,
         out,
-        device: training_device(&config.device)?,
+        devices,
     };
     train::train(inputs, &records, schema.len(), session)
 }

@@ -127,13 +127,25 @@ pub struct PretrainLosses {
 }
 
 impl PretrainModel {
+    /// A freshly initialised model. burn initialises parameters lazily, on first use, from
+    /// the device's random generator as it is then; every parameter is drawn here instead, so
+    /// the initial values depend only on the generator's state now (not on what runs first
+    /// later, e.g. forking replicas for data-parallel training).
     pub fn new(config: &EncoderConfig, relations: usize, device: &Device) -> Self {
-        Self {
+        struct Draw;
+        impl ModuleVisitor for Draw {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let _ = param.val();
+            }
+        }
+        let model = Self {
             bert: config.init(device),
             cls: MlmHeadConfig::for_encoder(config).init(device),
             scl: (relations > 0)
                 .then(|| SpanContrastHeadConfig::new(config.hidden_size, relations).init(device)),
-        }
+        };
+        model.visit(&mut Draw);
+        model
     }
 
     /// MSLM loss (mean cross-entropy over the masked tokens) and SCL loss, weighted.

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn_store::{
     BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot, PathFilter, SafetensorsStore,
@@ -37,7 +37,7 @@ use tkre::text::{EncodedInstance, TextTokenizer, encode_instance};
 
 use super::config::{PretrainConfig, Stage};
 use super::corpus::{CorpusReport, PretrainRecord, load_files};
-use super::masking::{TokenRole, mask_instance, token_roles};
+use super::masking::{MaskedInstance, TokenRole, mask_instance, token_roles};
 use super::model::{PretrainBatch, PretrainModel, clip_global_norm};
 
 /// A corpus record ready for batching.
@@ -127,7 +127,7 @@ pub fn epoch_order(records: usize, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
-/// Masks the records at `indices` and builds the tensors of one step.
+/// Masks the records at `indices` and builds the tensors of one step on one device.
 pub fn build_batch(
     records: &[PreparedRecord],
     indices: &[usize],
@@ -137,14 +137,37 @@ pub fn build_batch(
     step: usize,
     device: &Device,
 ) -> PretrainBatch {
+    let masked = mask_batch(records, indices, config, mask_id, step);
+    batch_tensors(records, indices, &masked, pad_id, device)
+}
+
+/// Masks the records at `indices` for `step`. The draws depend only on the step and the
+/// records, so splitting the batch over devices afterwards does not change them.
+pub fn mask_batch(
+    records: &[PreparedRecord],
+    indices: &[usize],
+    config: &PretrainConfig,
+    mask_id: u32,
+    step: usize,
+) -> Vec<MaskedInstance> {
     let mut rng = StdRng::seed_from_u64(mixed_seed(config.seed, 2, step as u64));
-    let masked: Vec<_> = indices
+    indices
         .iter()
         .map(|&i| {
             let record = &records[i];
             mask_instance(&record.encoded, &record.roles, &config.mask, mask_id, &mut rng)
         })
-        .collect();
+        .collect()
+}
+
+/// The tensors of the rows `indices` (masked as `masked`, one per index) on `device`.
+pub fn batch_tensors(
+    records: &[PreparedRecord],
+    indices: &[usize],
+    masked: &[MaskedInstance],
+    pad_id: u32,
+    device: &Device,
+) -> PretrainBatch {
     let sequences: Vec<Vec<u32>> = masked.iter().map(|m| m.input_ids.clone()).collect();
     let encoder = EncoderBatch::new(&sequences, pad_id, device);
     let [batch, seq] = encoder.attention_mask.dims();
@@ -187,6 +210,139 @@ pub fn build_batch(
         scl_samples,
         encoder,
     }
+}
+
+/// The summed gradients of one step (on the main device) and its losses.
+pub struct StepGradients {
+    pub grads: GradientsParams,
+    pub loss: f64,
+    pub mslm: Option<f64>,
+    pub scl: Option<f64>,
+    pub masked: usize,
+    pub scl_samples: usize,
+    pub tokens: usize,
+}
+
+/// Forward and backward pass of one step, data-parallel when there is more than one device.
+///
+/// The batch is masked once, then split into contiguous row shards, one per device; each
+/// device runs a replica of the model (forked from the main one) on its shard in its own
+/// thread, and the gradients are moved to the main device and summed (burn's
+/// `GradientsParams::to_device` and `GradientsAccumulator`). The sum is exactly the gradient
+/// of the whole batch's loss because each shard's losses are weighted by its share: MSLM by
+/// its share of the batch's masked tokens, SCL by its share of the SCL samples (both losses
+/// are means over those). Only dropout differs: each device draws from its own seeded
+/// stream.
+#[allow(clippy::too_many_arguments)]
+pub fn step_gradients(
+    model: &PretrainModel,
+    records: &[PreparedRecord],
+    indices: &[usize],
+    config: &PretrainConfig,
+    mask_id: u32,
+    pad_id: u32,
+    step: usize,
+    devices: &[Device],
+) -> Result<StepGradients> {
+    let main = &devices[0];
+    let masked = mask_batch(records, indices, config, mask_id, step);
+    let shards = devices.len().min(indices.len()).max(1);
+    let bounds = |k: usize| k * indices.len() / shards;
+    let batches: Vec<PretrainBatch> = (0..shards)
+        .map(|k| {
+            let rows = bounds(k)..bounds(k + 1);
+            batch_tensors(
+                records,
+                &indices[rows.clone()],
+                &masked[rows],
+                pad_id,
+                &devices[k],
+            )
+        })
+        .collect();
+    let total_masked: usize = batches.iter().map(|b| b.masked).sum();
+    let total_scl: usize = batches.iter().map(|b| b.scl_samples).sum();
+    let tokens: usize = batches.iter().map(|b| b.tokens).sum();
+    let share = |part: usize, whole: usize| {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 / whole as f64
+        }
+    };
+
+    // Shard k's pass: (gradients on the main device, total, weighted MSLM, weighted SCL).
+    let run = |k: usize, replica: PretrainModel, batch: PretrainBatch| {
+        let device = &devices[k];
+        // The main device keeps the single-device stream, so one device reproduces the
+        // non-parallel run exactly.
+        device.seed(mixed_seed(config.seed, 4 + k as u64 * 0x100, step as u64));
+        let mslm_share = share(batch.masked, total_masked);
+        let scl_share = share(batch.scl_samples, total_scl);
+        let losses = replica.losses(
+            &batch,
+            config.mslm_weight * mslm_share,
+            config.scl_weight * scl_share,
+            config.temperature,
+        );
+        let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
+        let total = scalar(&losses.total);
+        let mslm = losses.mslm.as_ref().map(|l| scalar(l) * mslm_share);
+        let scl = losses.scl.as_ref().map(|l| scalar(l) * scl_share);
+        let grads = GradientsParams::from_grads(losses.total.backward(), &replica);
+        (grads.to_device(main, &replica), total, mslm, scl)
+    };
+    let outputs = if shards == 1 {
+        let batch = batches.into_iter().next().expect("one shard");
+        vec![run(0, model.clone(), batch)]
+    } else {
+        let replicas: Vec<PretrainModel> = (0..shards)
+            .map(|k| {
+                if k == 0 {
+                    model.clone()
+                } else {
+                    model.clone().fork(&devices[k])
+                }
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = replicas
+                .into_iter()
+                .zip(batches)
+                .enumerate()
+                .map(|(k, (replica, batch))| scope.spawn(move || run(k, replica, batch)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("a training device's thread failed"))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
+    };
+
+    let mut accumulator = GradientsAccumulator::new();
+    let (mut loss, mut mslm, mut scl) = (0.0, None, None);
+    let add = |sum: Option<f64>, part: Option<f64>| match (sum, part) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    for (grads, total, shard_mslm, shard_scl) in outputs {
+        accumulator.accumulate(model, grads);
+        loss += total;
+        mslm = add(mslm, shard_mslm);
+        scl = add(scl, shard_scl);
+    }
+    Ok(StepGradients {
+        grads: accumulator.grads(),
+        loss,
+        mslm,
+        scl,
+        masked: total_masked,
+        scl_samples: total_scl,
+        tokens,
+    })
 }
 
 /// Where a checkpoint's training stands.
@@ -280,7 +436,9 @@ pub struct TrainInputs<'a> {
     pub tokenizer_json: &'a [u8],
     pub tokenizer: &'a TextTokenizer,
     pub out: &'a Path,
-    pub device: Device,
+    /// The first is the main device (parameters, optimiser state); more than one trains
+    /// data-parallel.
+    pub devices: Vec<Device>,
 }
 
 fn checkpoint_dir(out: &Path, step: usize) -> PathBuf {
@@ -366,8 +524,11 @@ pub fn train(
         tokenizer_json,
         tokenizer,
         out,
-        device,
+        devices,
     } = inputs;
+    let Some(device) = devices.first().cloned() else {
+        bail!("no training device given");
+    };
     if records.is_empty() {
         bail!("no usable records to train on");
     }
@@ -487,13 +648,15 @@ pub fn train(
         let indices = &order[first..(first + config.batch_size).min(records.len())];
         let step_started = Instant::now();
 
-        device.seed(mixed_seed(config.seed, 4, step as u64));
-        let batch = build_batch(records, indices, config, mask_id, pad_id, step, &device);
-        let losses = model.losses(&batch, config.mslm_weight, config.scl_weight, config.temperature);
-        let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
-        let loss = scalar(&losses.total);
-        let mslm = losses.mslm.as_ref().map(scalar);
-        let scl = losses.scl.as_ref().map(scalar);
+        let StepGradients {
+            grads,
+            loss,
+            mslm,
+            scl,
+            masked,
+            scl_samples,
+            tokens,
+        } = step_gradients(&model, records, indices, config, mask_id, pad_id, step, &devices)?;
         if !loss.is_finite() {
             bar.abandon();
             bail!(
@@ -502,15 +665,14 @@ pub fn train(
                 step + 1
             );
         }
-        let grads = GradientsParams::from_grads(losses.total.backward(), &model);
         let (grads, grad_norm) = clip_global_norm(&model, grads, config.max_grad_norm);
         let lr = config.learning_rate_at(step, total);
         model = optim.step(lr, model, grads);
 
         state.step += 1;
-        state.tokens_seen += batch.tokens as u64;
+        state.tokens_seen += tokens as u64;
         state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-        let tokens_per_s = batch.tokens as f64 / step_started.elapsed().as_secs_f64().max(1e-9);
+        let tokens_per_s = tokens as f64 / step_started.elapsed().as_secs_f64().max(1e-9);
         let metrics = StepMetrics {
             step: state.step,
             epoch,
@@ -519,9 +681,9 @@ pub fn train(
             mslm,
             scl,
             grad_norm,
-            masked_tokens: batch.masked,
-            scl_samples: batch.scl_samples,
-            tokens: batch.tokens,
+            masked_tokens: masked,
+            scl_samples,
+            tokens,
             tokens_per_s,
             elapsed_s: state.elapsed_s,
         };
