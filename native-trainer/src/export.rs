@@ -1,6 +1,12 @@
-//! `tkre export`: writes a model directory the browser package loads: the weights (fp32 or
-//! fp16) as safetensors, config.json, tokenizer.json, and manifest.json with each file's
-//! size and sha256 (the browser verifies them before use).
+//! `tkre export`: writes a model directory the browser package loads: the weights (fp32,
+//! fp16 or int8) as safetensors, config.json, tokenizer.json, and manifest.json with each
+//! file's size and sha256 (the browser and `tkre` verify them before use) and a model card.
+//!
+//! int8: every 2-d tensor (the `Linear` weights and the embedding tables, 99 % of the
+//! parameters) is quantized symmetrically with one f32 scale per row (per output channel of a
+//! `Linear`, per token of an embedding): `q = round(w / s)`, `s = max|row| / 127`, stored as
+//! `NAME` (I8) and `NAME_scale` (F32, `[rows]`); biases and layer norms stay fp16. The loader
+//! (`tkre::model::loader`) widens each tensor as it loads.
 //!
 //! Manifest format (version 1):
 //! ```json
@@ -19,13 +25,36 @@ use clap::{Args, ValueEnum};
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tkre::fewshot::Representation;
+use tkre_trainer::manifest::sha256_hex;
 
 #[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
 pub enum Precision {
     Fp32,
     Fp16,
+    Int8,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+        }
+    }
+
+    /// What the manifest says about how the weights are stored.
+    fn description(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "all tensors f32",
+            Precision::Fp16 => "all tensors f16",
+            Precision::Int8 => {
+                "2-d tensors (Linear weights, embeddings) int8, symmetric, one f32 scale per row \
+                 (per output channel / per token) in NAME_scale; 1-d tensors f16"
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -44,10 +73,6 @@ pub struct ExportArgs {
     /// Licence of the weights, for the model card.
     #[arg(long, default_value = "Apache-2.0 (all-MiniLM-L6-v2, sentence-transformers)")]
     license: String,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Converts the float tensors the encoder uses to `precision`, dropping tensors it does not
@@ -82,17 +107,38 @@ pub fn convert_weights(bytes: &[u8], precision: Precision) -> Result<Vec<u8>> {
                 "tensor {name} has dtype {other:?}; only float tensors are expected in a BERT checkpoint"
             ),
         };
-        let (dtype, data) = match precision {
-            Precision::Fp32 => (Dtype::F32, values.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            Precision::Fp16 => (
-                Dtype::F16,
-                values
-                    .iter()
-                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
-                    .collect(),
-            ),
+        let fp16 = |values: &[f32]| -> Vec<u8> {
+            values
+                .iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect()
         };
-        converted.push((bare.to_string(), dtype, view.shape().to_vec(), data));
+        let shape = view.shape().to_vec();
+        match precision {
+            Precision::Fp32 => converted.push((
+                bare.to_string(),
+                Dtype::F32,
+                shape,
+                values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )),
+            Precision::Fp16 => converted.push((bare.to_string(), Dtype::F16, shape, fp16(&values))),
+            Precision::Int8 if shape.len() == 2 => {
+                let (quantized, scales) = quantize_rows(&values, shape[1]);
+                converted.push((
+                    format!("{bare}{}", tkre::model::loader::INT8_SCALE_SUFFIX),
+                    Dtype::F32,
+                    vec![shape[0]],
+                    scales.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                ));
+                converted.push((
+                    bare.to_string(),
+                    Dtype::I8,
+                    shape,
+                    quantized.iter().map(|&q| q as u8).collect(),
+                ));
+            }
+            Precision::Int8 => converted.push((bare.to_string(), Dtype::F16, shape, fp16(&values))),
+        }
     }
     if converted.is_empty() {
         bail!("model.safetensors has no embeddings.* or encoder.* tensors; is it a BERT checkpoint?");
@@ -102,6 +148,19 @@ pub fn convert_weights(bytes: &[u8], precision: Precision) -> Result<Vec<u8>> {
         .map(|(name, dtype, shape, data)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data)?)))
         .collect::<Result<Vec<_>>>()?;
     Ok(safetensors::serialize(views, None)?)
+}
+
+/// Symmetric int8 quantization with one scale per row of `cols` values.
+pub fn quantize_rows(values: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut quantized = Vec::with_capacity(values.len());
+    let mut scales = Vec::with_capacity(values.len() / cols.max(1));
+    for row in values.chunks(cols.max(1)) {
+        let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        quantized.extend(row.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8));
+        scales.push(scale);
+    }
+    (quantized, scales)
 }
 
 pub fn export(
@@ -145,7 +204,8 @@ pub fn export(
         "format": "tkre-model",
         "version": 1,
         "name": name,
-        "precision": format!("{precision:?}").to_lowercase(),
+        "precision": precision.name(),
+        "storage": precision.description(),
         "markers": "tkre-punctuation",
         "representation": Representation::default().name(),
         "max_length": tkre::relation_encoder::DEFAULT_MAX_LEN,

@@ -27,6 +27,7 @@ pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
         .clone()
         .or_else(|| std::env::var_os("TKRE_MODEL").map(PathBuf::from))
         .unwrap_or_else(default_model_dir);
+    tkre_trainer::manifest::verify(&dir)?;
     let mut encoder = RelationEncoder::load_dir(&dir, device(&args.device))
         .with_context(|| format!("loading model from {}", dir.display()))?;
     encoder.set_max_len(args.max_length);

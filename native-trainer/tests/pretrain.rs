@@ -2,6 +2,8 @@
 //! tokenizer: masking rates, the SCL loss and its gradients against an independent f64
 //! computation, falling losses, and resume == uninterrupted.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -11,12 +13,14 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use safetensors::SafeTensors;
 use tkre::model::EncoderConfig;
-use tkre::text::{RelationInstance, TextTokenizer, encode_instance};
+use tkre::text::{RelationInstance, encode_instance};
 use tkre_trainer::pretrain::corpus::{CorpusReport, load_files};
 use tkre_trainer::pretrain::masking::{MaskProbabilities, TokenRole, mask_instance, token_roles};
 use tkre_trainer::pretrain::model::{PretrainModel, SpanContrastHeadConfig};
-use tkre_trainer::pretrain::train::{StepMetrics, save_bert_layout};
+use tkre_trainer::pretrain::train::StepMetrics;
 use tkre_trainer::pretrain::{PretrainConfig, Session, Stage, TrainOutcome, pretrain};
+
+use common::{json_lines, tiny_checkpoint, tokenizer};
 
 /// burn's random generator (dropout, initialisation) is one per device, shared by the tests
 /// of this binary, which run in parallel: tests that depend on its seed take this lock.
@@ -26,39 +30,9 @@ fn lock_rng() -> std::sync::MutexGuard<'static, ()> {
     DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn base_model_dir() -> PathBuf {
-    let dir = tkre_trainer::paths::default_model_dir();
-    let dir = std::env::var_os("TKRE_MODEL").map(PathBuf::from).unwrap_or(dir);
-    assert!(
-        dir.join("tokenizer.json").is_file(),
-        "base model not found in {}; run scripts/fetch-base-model.sh (scripts/test.sh does)",
-        dir.display()
-    );
-    dir
-}
-
-fn tokenizer() -> TextTokenizer {
-    let bytes = std::fs::read(base_model_dir().join("tokenizer.json")).unwrap();
-    TextTokenizer::from_bytes(&bytes, "tokenizer.json").unwrap()
-}
-
 /// FewRel records of 6 relations x 8 (the project's test fixture).
 fn small_corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fewrel_small.json")
-}
-
-/// A randomly initialised tiny checkpoint (with an MLM head) in BERT layout.
-fn tiny_checkpoint(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let tokenizer_path = base_model_dir().join("tokenizer.json");
-    let vocab = tokenizer().vocab_size();
-    let config = EncoderConfig::tiny(vocab);
-    let device = Device::flex();
-    device.seed(7);
-    let model = PretrainModel::new(&config, 0, &device);
-    save_bert_layout(&model, &dir.join("model.safetensors")).unwrap();
-    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
-    std::fs::copy(tokenizer_path, dir.join("tokenizer.json")).unwrap();
 }
 
 fn tiny_config(init: &Path, stage: Stage) -> PretrainConfig {
@@ -83,11 +57,7 @@ fn quiet() -> Session {
 }
 
 fn metrics(out: &Path) -> Vec<StepMetrics> {
-    std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_lines(&out.join("metrics.jsonl"))
 }
 
 fn tensors(path: &Path) -> BTreeMap<String, Vec<f32>> {

@@ -2,6 +2,8 @@
 //! malformed answers, and `tkre synthesize` end to end against a scripted OpenAI-compatible
 //! server (retries, structured-output fallback, kill and resume).
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -336,11 +338,7 @@ fn tkre_samples(server: &MockServer, schema: &Path, seeds: &Path, out: &Path, ex
 }
 
 fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::json_lines(path)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -4,6 +4,8 @@
 //! (requests, structured output, parsing, offset recomputation, rejection, resume), not the
 //! quality of what it writes.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,11 +71,7 @@ fn start_server() -> (Server, String) {
 }
 
 fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::json_lines(path)
 }
 
 fn synthesize(kind: &str, endpoint: &str, dir: &Path, out: &Path, extra: &[&str]) -> std::process::Output {

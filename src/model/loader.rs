@@ -8,15 +8,21 @@
 //! - `LayerNorm` -> `layer_norm` and `attention.self` -> `attention.self_attention`
 //!   (neither is a valid Rust field name).
 //!
-//! Float tensors of any precision (f16, bf16, f32) are cast to f32 as they load.
+//! Float tensors of any precision (f16, bf16, f32) are cast to f32 as they load, and int8
+//! tensors (the browser's compact export, see [`INT8_SCALE_SUFFIX`]) are dequantized with
+//! their per-row scales, tensor by tensor, so no fp32 copy of the file is ever held.
 //!
 //! Tensors the encoder does not use (pooler, MLM or NSP heads) are ignored; tensors it needs
 //! and does not find, and shape mismatches, are errors that name each tensor.
 
-use burn::tensor::DType;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use burn::tensor::{DType, TensorData};
+use burn_store::burn_pack::Tensor as PackTensor;
 use burn_store::{
-    ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
-    SafetensorsStore,
+    ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleContext, ModuleSnapshot,
+    PyTorchToBurnAdapter, SafetensorsStore,
 };
 
 use super::{BertModel, MlmHead};
@@ -31,14 +37,109 @@ fn remapper(prefix: &str) -> KeyRemapper {
         .expect("constant regexes are valid")
 }
 
+/// An int8 tensor `NAME` (shape `[rows, cols]`, PyTorch layout) is stored with an f32 tensor
+/// `NAME_scale` of shape `[rows]`: value = int8 x scale of its row (symmetric, per output
+/// channel for `Linear` weights, per token for embeddings).
+pub const INT8_SCALE_SUFFIX: &str = "_scale";
+
+/// The module path a checkpoint name loads into (the renames [`remapper`] makes).
+fn module_path(name: &str, prefix: &str) -> String {
+    let bare = name.strip_prefix(prefix).unwrap_or(name);
+    bare.replace(".LayerNorm.", ".layer_norm.")
+        .replace(".attention.self.", ".attention.self_attention.")
+}
+
+/// The per-row scales of a checkpoint's int8 tensors, by the module path of the tensor they
+/// scale (read from the safetensors header and the small scale tensors only).
+fn int8_scales(bytes: &[u8], prefix: &str, origin: &str) -> Result<HashMap<String, Arc<Vec<f32>>>> {
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
+        TkreError::Model(format!(
+            "{origin}: not a readable safetensors file ({e}); a truncated download gives this error"
+        ))
+    })?;
+    let mut scales = HashMap::new();
+    for (name, view) in file.tensors() {
+        if view.dtype() != safetensors::Dtype::I8 {
+            continue;
+        }
+        let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
+        let scale = file.tensor(&scale_name).map_err(|_| {
+            TkreError::Model(format!(
+                "{origin}: int8 tensor {name} has no {scale_name} (its per-row scales)"
+            ))
+        })?;
+        let rows = view.shape().first().copied().unwrap_or(0);
+        if view.shape().len() != 2 || scale.dtype() != safetensors::Dtype::F32 || scale.shape() != [rows] {
+            return Err(TkreError::Model(format!(
+                "{origin}: int8 tensor {name} {:?} needs a 2-d shape and an f32 {scale_name} of [{rows}], found {:?} {:?}",
+                view.shape(),
+                scale.dtype(),
+                scale.shape()
+            )));
+        }
+        let values = scale
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        scales.insert(module_path(&name, prefix), Arc::new(values));
+    }
+    Ok(scales)
+}
+
+/// Widens int8 tensors to f32 with their row scales when the tensor is drawn.
+#[derive(Clone)]
+struct Int8Dequantize {
+    scales: Arc<HashMap<String, Arc<Vec<f32>>>>,
+}
+
+impl ModuleAdapter for Int8Dequantize {
+    fn adapt(&self, tensor: PackTensor, _ctx: ModuleContext<'_>) -> PackTensor {
+        // The tensor's name here is its module path (the remapper has run).
+        let Some(scales) = (tensor.dtype == DType::I8)
+            .then(|| self.scales.get(&tensor.name))
+            .flatten()
+            .cloned()
+        else {
+            return tensor;
+        };
+        let name = tensor.name.clone();
+        let shape = tensor.shape.clone();
+        let cols = shape.iter().nth(1).copied().unwrap_or(1).max(1);
+        burn_store::bridge::map_data(tensor, name, DType::F32, shape.clone(), move |data| {
+            let values: Vec<f32> = data
+                .iter::<i8>()
+                .enumerate()
+                .map(|(i, q)| f32::from(q) * scales[i / cols])
+                .collect();
+            TensorData::new(values, shape.clone())
+        })
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
+    }
+}
+
 /// `prefix`: the checkpoint's name prefix of the module being loaded (a regex), removed so
-/// the names match the module's own paths.
-fn configure(store: SafetensorsStore, prefix: &str) -> SafetensorsStore {
+/// the names match the module's own paths. `scales`: see [`int8_scales`].
+fn configure(
+    store: SafetensorsStore,
+    prefix: &str,
+    scales: HashMap<String, Arc<Vec<f32>>>,
+) -> SafetensorsStore {
+    let dequantize = Int8Dequantize {
+        scales: Arc::new(scales),
+    };
     store
         .remap(remapper(prefix))
-        // fp16/bf16 checkpoints (the compact browser models) are widened tensor by tensor as
-        // they load, so no full fp32 copy of the file is ever held.
-        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+        // fp16/bf16 and int8 checkpoints (the compact browser models) are widened tensor by
+        // tensor as they load, so no full fp32 copy of the file is ever held.
+        .with_from_adapter(
+            dequantize
+                .chain(PyTorchToBurnAdapter)
+                .chain(FloatCastAdapter::to(DType::F32)),
+        )
         .allow_partial(true)
 }
 
@@ -48,24 +149,25 @@ const ENCODER_PREFIX: &str = r"^bert\.";
 
 /// Loads `model.safetensors` from a file into `model` (whose shapes come from the
 /// checkpoint's `config.json`).
-pub fn load_weights_from_file(mut model: BertModel, path: &std::path::Path) -> Result<BertModel> {
+pub fn load_weights_from_file(model: BertModel, path: &std::path::Path) -> Result<BertModel> {
+    let bytes = read_weights(path)?;
+    load_weights_from_bytes(model, bytes, &path.display().to_string())
+}
+
+fn read_weights(path: &std::path::Path) -> Result<Vec<u8>> {
     if !path.is_file() {
         return Err(TkreError::Model(format!(
             "{} not found: a model directory needs config.json, model.safetensors and tokenizer.json",
             path.display()
         )));
     }
-    let mut store = configure(SafetensorsStore::from_file(path), ENCODER_PREFIX);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| store_error(&path.display().to_string(), e))?;
-    check(&result, &path.display().to_string())?;
-    Ok(model)
+    std::fs::read(path).map_err(|e| TkreError::Model(format!("reading {}: {e}", path.display())))
 }
 
 /// Loads `model.safetensors` from bytes (the browser fetches them).
 pub fn load_weights_from_bytes(mut model: BertModel, bytes: Vec<u8>, origin: &str) -> Result<BertModel> {
-    let mut store = configure(SafetensorsStore::from_bytes(Some(bytes)), ENCODER_PREFIX);
+    let scales = int8_scales(&bytes, "bert.", origin)?;
+    let mut store = configure(SafetensorsStore::from_bytes(Some(bytes)), ENCODER_PREFIX, scales);
     let result = model.load_from(&mut store).map_err(|e| store_error(origin, e))?;
     check(&result, origin)?;
     Ok(model)
@@ -77,7 +179,9 @@ pub fn load_weights_from_bytes(mut model: BertModel, bytes: Vec<u8>, origin: &st
 /// an incomplete or misshapen head is an error.
 pub fn load_mlm_head_from_file(mut head: MlmHead, path: &std::path::Path) -> Result<(MlmHead, bool)> {
     let origin = path.display().to_string();
-    let mut store = configure(SafetensorsStore::from_file(path), r"^cls\.");
+    let bytes = read_weights(path)?;
+    let scales = int8_scales(&bytes, "cls.", &origin)?;
+    let mut store = configure(SafetensorsStore::from_bytes(Some(bytes)), r"^cls\.", scales);
     let result = head.load_from(&mut store).map_err(|e| store_error(&origin, e))?;
     if result.applied.is_empty() && result.errors.is_empty() {
         return Ok((head, false));

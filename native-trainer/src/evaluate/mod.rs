@@ -1,10 +1,14 @@
 //! `tkre eval`: N-way K-shot accuracy over a FewRel-format file.
 //!
-//! Episodes are sampled first (fixed seed), then every instance any episode uses is encoded
-//! once, then each episode's queries are classified against its prototypes.
+//! Episodes are sampled first (fixed seed, one sequence per setting), then every instance
+//! any episode of any setting uses is encoded once, then each episode's queries are
+//! classified against its prototypes. `--report` evaluates several models and writes the
+//! accuracy report ([`report`]).
 
 mod episodes;
 mod fewrel;
+mod plot;
+mod report;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -45,6 +49,165 @@ pub struct EvalArgs {
     /// Also write the result JSON here.
     #[arg(long, value_name = "FILE")]
     json_out: Option<PathBuf>,
+    /// Relations (ids as in the data file, e.g. P931) left out of every episode: those used
+    /// in any training of the evaluated models. Comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    exclude_relations: Vec<String>,
+    /// Report mode: evaluate every --row in every --settings and write PREFIX.md,
+    /// PREFIX.json and PREFIX.svg (e.g. reports/accuracy). Rows already in PREFIX.json with
+    /// the same model files and protocol are reused, so an interrupted report resumes.
+    #[arg(long, value_name = "PREFIX")]
+    report: Option<PathBuf>,
+    /// A report row: NAME=DIR (a checkpoint or exported model directory). Repeatable.
+    #[arg(long = "row", value_name = "NAME=DIR")]
+    rows: Vec<String>,
+    /// Report settings, N-K each.
+    #[arg(long, value_delimiter = ',', default_value = "5-1,5-5,10-1,10-5")]
+    settings: Vec<String>,
+    /// Published reference rows for the report (JSON: [{model, split, "5-1", ..., source}]).
+    #[arg(long, value_name = "FILE")]
+    references: Option<PathBuf>,
+    /// The browser benchmark's JSON (bench/browser.js); its latencies go to the row whose
+    /// model files have the benchmarked size.
+    #[arg(long, value_name = "FILE")]
+    browser_bench: Option<PathBuf>,
+}
+
+/// Accuracy of one N-way K-shot setting.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct SettingResult {
+    pub n: usize,
+    pub k: usize,
+    pub accuracy: f64,
+    pub ci95: f64,
+}
+
+/// Parses `N-K`.
+pub fn parse_setting(text: &str) -> Result<(usize, usize)> {
+    let parsed = text
+        .split_once('-')
+        .and_then(|(n, k)| Some((n.trim().parse().ok()?, k.trim().parse().ok()?)));
+    match parsed {
+        Some((n, k)) if n > 0 && k > 0 => Ok((n, k)),
+        _ => bail!("setting {text:?}: expected N-K with N, K >= 1, e.g. 5-1 for 5-way 1-shot"),
+    }
+}
+
+/// The data with `exclude` relations removed; errors name ids not in the data.
+fn without_relations(
+    mut data: fewrel::FewRelData,
+    exclude: &[String],
+    origin: &str,
+) -> Result<fewrel::FewRelData> {
+    for id in exclude {
+        if !data.relations.iter().any(|(r, _)| r == id) {
+            bail!("--exclude-relations: {id} is not a relation of {origin}");
+        }
+    }
+    data.relations.retain(|(r, _)| !exclude.contains(r));
+    Ok(data)
+}
+
+/// Checks that `data` has enough relations and instances for every setting.
+fn check_settings(
+    data: &fewrel::FewRelData,
+    settings: &[(usize, usize)],
+    queries: usize,
+    origin: &str,
+) -> Result<()> {
+    for &(n, k) in settings {
+        let eligible = data
+            .relations
+            .iter()
+            .filter(|(_, v)| v.len() >= k + queries)
+            .count();
+        if eligible < n {
+            bail!(
+                "{origin}: only {eligible} relation(s) have at least K+queries = {} instances; {n}-way episodes need {n}",
+                k + queries
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Accuracy of `encoder` in each setting over `episodes` episodes (seeded; the same episodes
+/// whatever the other settings are). Every instance is encoded once for all settings.
+pub fn evaluate(
+    encoder: &tkre::RelationEncoder,
+    data: &fewrel::FewRelData,
+    settings: &[(usize, usize)],
+    queries: usize,
+    episodes: usize,
+    seed: u64,
+    batch_size: usize,
+) -> Result<Vec<SettingResult>> {
+    let sizes: Vec<usize> = data.relations.iter().map(|(_, v)| v.len()).collect();
+    let sampled: Vec<Vec<episodes::Episode>> = settings
+        .iter()
+        .map(|&(n, k)| episodes::sample_episodes(&sizes, n, k, queries, episodes, seed))
+        .collect();
+
+    // Encode each needed instance once.
+    let needed: BTreeSet<(usize, usize)> = sampled
+        .iter()
+        .flatten()
+        .flat_map(|e| e.classes.iter())
+        .flat_map(|(r, s, q)| s.iter().chain(q).map(move |&i| (*r, i)))
+        .collect();
+    let needed: Vec<(usize, usize)> = needed.into_iter().collect();
+    let instances: Vec<_> = needed
+        .iter()
+        .map(|&(r, i)| data.relations[r].1[i].clone())
+        .collect();
+    let plan = encoder.plan_instances(&instances)?;
+    let bar = progress(instances.len(), "encode");
+    let vectors = encoder.run_plan_with_progress(&plan, batch_size, |done| bar.inc(done as u64))?;
+    bar.finish_and_clear();
+    let vector_of = |r: usize, i: usize| -> &Vec<f32> {
+        // `needed` is sorted and holds every (r, i) an episode uses.
+        let at = needed.binary_search(&(r, i)).unwrap_or_default();
+        &vectors[at]
+    };
+
+    let parts = encoder.representation.parts().len();
+    let mut results = Vec::with_capacity(settings.len());
+    for (&(n, k), setting_episodes) in settings.iter().zip(&sampled) {
+        let bar = progress(setting_episodes.len(), &format!("{n}-way {k}-shot"));
+        let mut accuracies = Vec::with_capacity(setting_episodes.len());
+        for episode in setting_episodes {
+            let relations = episode
+                .classes
+                .iter()
+                .map(|(r, support, _)| {
+                    (
+                        data.relations[*r].0.clone(),
+                        support.iter().map(|&i| vector_of(*r, i).clone()).collect(),
+                    )
+                })
+                .collect();
+            let classifier = PrototypeClassifier::new(relations, parts)?;
+            let mut correct = 0usize;
+            let mut total = 0usize;
+            for (r, _, queries) in &episode.classes {
+                for &i in queries {
+                    let prediction = classifier.classify(vector_of(*r, i))?;
+                    correct += usize::from(
+                        prediction
+                            .best()
+                            .is_some_and(|b| b.relation == data.relations[*r].0),
+                    );
+                    total += 1;
+                }
+            }
+            accuracies.push(correct as f64 / total as f64);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let (accuracy, ci95) = episodes::mean_ci95(&accuracies);
+        results.push(SettingResult { n, k, accuracy, ci95 });
+    }
+    Ok(results)
 }
 
 #[derive(Serialize)]
@@ -78,6 +241,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     if args.n == 0 || args.k == 0 || args.queries == 0 || args.episodes == 0 {
         bail!("--n, --k, --queries and --episodes must all be at least 1");
     }
+    let origin = args.data.display().to_string();
     let data = fewrel::load(&args.data)?;
     if data.skipped > 0 {
         eprintln!(
@@ -87,84 +251,33 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             data.skipped_examples.join("\n  ")
         );
     }
-    let sizes: Vec<usize> = data.relations.iter().map(|(_, v)| v.len()).collect();
-    let eligible = sizes.iter().filter(|&&s| s >= args.k + args.queries).count();
-    if eligible < args.n {
-        bail!(
-            "{}: only {eligible} relation(s) have at least K+queries = {} instances; {}-way episodes need {}",
-            args.data.display(),
-            args.k + args.queries,
-            args.n,
-            args.n
-        );
+    let data = without_relations(data, &args.exclude_relations, &origin)?;
+    if args.report.is_some() {
+        return report::run(&args, &data);
     }
+    if !args.rows.is_empty() {
+        bail!("--row is for --report mode; give --report PREFIX too (or --model for one model)");
+    }
+    check_settings(&data, &[(args.n, args.k)], args.queries, &origin)?;
 
     let mut encoder = load_encoder(&args.model)?;
     encoder.representation = args.representation;
-    let episodes = episodes::sample_episodes(&sizes, args.n, args.k, args.queries, args.episodes, args.seed);
-
-    // Encode each needed instance once.
-    let needed: BTreeSet<(usize, usize)> = episodes
-        .iter()
-        .flat_map(|e| e.classes.iter())
-        .flat_map(|(r, s, q)| s.iter().chain(q).map(move |&i| (*r, i)))
-        .collect();
-    let needed: Vec<(usize, usize)> = needed.into_iter().collect();
-    let instances: Vec<_> = needed
-        .iter()
-        .map(|&(r, i)| data.relations[r].1[i].clone())
-        .collect();
-    let plan = encoder.plan_instances(&instances)?;
-    let bar = progress(instances.len(), "encode");
-    let vectors =
-        encoder.run_plan_with_progress(&plan, args.model.batch_size, |done| bar.inc(done as u64))?;
-    bar.finish_and_clear();
-    let vector_of = |r: usize, i: usize| -> &Vec<f32> {
-        // `needed` is sorted and holds every (r, i) an episode uses.
-        let at = needed.binary_search(&(r, i)).unwrap_or_default();
-        &vectors[at]
-    };
-
-    let bar = progress(episodes.len(), "episodes");
-    let parts = encoder.representation.parts().len();
-    let mut accuracies = Vec::with_capacity(episodes.len());
-    for episode in &episodes {
-        let relations = episode
-            .classes
-            .iter()
-            .map(|(r, support, _)| {
-                (
-                    data.relations[*r].0.clone(),
-                    support.iter().map(|&i| vector_of(*r, i).clone()).collect(),
-                )
-            })
-            .collect();
-        let classifier = PrototypeClassifier::new(relations, parts)?;
-        let mut correct = 0usize;
-        let mut total = 0usize;
-        for (r, _, queries) in &episode.classes {
-            for &i in queries {
-                let prediction = classifier.classify(vector_of(*r, i))?;
-                correct += usize::from(
-                    prediction
-                        .best()
-                        .is_some_and(|b| b.relation == data.relations[*r].0),
-                );
-                total += 1;
-            }
-        }
-        accuracies.push(correct as f64 / total as f64);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-
-    let (accuracy, ci95) = episodes::mean_ci95(&accuracies);
+    let result = evaluate(
+        &encoder,
+        &data,
+        &[(args.n, args.k)],
+        args.queries,
+        args.episodes,
+        args.seed,
+        args.model.batch_size,
+    )?
+    .remove(0);
     let report = EvalReport {
         n: args.n,
         k: args.k,
         episodes: args.episodes,
-        accuracy,
-        ci95,
+        accuracy: result.accuracy,
+        ci95: result.ci95,
         queries: args.queries,
         seed: args.seed,
         representation: args.representation.to_string(),
@@ -173,7 +286,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             .model
             .as_ref()
             .map_or_else(|| "default".into(), |p| p.display().to_string()),
-        data: args.data.display().to_string(),
+        data: origin,
         relations: data.relations.len(),
         skipped_records: data.skipped,
     };

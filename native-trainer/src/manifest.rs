@@ -1,0 +1,52 @@
+//! `manifest.json` of an exported model directory (written by `tkre export`): each file's
+//! size and sha256, checked before a model is used, so a corrupted or truncated download is
+//! reported as such instead of as a confusing parse error (or, worse, loading at all).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks every file `dir/manifest.json` lists against its recorded size and sha256. A
+/// directory without a manifest (a training checkpoint) passes unchecked; returns whether a
+/// manifest was checked.
+pub fn verify(dir: &Path) -> Result<bool> {
+    let path = dir.join("manifest.json");
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON; export the model again", path.display()))?;
+    let Some(files) = manifest["files"].as_object() else {
+        bail!(
+            "{}: no \"files\" table; export the model again with `tkre export`",
+            path.display()
+        );
+    };
+    for (name, entry) in files {
+        let (Some(expected), Some(size)) = (entry["sha256"].as_str(), entry["bytes"].as_u64()) else {
+            bail!(
+                "{}: \"files\".\"{name}\" needs \"sha256\" and \"bytes\"",
+                path.display()
+            );
+        };
+        let file = dir.join(name);
+        let bytes = std::fs::read(&file)
+            .with_context(|| format!("reading {} (listed in {})", file.display(), path.display()))?;
+        let digest = sha256_hex(&bytes);
+        if digest != expected || bytes.len() as u64 != size {
+            bail!(
+                "{} is corrupt or incomplete: sha256 {digest} ({} bytes), manifest.json says {expected} \
+                 ({size} bytes); download or export it again",
+                file.display(),
+                bytes.len()
+            );
+        }
+    }
+    Ok(true)
+}

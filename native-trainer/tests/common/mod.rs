@@ -1,0 +1,54 @@
+//! Helpers shared by the trainer's test binaries (each uses a part of them).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use serde::de::DeserializeOwned;
+use tkre::model::EncoderConfig;
+use tkre::text::TextTokenizer;
+use tkre_trainer::pretrain::model::PretrainModel;
+use tkre_trainer::pretrain::train::save_bert_layout;
+
+/// The base model's directory (its tokenizer is used by the tiny test models).
+pub fn base_model_dir() -> PathBuf {
+    let dir = tkre_trainer::paths::default_model_dir();
+    let dir = std::env::var_os("TKRE_MODEL").map(PathBuf::from).unwrap_or(dir);
+    assert!(
+        dir.join("tokenizer.json").is_file(),
+        "base model not found in {}; run scripts/fetch-base-model.sh (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn tokenizer() -> TextTokenizer {
+    let bytes = std::fs::read(base_model_dir().join("tokenizer.json")).unwrap();
+    TextTokenizer::from_bytes(&bytes, "tokenizer.json").unwrap()
+}
+
+/// A randomly initialised tiny checkpoint (2 layers, hidden 32, with an MLM head) in BERT
+/// layout, with the base model's tokenizer.
+pub fn tiny_checkpoint(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = EncoderConfig::tiny(tokenizer().vocab_size());
+    let device = Device::flex();
+    device.seed(7);
+    let model = PretrainModel::new(&config, 0, &device);
+    save_bert_layout(&model, &dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    std::fs::copy(
+        base_model_dir().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+}
+
+/// The records of a JSON-lines file (none if it does not exist).
+pub fn json_lines<T: DeserializeOwned>(path: &Path) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

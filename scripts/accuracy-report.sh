@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The accuracy report of issue 7 (README "Accuracy, size and speed"): FewRel 1.0 val, 1000
+# episodes per setting, seed 1, for the base model, its fp16/int8 exports, the pre-trained
+# models of scripts/pretrain-fewrel.sh and the distilled student of scripts/distill.sh when
+# they exist. Writes reports/accuracy.{json,md,svg}; rows already evaluated on unchanged model
+# files are reused, so running it again after an interruption resumes.
+#   bash scripts/accuracy-report.sh            (EPISODES=N for a quicker, smaller run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bash scripts/fetch-base-model.sh >/dev/null
+cargo build --quiet -p tkre-trainer
+tkre="$CARGO_TARGET_DIR/debug/tkre"  # dependencies (burn) are optimised in the dev profile too
+base="$TKRE_CACHE/models/all-MiniLM-L6-v2"
+runs="${TKRE_PRETRAIN_RUNS:-$TKRE_CACHE/pretrain-runs}"
+exports="$TKRE_CACHE/web-models"
+
+export_model() {  # SOURCE NAME PRECISION -> directory
+  local out="$exports/$2-$3"
+  if [ ! -f "$out/manifest.json" ]; then
+    "$tkre" export --model "$1" --out "$out" --precision "$3" --name "$2 ($3)" >/dev/null
+  fi
+  echo "$out"
+}
+
+rows=(--row "base MiniLM-L6 (fp32)=$base"
+      --row "base MiniLM-L6 fp16=$(export_model "$base" base fp16)"
+      --row "base MiniLM-L6 int8=$(export_model "$base" base int8)")
+for run in mslm scl two-stage; do
+  [ -f "$runs/$run/model.safetensors" ] && rows+=(--row "MiniLM-L6 + TKRE $run=$runs/$run")
+done
+student="${TKRE_DISTILL_RUNS:-$TKRE_CACHE/distill-runs}/student"
+if [ -f "$student/model.safetensors" ]; then
+  rows+=(--row "student distilled (fp32)=$student"
+         --row "student fp16=$(export_model "$student" student fp16)"
+         --row "student int8=$(export_model "$student" student int8)")
+fi
+
+# No FewRel relation is used in any training here (the synthetic corpus is TACRED's
+# relations, PubMed sentences are unlabelled), so none is excluded.
+mkdir -p reports
+"$tkre" eval --data ../shared/data/fewrel/val_wiki.json --report reports/accuracy \
+  --episodes "${EPISODES:-1000}" --seed 1 "${rows[@]}" \
+  --references reports/reference-published.json --browser-bench reports/bench-browser.json
