@@ -57,7 +57,10 @@ enum Command {
     Synthesize(tkre_trainer::synthesis::SynthesizeCommand),
     /// Two-stage knowledge-guided pre-training: `--stage mslm`, then `--stage scl`.
     Pretrain(Box<tkre_trainer::pretrain::PretrainArgs>),
-    /// Write a model directory for the browser (weights in fp32 or fp16, manifest.json).
+    /// Distil a teacher checkpoint into a smaller student (`tkre pretrain`'s options, plus
+    /// --teacher and --student-layers).
+    Distill(Box<tkre_trainer::pretrain::PretrainArgs>),
+    /// Write a model directory for the browser (weights in fp32, fp16 or int8, manifest.json).
     Export(export::ExportArgs),
 }
 
@@ -70,6 +73,10 @@ fn main() -> ExitCode {
         Command::Eval(args) => evaluate::run(args),
         Command::Synthesize(command) => tkre_trainer::synthesis::run(command),
         Command::Pretrain(args) => tkre_trainer::pretrain::run(*args),
+        Command::Distill(mut args) => {
+            args.stage = Some(tkre_trainer::pretrain::Stage::Distill);
+            tkre_trainer::pretrain::run(*args)
+        }
         Command::Export(args) => export::run(args),
     };
     match result {

@@ -627,3 +627,53 @@ fn data_parallel_over_two_devices_matches_one_device() {
         );
     }
 }
+
+/// Distillation: a student that keeps every layer of its teacher starts at zero loss; one
+/// that keeps one of two layers learns to match the teacher (both losses fall) and is written
+/// as a one-layer checkpoint the rest of the project loads.
+#[test]
+fn distillation_matches_the_teacher_and_writes_a_smaller_checkpoint() {
+    let _rng = lock_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = dir.path().join("teacher");
+    tiny_checkpoint(&teacher);
+    let distill = |layers: Vec<usize>, out: &Path, epochs: usize| {
+        let config = PretrainConfig {
+            stage: Stage::Distill,
+            teacher: Some(teacher.clone()),
+            student_layers: Some(layers),
+            epochs,
+            ..tiny_config(&teacher, Stage::Distill)
+        };
+        pretrain(&config, out, &quiet()).unwrap();
+        metrics(out)
+    };
+
+    // Dropout is on during training, in the student only (the teacher is frozen and its
+    // dropout off), so an identical student is off by dropout alone: small, not zero.
+    let same = distill(vec![0, 1], &dir.path().join("same"), 1);
+    let first = &same[0];
+    assert!(first.masked_tokens == 0 && first.mslm.is_none() && first.scl.is_none());
+    assert!(first.distill.unwrap() < 0.05, "identical student: {first:?}");
+
+    let out = dir.path().join("student");
+    let m = distill(vec![1], &out, 8);
+    let mean =
+        |xs: &[StepMetrics], f: &dyn Fn(&StepMetrics) -> f64| xs.iter().map(f).sum::<f64>() / xs.len() as f64;
+    let (start, end) = (&m[..6], &m[m.len() - 6..]);
+    for (name, f) in [
+        (
+            "representation",
+            &(|s: &StepMetrics| s.distill.unwrap()) as &dyn Fn(&StepMetrics) -> f64,
+        ),
+        ("hidden", &|s: &StepMetrics| s.hidden.unwrap()),
+    ] {
+        let (a, b) = (mean(start, f), mean(end, f));
+        assert!(b < a * 0.8, "{name} loss did not fall: {a} -> {b}");
+    }
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["num_hidden_layers"], 1);
+    let encoder = tkre::RelationEncoder::load_dir(&out, Device::flex()).unwrap();
+    assert_eq!(encoder.model.encoder.layer.len(), 1);
+}

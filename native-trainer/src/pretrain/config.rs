@@ -18,6 +18,9 @@ pub enum Stage {
     Mslm,
     /// Stage 2: span-level contrastive learning together with MSLM.
     Scl,
+    /// Distillation (`tkre distill`): a student with a subset of the starting checkpoint's
+    /// layers learns the teacher's relation representations and hidden states.
+    Distill,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +59,17 @@ pub struct PretrainConfig {
     /// Compute device: cpu (flex), ndarray, wgpu[:N], cuda[:N] (the last two need the cargo
     /// features); a comma-separated list trains data-parallel over those devices.
     pub device: String,
+    /// Distillation: the teacher checkpoint (same tokenizer and hidden size as the student).
+    pub teacher: Option<PathBuf>,
+    /// Distillation: which layers of the starting checkpoint the student keeps (0-based, in
+    /// order). Default: every other layer ending with the last (1, 3, 5 of 6).
+    pub student_layers: Option<Vec<usize>>,
+    /// Distillation: weight of the relation-representation loss (1 - cosine between the
+    /// student's and the teacher's representation parts, mean over instances and parts).
+    pub distill_weight: f64,
+    /// Distillation: weight of the hidden-state loss (mean squared difference of the last
+    /// hidden states over real tokens, divided by the teacher's mean squared state).
+    pub hidden_weight: f64,
 }
 
 impl Default for PretrainConfig {
@@ -81,6 +95,10 @@ impl Default for PretrainConfig {
             checkpoint_every: 200,
             keep_checkpoints: 2,
             device: "cpu".into(),
+            teacher: None,
+            student_layers: None,
+            distill_weight: 1.0,
+            hidden_weight: 1.0,
         }
     }
 }
@@ -127,6 +145,24 @@ impl PretrainConfig {
             if !(0.0..=1.0).contains(&p) {
                 bail!("{name} must be a probability in [0, 1], not {p}");
             }
+        }
+        if self.stage == Stage::Distill && self.teacher.is_none() {
+            bail!(
+                "distillation needs a teacher: give --teacher DIR (a checkpoint, e.g. a `tkre pretrain` output)"
+            );
+        }
+        if self.stage != Stage::Distill && (self.teacher.is_some() || self.student_layers.is_some()) {
+            bail!(
+                "teacher and student_layers are for distillation (`tkre distill`), not --stage {:?}",
+                self.stage
+            );
+        }
+        if self
+            .student_layers
+            .as_ref()
+            .is_some_and(|l| l.is_empty() || !l.windows(2).all(|w| w[0] < w[1]))
+        {
+            bail!("student_layers must list at least one layer, in increasing order, e.g. 1,3,5");
         }
         if self.checkpoint_every == 0 || self.keep_checkpoints == 0 {
             bail!("checkpoint_every and keep_checkpoints must be at least 1");

@@ -4,6 +4,9 @@
 //!   ([`masking`]).
 //! - Stage 2 (`--stage scl`): span-level contrastive learning together with MSLM
 //!   ([`model::SpanContrastHead`]), one learned anchor per relation of the corpus.
+//! - Distillation (`tkre distill`, `--stage distill`): a student made of some of the starting
+//!   checkpoint's layers learns a teacher's relation representations and hidden states
+//!   ([`model::distillation_losses`]), with the same loop, checkpoints and resume.
 //!
 //! The result is a BERT-layout checkpoint directory that `tkre eval`, `tkre export` and the
 //! browser load like the base model.
@@ -82,6 +85,17 @@ pub struct PretrainArgs {
     /// (--features cuda); a comma-separated list (cuda:0,cuda:1) trains data-parallel.
     #[arg(long)]
     pub device: Option<String>,
+    /// Distillation (`tkre distill`): the teacher checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub teacher: Option<PathBuf>,
+    /// Distillation: layers of --init the student keeps, e.g. 1,3,5 (default: every other
+    /// layer ending with the last).
+    #[arg(long, value_delimiter = ',', value_name = "LAYERS")]
+    pub student_layers: Option<Vec<usize>>,
+    #[arg(long)]
+    pub distill_weight: Option<f64>,
+    #[arg(long)]
+    pub hidden_weight: Option<f64>,
     /// No progress bar or notes on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -117,8 +131,16 @@ impl PretrainArgs {
             temperature,
             seed,
             checkpoint_every,
-            device
+            device,
+            distill_weight,
+            hidden_weight
         );
+        if self.teacher.is_some() {
+            config.teacher = self.teacher.clone();
+        }
+        if self.student_layers.is_some() {
+            config.student_layers = self.student_layers.clone();
+        }
         if self.max_steps.is_some() {
             config.max_steps = self.max_steps;
         }

@@ -117,6 +117,20 @@ pub struct PretrainBatch {
     pub scl_samples: usize,
     /// Real (unpadded) tokens in the batch.
     pub tokens: usize,
+    /// Distillation: the relation representation's pooling weights, `[batch, parts, seq]`
+    /// (rows sum to 1 over a part's tokens, as the classifier pools).
+    pub pooling: Option<Tensor<3>>,
+}
+
+/// The weights of one step's losses (for one shard of a data-parallel step: the configured
+/// weights times the shard's share of what each loss averages over).
+#[derive(Debug, Clone, Copy)]
+pub struct LossWeights {
+    pub mslm: f64,
+    pub scl: f64,
+    pub distill: f64,
+    pub hidden: f64,
+    pub temperature: f64,
 }
 
 /// The losses of one step; `total` carries the gradients.
@@ -124,6 +138,10 @@ pub struct PretrainLosses {
     pub total: Tensor<1>,
     pub mslm: Option<Tensor<1>>,
     pub scl: Option<Tensor<1>>,
+    /// Distillation: 1 - cosine of the relation representation parts, mean.
+    pub distill: Option<Tensor<1>>,
+    /// Distillation: normalised mean squared hidden-state difference over real tokens.
+    pub hidden: Option<Tensor<1>>,
 }
 
 impl PretrainModel {
@@ -148,13 +166,13 @@ impl PretrainModel {
         model
     }
 
-    /// MSLM loss (mean cross-entropy over the masked tokens) and SCL loss, weighted.
+    /// MSLM loss (mean cross-entropy over the masked tokens), SCL loss and, with a teacher,
+    /// the distillation losses, weighted.
     pub fn losses(
         &self,
         batch: &PretrainBatch,
-        mslm_weight: f64,
-        scl_weight: f64,
-        temperature: f64,
+        weights: &LossWeights,
+        teacher: Option<&BertModel>,
     ) -> PretrainLosses {
         let hidden = self.bert.forward(&batch.encoder);
         let [b, seq, h] = hidden.dims();
@@ -170,27 +188,80 @@ impl PretrainModel {
             let picked = log_probs.gather(1, batch.masked_targets.clone().reshape([batch.masked, 1]));
             picked.mean().neg()
         });
-        let scl = match (&self.scl, batch.scl_samples > 0 && scl_weight > 0.0) {
+        let scl = match (&self.scl, batch.scl_samples > 0 && weights.scl > 0.0) {
             (Some(head), true) => Some(head.loss(
-                hidden,
+                hidden.clone(),
                 batch.positive.clone(),
                 batch.negative.clone(),
                 batch.relations.clone(),
                 batch.scl_weights.clone(),
-                temperature,
+                weights.temperature,
             )),
             _ => None,
         };
+        let (distill, hidden_loss) = match (teacher, &batch.pooling) {
+            (Some(teacher), Some(pooling)) => {
+                let (distill, hidden_loss) = distillation_losses(
+                    hidden,
+                    teacher.forward(&batch.encoder).detach(),
+                    pooling,
+                    &batch.encoder.attention_mask,
+                );
+                (Some(distill), Some(hidden_loss))
+            }
+            _ => (None, None),
+        };
         let device = batch.encoder.input_ids.device();
         let mut total = Tensor::<1>::zeros([1], &device);
-        if let Some(loss) = &mslm {
-            total = total + loss.clone() * mslm_weight;
+        for (loss, weight) in [
+            (&mslm, weights.mslm),
+            (&scl, weights.scl),
+            (&distill, weights.distill),
+            (&hidden_loss, weights.hidden),
+        ] {
+            if let Some(loss) = loss {
+                total = total + loss.clone() * weight;
+            }
         }
-        if let Some(loss) = &scl {
-            total = total + loss.clone() * scl_weight;
+        PretrainLosses {
+            total,
+            mslm,
+            scl,
+            distill,
+            hidden: hidden_loss,
         }
-        PretrainLosses { total, mslm, scl }
     }
+}
+
+/// Distillation losses of a student's last hidden states against the teacher's (same shape):
+/// - representation: the classifier's relation representation parts (pooled with `pooling`,
+///   `[batch, parts, seq]`), each L2-normalised as the classifier does; loss = mean over
+///   instances and parts of 1 - cosine;
+/// - hidden: mean over real tokens of the squared difference, divided by the teacher's mean
+///   squared state so the loss is scale-free (about 1 for unrelated states).
+pub fn distillation_losses(
+    student: Tensor<3>,
+    teacher: Tensor<3>,
+    pooling: &Tensor<3>,
+    attention_mask: &Tensor<2>,
+) -> (Tensor<1>, Tensor<1>) {
+    let [b, seq, _] = student.dims();
+    let parts = pooling.dims()[1];
+    let normalise = |x: Tensor<3>| {
+        let norm = x.clone().powf_scalar(2.0).sum_dim(2).sqrt().clamp_min(1e-12);
+        x / norm
+    };
+    let student_rep = normalise(pooling.clone().matmul(student.clone()));
+    let teacher_rep = normalise(pooling.clone().matmul(teacher.clone()));
+    let cosine = (student_rep * teacher_rep).sum_dim(2).reshape([b * parts]);
+    let representation = cosine.neg().add_scalar(1.0).mean();
+
+    let mask = attention_mask.clone().reshape([b, seq, 1]);
+    let tokens = attention_mask.clone().sum().clamp_min(1.0);
+    let squared = (student - teacher.clone()).powf_scalar(2.0) * mask.clone();
+    let scale = (teacher.powf_scalar(2.0) * mask).sum() / tokens.clone();
+    let hidden = squared.sum() / tokens / scale.clamp_min(1e-12);
+    (representation, hidden)
 }
 
 /// Scales all gradients together so that their global L2 norm is at most `max_norm` (as

@@ -32,13 +32,15 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+use tkre::fewshot::Representation;
+use tkre::model::BertModel;
 use tkre::model::{EncoderBatch, EncoderConfig};
 use tkre::text::{EncodedInstance, TextTokenizer, encode_instance};
 
 use super::config::{PretrainConfig, Stage};
 use super::corpus::{CorpusReport, PretrainRecord, load_files};
-use super::masking::{MaskedInstance, TokenRole, mask_instance, token_roles};
-use super::model::{PretrainBatch, PretrainModel, clip_global_norm};
+use super::masking::{MaskProbabilities, MaskedInstance, TokenRole, mask_instance, token_roles};
+use super::model::{LossWeights, PretrainBatch, PretrainModel, clip_global_norm};
 
 /// A corpus record ready for batching.
 #[derive(Debug, Clone)]
@@ -138,7 +140,14 @@ pub fn build_batch(
     device: &Device,
 ) -> PretrainBatch {
     let masked = mask_batch(records, indices, config, mask_id, step);
-    batch_tensors(records, indices, &masked, pad_id, device)
+    batch_tensors(
+        records,
+        indices,
+        &masked,
+        pad_id,
+        config.stage == Stage::Distill,
+        device,
+    )
 }
 
 /// Masks the records at `indices` for `step`. The draws depend only on the step and the
@@ -151,21 +160,32 @@ pub fn mask_batch(
     step: usize,
 ) -> Vec<MaskedInstance> {
     let mut rng = StdRng::seed_from_u64(mixed_seed(config.seed, 2, step as u64));
+    // Distillation reads unmasked sentences, as the classifier does.
+    let probabilities = match config.stage {
+        Stage::Distill => MaskProbabilities {
+            relation: 0.0,
+            entity: 0.0,
+            other: 0.0,
+        },
+        _ => config.mask,
+    };
     indices
         .iter()
         .map(|&i| {
             let record = &records[i];
-            mask_instance(&record.encoded, &record.roles, &config.mask, mask_id, &mut rng)
+            mask_instance(&record.encoded, &record.roles, &probabilities, mask_id, &mut rng)
         })
         .collect()
 }
 
-/// The tensors of the rows `indices` (masked as `masked`, one per index) on `device`.
+/// The tensors of the rows `indices` (masked as `masked`, one per index) on `device`;
+/// `distill`: with the classifier's pooling weights.
 pub fn batch_tensors(
     records: &[PreparedRecord],
     indices: &[usize],
     masked: &[MaskedInstance],
     pad_id: u32,
+    distill: bool,
     device: &Device,
 ) -> PretrainBatch {
     let sequences: Vec<Vec<u32>> = masked.iter().map(|m| m.input_ids.clone()).collect();
@@ -198,6 +218,23 @@ pub fn batch_tensors(
     }
     let n_masked = positions.len();
     let scl_samples = weights.iter().filter(|w| **w > 0.0).count();
+    let pooling = distill.then(|| {
+        let representation = Representation::default();
+        let parts = representation.parts().len();
+        let mut matrix = vec![0f32; batch * parts * seq];
+        for (row, &i) in indices.iter().enumerate() {
+            for (part, positions) in representation
+                .pooling_weights(&records[i].encoded)
+                .iter()
+                .enumerate()
+            {
+                for &(position, weight) in positions {
+                    matrix[(row * parts + part) * seq + position] += weight;
+                }
+            }
+        }
+        Tensor::from_data(TensorData::new(matrix, [batch, parts, seq]), device)
+    });
     PretrainBatch {
         tokens: encoder.lengths.iter().sum(),
         masked_positions: Tensor::from_data(TensorData::new(positions, [n_masked]), device),
@@ -209,6 +246,7 @@ pub fn batch_tensors(
         scl_weights: Tensor::from_data(TensorData::new(weights, [batch]), device),
         scl_samples,
         encoder,
+        pooling,
     }
 }
 
@@ -218,6 +256,8 @@ pub struct StepGradients {
     pub loss: f64,
     pub mslm: Option<f64>,
     pub scl: Option<f64>,
+    pub distill: Option<f64>,
+    pub hidden: Option<f64>,
     pub masked: usize,
     pub scl_samples: usize,
     pub tokens: usize,
@@ -231,11 +271,13 @@ pub struct StepGradients {
 /// `GradientsParams::to_device` and `GradientsAccumulator`). The sum is exactly the gradient
 /// of the whole batch's loss because each shard's losses are weighted by its share: MSLM by
 /// its share of the batch's masked tokens, SCL by its share of the SCL samples (both losses
-/// are means over those). Only dropout differs: each device draws from its own seeded
-/// stream.
+/// are means over those; the distillation losses by its share of the rows and of the real
+/// tokens). Only dropout differs: each device draws from its own seeded stream.
+/// `teachers`: for distillation, the teacher on each device (empty otherwise).
 #[allow(clippy::too_many_arguments)]
 pub fn step_gradients(
     model: &PretrainModel,
+    teachers: &[BertModel],
     records: &[PreparedRecord],
     indices: &[usize],
     config: &PretrainConfig,
@@ -256,6 +298,7 @@ pub fn step_gradients(
                 &indices[rows.clone()],
                 &masked[rows],
                 pad_id,
+                !teachers.is_empty(),
                 &devices[k],
             )
         })
@@ -271,7 +314,7 @@ pub fn step_gradients(
         }
     };
 
-    // Shard k's pass: (gradients on the main device, total, weighted MSLM, weighted SCL).
+    // Shard k's pass: gradients on the main device, total loss, weighted parts.
     let run = |k: usize, replica: PretrainModel, batch: PretrainBatch| {
         let device = &devices[k];
         // The main device keeps the single-device stream, so one device reproduces the
@@ -279,18 +322,26 @@ pub fn step_gradients(
         device.seed(mixed_seed(config.seed, 4 + k as u64 * 0x100, step as u64));
         let mslm_share = share(batch.masked, total_masked);
         let scl_share = share(batch.scl_samples, total_scl);
-        let losses = replica.losses(
-            &batch,
-            config.mslm_weight * mslm_share,
-            config.scl_weight * scl_share,
-            config.temperature,
-        );
+        let row_share = share(batch.encoder.lengths.len(), indices.len());
+        let token_share = share(batch.tokens, tokens);
+        let weights = LossWeights {
+            mslm: config.mslm_weight * mslm_share,
+            scl: config.scl_weight * scl_share,
+            distill: config.distill_weight * row_share,
+            hidden: config.hidden_weight * token_share,
+            temperature: config.temperature,
+        };
+        let losses = replica.losses(&batch, &weights, teachers.get(k));
         let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
+        let parts = [
+            losses.mslm.as_ref().map(|l| scalar(l) * mslm_share),
+            losses.scl.as_ref().map(|l| scalar(l) * scl_share),
+            losses.distill.as_ref().map(|l| scalar(l) * row_share),
+            losses.hidden.as_ref().map(|l| scalar(l) * token_share),
+        ];
         let total = scalar(&losses.total);
-        let mslm = losses.mslm.as_ref().map(|l| scalar(l) * mslm_share);
-        let scl = losses.scl.as_ref().map(|l| scalar(l) * scl_share);
         let grads = GradientsParams::from_grads(losses.total.backward(), &replica);
-        (grads.to_device(main, &replica), total, mslm, scl)
+        (grads.to_device(main, &replica), total, parts)
     };
     let outputs = if shards == 1 {
         let batch = batches.into_iter().next().expect("one shard");
@@ -323,22 +374,26 @@ pub fn step_gradients(
     };
 
     let mut accumulator = GradientsAccumulator::new();
-    let (mut loss, mut mslm, mut scl) = (0.0, None, None);
-    let add = |sum: Option<f64>, part: Option<f64>| match (sum, part) {
-        (Some(a), Some(b)) => Some(a + b),
-        (a, b) => a.or(b),
-    };
-    for (grads, total, shard_mslm, shard_scl) in outputs {
+    let mut loss = 0.0;
+    let mut sums: [Option<f64>; 4] = [None; 4];
+    for (grads, total, parts) in outputs {
         accumulator.accumulate(model, grads);
         loss += total;
-        mslm = add(mslm, shard_mslm);
-        scl = add(scl, shard_scl);
+        for (sum, part) in sums.iter_mut().zip(parts) {
+            *sum = match (*sum, part) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+        }
     }
+    let [mslm, scl, distill, hidden] = sums;
     Ok(StepGradients {
         grads: accumulator.grads(),
         loss,
         mslm,
         scl,
+        distill,
+        hidden,
         masked: total_masked,
         scl_samples: total_scl,
         tokens,
@@ -365,6 +420,11 @@ pub struct StepMetrics {
     pub loss: f64,
     pub mslm: Option<f64>,
     pub scl: Option<f64>,
+    /// Distillation: representation and hidden-state losses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<f64>,
     pub grad_norm: f64,
     pub masked_tokens: usize,
     pub scl_samples: usize,
@@ -538,7 +598,35 @@ pub fn train(
     let pad_id = tokenizer.pad_id();
     let config_text = fs::read_to_string(init_dir.join("config.json"))
         .with_context(|| format!("reading {}/config.json", init_dir.display()))?;
-    let encoder_config = EncoderConfig::from_json(&config_text, "config.json")?;
+    let init_config = EncoderConfig::from_json(&config_text, "config.json")?;
+    // Distillation: the student keeps some of the starting checkpoint's layers.
+    let student_layers: Option<Vec<usize>> = (config.stage == Stage::Distill).then(|| {
+        config.student_layers.clone().unwrap_or_else(|| {
+            let n = init_config.num_hidden_layers;
+            (0..n).filter(|i| (n - 1 - i) % 2 == 0).collect()
+        })
+    });
+    let mut encoder_config = init_config.clone();
+    if let Some(layers) = &student_layers {
+        if let Some(&bad) = layers.iter().find(|&&l| l >= init_config.num_hidden_layers) {
+            bail!(
+                "student_layers: layer {bad} does not exist; {} has {} layers (0-based)",
+                init_dir.display(),
+                init_config.num_hidden_layers
+            );
+        }
+        encoder_config.num_hidden_layers = layers.len();
+    }
+    let teachers = match &config.teacher {
+        Some(dir) if config.stage == Stage::Distill => {
+            let teacher = load_teacher(dir, tokenizer_json, &encoder_config, &device)?;
+            devices
+                .iter()
+                .map(|d| teacher.clone().fork(d))
+                .collect::<Vec<_>>()
+        }
+        _ => Vec::new(),
+    };
 
     let steps_per_epoch = records.len().div_ceil(config.batch_size);
     let total = (steps_per_epoch * config.epochs).min(config.max_steps.unwrap_or(usize::MAX));
@@ -546,8 +634,12 @@ pub fn train(
 
     // The model: fresh heads seeded, the encoder (and MLM head if any) from the checkpoint.
     device.seed(mixed_seed(config.seed, 3, 0));
-    let model = PretrainModel::new(&encoder_config, relations, &device);
+    let model = PretrainModel::new(&init_config, relations, &device);
     let (mut model, had_head) = load_init(model, &init_dir.join("model.safetensors"))?;
+    if let Some(layers) = &student_layers {
+        let all = std::mem::take(&mut model.bert.encoder.layer);
+        model.bert.encoder.layer = layers.iter().map(|&i| all[i].clone()).collect();
+    }
     let mut optim = optimizer(config);
     let mut state = TrainState {
         step: 0,
@@ -608,7 +700,7 @@ pub fn train(
         ),
         (None, false) => {
             let _ = fs::remove_file(&metrics_path);
-            if !session.quiet && !had_head {
+            if !session.quiet && !had_head && config.stage != Stage::Distill {
                 eprintln!("the starting checkpoint has no MLM head: a new one is initialised (see README)");
             }
         }
@@ -653,10 +745,14 @@ pub fn train(
             loss,
             mslm,
             scl,
+            distill,
+            hidden,
             masked,
             scl_samples,
             tokens,
-        } = step_gradients(&model, records, indices, config, mask_id, pad_id, step, &devices)?;
+        } = step_gradients(
+            &model, &teachers, records, indices, config, mask_id, pad_id, step, &devices,
+        )?;
         if !loss.is_finite() {
             bar.abandon();
             bail!(
@@ -680,6 +776,8 @@ pub fn train(
             loss,
             mslm,
             scl,
+            distill,
+            hidden,
             grad_norm,
             masked_tokens: masked,
             scl_samples,
@@ -691,6 +789,9 @@ pub fn train(
         let mut message = format!("loss {loss:.3}");
         if let (Some(m), Some(s)) = (mslm, scl) {
             message = format!("loss {loss:.3} (mslm {m:.3}, scl {s:.3})");
+        }
+        if let (Some(d), Some(h)) = (distill, hidden) {
+            message = format!("loss {loss:.3} (representation {d:.4}, hidden {h:.3})");
         }
         bar.set_message(format!("{message}  {tokens_per_s:.0} tok/s"));
         bar.set_position(state.step as u64);
@@ -720,6 +821,39 @@ pub fn train(
     Ok(TrainOutcome::Finished { steps: state.step })
 }
 
+/// Loads the distillation teacher (frozen) after checking it fits the student: the same
+/// tokenizer (the student reads the teacher's token ids) and hidden size (the losses compare
+/// states directly).
+fn load_teacher(
+    dir: &Path,
+    student_tokenizer: &[u8],
+    student: &EncoderConfig,
+    device: &Device,
+) -> Result<BertModel> {
+    let read = |file: &str| {
+        fs::read(dir.join(file)).with_context(|| format!("reading teacher {}", dir.join(file).display()))
+    };
+    let config_bytes = read("config.json")?;
+    let config = EncoderConfig::from_json(&String::from_utf8_lossy(&config_bytes), "teacher config.json")?;
+    if read("tokenizer.json")? != student_tokenizer {
+        bail!(
+            "the teacher {} has another tokenizer.json than the student's starting checkpoint; \
+             distillation needs the same vocabulary",
+            dir.display()
+        );
+    }
+    if config.hidden_size != student.hidden_size {
+        bail!(
+            "the teacher's hidden size is {} and the student's {}; distillation compares their \
+             states directly, so they must match",
+            config.hidden_size,
+            student.hidden_size
+        );
+    }
+    let teacher = tkre::model::load_weights_from_file(config.init(device), &dir.join("model.safetensors"))?;
+    Ok(teacher.no_grad())
+}
+
 /// Loads the corpus and prepares it for `config.stage`; returns the records, the stage-2
 /// schema (empty in stage 1) and the report.
 pub fn load_corpus(
@@ -729,7 +863,7 @@ pub fn load_corpus(
     let mut report = CorpusReport::default();
     let records = load_files(&config.corpus, &mut report)?;
     let schema: Vec<String> = match (config.stage, &config.relations) {
-        (Stage::Mslm, _) => Vec::new(),
+        (Stage::Mslm | Stage::Distill, _) => Vec::new(),
         (Stage::Scl, Some(relations)) => relations.clone(),
         (Stage::Scl, None) => {
             let mut found: Vec<String> = records.iter().filter_map(|r| r.relation.clone()).collect();
