@@ -23,15 +23,19 @@ export_model() {  # SOURCE NAME PRECISION -> directory
   echo "$out"
 }
 
-rows=(--row "base MiniLM-L6 (fp32)=$base"
+rows=(--row "base MiniLM-L6 = teacher base (fp32)=$base"
       --row "base MiniLM-L6 fp16=$(export_model "$base" base fp16)"
       --row "base MiniLM-L6 int8=$(export_model "$base" base int8)")
 for run in mslm scl two-stage; do
-  [ -f "$runs/$run/model.safetensors" ] && rows+=(--row "MiniLM-L6 + TKRE $run=$runs/$run")
+  [ -f "$runs/$run/model.safetensors" ] && rows+=(--row "teacher: MiniLM-L6 + TKRE $run=$runs/$run")
 done
-student="${TKRE_DISTILL_RUNS:-$TKRE_CACHE/distill-runs}/student"
+distilled="${TKRE_DISTILL_RUNS:-$TKRE_CACHE/distill-runs}"
+student="$distilled/student"
+if [ -f "$distilled/truncated/model.safetensors" ]; then
+  rows+=(--row "3 layers of base, not distilled (fp32)=$distilled/truncated")
+fi
 if [ -f "$student/model.safetensors" ]; then
-  rows+=(--row "student distilled (fp32)=$student"
+  rows+=(--row "student: 3 layers distilled (fp32)=$student"
          --row "student fp16=$(export_model "$student" student fp16)"
          --row "student int8=$(export_model "$student" student int8)")
 fi

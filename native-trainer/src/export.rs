@@ -73,6 +73,12 @@ pub struct ExportArgs {
     /// Licence of the weights, for the model card.
     #[arg(long, default_value = "Apache-2.0 (all-MiniLM-L6-v2, sentence-transformers)")]
     license: String,
+    /// Model card fields to add (a JSON object, e.g. base_model, training_data, commands,
+    /// accuracy); they go into manifest.json's "card" next to what export fills in itself
+    /// (source, licence, the export command and, for a `tkre pretrain`/`distill` output, its
+    /// training settings).
+    #[arg(long, value_name = "FILE")]
+    card: Option<PathBuf>,
 }
 
 /// Converts the float tensors the encoder uses to `precision`, dropping tensors it does not
@@ -169,6 +175,7 @@ pub fn export(
     precision: Precision,
     name: &str,
     license: &str,
+    extra_card: serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Value> {
     let read = |file: &str| {
         std::fs::read(model.join(file)).with_context(|| format!("reading {}", model.join(file).display()))
@@ -200,6 +207,25 @@ pub fn export(
             json!({"sha256": sha256_hex(bytes), "bytes": bytes.len()}),
         );
     }
+    let mut card = serde_json::Map::new();
+    card.insert("source".into(), json!(model.display().to_string()));
+    card.insert("license".into(), json!(license));
+    card.insert(
+        "produced_by".into(),
+        json!(format!("tkre export {}", env!("CARGO_PKG_VERSION"))),
+    );
+    card.insert(
+        "export_command".into(),
+        json!(std::env::args().collect::<Vec<_>>().join(" ")),
+    );
+    // A trained checkpoint records how it was made; the card keeps the settings.
+    if let Some(run) = std::fs::read(model.join("pretrain.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    {
+        card.insert("training".into(), run["config"].clone());
+    }
+    card.extend(extra_card);
     let manifest = json!({
         "format": "tkre-model",
         "version": 1,
@@ -210,11 +236,7 @@ pub fn export(
         "representation": Representation::default().name(),
         "max_length": tkre::relation_encoder::DEFAULT_MAX_LEN,
         "files": files,
-        "card": {
-            "source": model.display().to_string(),
-            "license": license,
-            "produced_by": format!("tkre export {}", env!("CARGO_PKG_VERSION")),
-        },
+        "card": card,
     });
     let path = out.join("manifest.json");
     std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
@@ -229,7 +251,27 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             .file_name()
             .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
     });
-    let manifest = export(&model, &args.out, args.precision, &name, &args.license)?;
+    let extra_card = match &args.card {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            match serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not valid JSON", path.display()))?
+            {
+                serde_json::Value::Object(map) => map,
+                _ => bail!("{}: the model card must be a JSON object", path.display()),
+            }
+        }
+        None => serde_json::Map::new(),
+    };
+    let manifest = export(
+        &model,
+        &args.out,
+        args.precision,
+        &name,
+        &args.license,
+        extra_card,
+    )?;
     println!("{}", serde_json::to_string(&manifest)?);
     Ok(ExitCode::SUCCESS)
 }

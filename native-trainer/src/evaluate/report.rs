@@ -229,15 +229,18 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
     for (name, dir) in rows {
         let fingerprint = file_sha256(&dir, &["config.json", "model.safetensors"])?;
         let wanted: Vec<(usize, usize)> = settings.clone();
+        // The same model files under the same protocol: reuse (under the new name, if renamed).
         let cached = previous.iter().find(|r| {
-            r.name == name
-                && r.fingerprint == fingerprint
-                && r.results.iter().map(|s| (s.n, s.k)).collect::<Vec<_>>() == wanted
+            r.fingerprint == fingerprint && r.results.iter().map(|s| (s.n, s.k)).collect::<Vec<_>>() == wanted
         });
         let row = match cached {
             Some(row) => {
                 eprintln!("{name}: unchanged since {}, reused", json_path.display());
-                row.clone()
+                RowReport {
+                    name: name.clone(),
+                    dir: dir.display().to_string(),
+                    ..row.clone()
+                }
             }
             None => {
                 eprintln!("{name}: {}", dir.display());

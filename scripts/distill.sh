@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The distillation experiment of the README: the TKRE-pretrained MiniLM-L6 (stage 1 of
+# scripts/pretrain-fewrel.sh, the best pre-trained model) teaches a 3-layer student made of
+# layers 1, 3, 5 of all-MiniLM-L6-v2, on the same corpus as pre-training. Also writes the
+# same 3 layers untrained ("truncated"), the equal-size baseline. Resumes if interrupted.
+# Runs in $TKRE_CACHE/distill-runs; then scripts/accuracy-report.sh adds their rows.
+#   bash scripts/distill.sh     (extra flags for `tkre distill`: DISTILL_FLAGS)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+data=../shared/data
+corpus=(--corpus "$data/tkre-synthetic/llm_corpus.json" --corpus "$data/tkre-synthetic/llm_da_8.jsonl"
+        --corpus "$data/fewrel/pubmed_unsupervised.json")
+runs="${TKRE_DISTILL_RUNS:-$TKRE_CACHE/distill-runs}"
+teacher="${TEACHER:-${TKRE_PRETRAIN_RUNS:-$TKRE_CACHE/pretrain-runs}/mslm}"
+bash scripts/fetch-base-model.sh >/dev/null
+cargo build --quiet -p tkre-trainer
+tkre="$CARGO_TARGET_DIR/debug/tkre"
+if [ ! -f "$teacher/model.safetensors" ]; then
+  echo "no teacher in $teacher: run scripts/pretrain-fewrel.sh first (or set TEACHER=DIR)" >&2
+  exit 2
+fi
+if [ ! -f "$runs/truncated/model.safetensors" ]; then
+  "$tkre" distill "${corpus[@]}" --teacher "$teacher" --student-layers 1,3,5 --max-steps 0 \
+    --out "$runs/truncated" --quiet
+fi
+if [ ! -f "$runs/student/model.safetensors" ]; then
+  "$tkre" distill "${corpus[@]}" --teacher "$teacher" --student-layers 1,3,5 \
+    --learning-rate 1e-4 --epochs 2 --out "$runs/student" --resume ${DISTILL_FLAGS:-}
+fi
