@@ -139,3 +139,86 @@ fn every_precision_round_trips_and_corruption_is_refused() {
         );
     }
 }
+
+/// `tkre eval --report`: two rows (a tiny checkpoint and its int8 export) in two settings give
+/// the JSON, table and plot; a second run reuses the accuracies of unchanged models.
+#[test]
+fn the_accuracy_report_covers_every_row_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("tiny");
+    common::tiny_checkpoint(&source);
+    let int8 = dir.path().join("tiny-int8");
+    let out = tkre(
+        &[
+            "export",
+            "--model",
+            source.to_str().unwrap(),
+            "--out",
+            int8.to_str().unwrap(),
+            "--precision",
+            "int8",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let prefix = dir.path().join("reports/accuracy");
+    let args = [
+        "eval".to_string(),
+        "--data".into(),
+        "tests/fixtures/fewrel_small.json".into(),
+        "--report".into(),
+        prefix.display().to_string(),
+        "--row".into(),
+        format!("tiny fp32={}", source.display()),
+        "--row".into(),
+        format!("tiny int8={}", int8.display()),
+        "--settings".into(),
+        "5-1,3-2".into(),
+        "--episodes".into(),
+        "20".into(),
+        "--references".into(),
+        "reports/reference-published.json".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = tkre(&args, "");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(prefix.with_extension("json")).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row["results"].as_array().unwrap().len(), 2);
+        assert!(row["params"].as_u64().unwrap() > 900_000, "{row}");
+        assert!(row["native_query_p50_ms"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(rows[1]["precision"], "int8");
+    assert!(rows[1]["download_bytes"].as_u64() < rows[0]["download_bytes"].as_u64());
+    assert_eq!(report["protocol"]["relations"].as_array().unwrap().len(), 6);
+    let table = std::fs::read_to_string(prefix.with_extension("md")).unwrap();
+    assert!(table.contains("| tiny int8 | int8 |"), "{table}");
+    assert!(table.contains("HCRP"), "published rows missing: {table}");
+    let svg = std::fs::read_to_string(prefix.with_extension("svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("tiny int8"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
+
+    let second = tkre(&args, "");
+    assert!(second.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&second.stderr).matches("reused").count(),
+        2,
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(prefix.with_extension("json")).unwrap()).unwrap();
+    for (a, b) in rows.iter().zip(again["rows"].as_array().unwrap()) {
+        assert_eq!(a["results"], b["results"]);
+    }
+}

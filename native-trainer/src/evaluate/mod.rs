@@ -54,8 +54,9 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', value_name = "ID")]
     exclude_relations: Vec<String>,
     /// Report mode: evaluate every --row in every --settings and write PREFIX.md,
-    /// PREFIX.json and PREFIX.svg (e.g. reports/accuracy). Rows already in PREFIX.json with
-    /// the same model files and protocol are reused, so an interrupted report resumes.
+    /// PREFIX.json and PREFIX.svg (e.g. reports/accuracy). A row whose model files and
+    /// protocol are unchanged since PREFIX.json keeps its accuracy (its latency is measured
+    /// again), so an interrupted report resumes.
     #[arg(long, value_name = "PREFIX")]
     report: Option<PathBuf>,
     /// A report row: NAME=DIR (a checkpoint or exported model directory). Repeatable.
