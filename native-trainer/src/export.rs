@@ -177,6 +177,7 @@ pub fn export(
     license: &str,
     extra_card: serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Value> {
+    tkre_trainer::manifest::verify(model)?;
     let read = |file: &str| {
         std::fs::read(model.join(file)).with_context(|| format!("reading {}", model.join(file).display()))
     };

@@ -255,6 +255,7 @@ pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Resul
         .init
         .clone()
         .unwrap_or_else(crate::paths::default_model_dir);
+    crate::manifest::verify(&init_dir)?;
     let tokenizer_path = init_dir.join("tokenizer.json");
     let tokenizer_bytes = std::fs::read(&tokenizer_path).with_context(|| {
         format!(

@@ -830,6 +830,7 @@ fn load_teacher(
     student: &EncoderConfig,
     device: &Device,
 ) -> Result<BertModel> {
+    crate::manifest::verify(dir)?;
     let read = |file: &str| {
         fs::read(dir.join(file)).with_context(|| format!("reading teacher {}", dir.join(file).display()))
     };
