@@ -66,7 +66,7 @@ def main():
     if not (model_dir / "manifest.json").is_file():
         sys.exit(f"error: {model_dir}/manifest.json not found; export a model with `tkre export`")
     if not (ROOT / "pkg" / "wasm" / "tkre_bg.wasm").is_file():
-        sys.exit("error: pkg/wasm/tkre_bg.wasm not found; run scripts/build-pkg.sh first")
+        sys.exit("error: pkg/wasm/tkre_bg.wasm not found; run scripts/build-wasm.sh first")
     Handler.routes = {
         "/pkg/": ROOT / "pkg",
         "/examples/": ROOT / "examples",

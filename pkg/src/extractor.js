@@ -18,7 +18,7 @@ export function initWasm(wasmUrl) {
  * Loads a model and creates an extractor.
  * @param {import('./index.js').LoadOptions} options
  */
-export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl } = {}) {
+export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl, maxLength } = {}) {
   if (!modelUrl) throw new Error('createExtractor: give modelUrl, the URL of a model directory with manifest.json');
   if (!['auto', 'webgpu', 'cpu', 'flex'].includes(backend)) {
     throw new Error(`createExtractor: unknown backend "${backend}"; use "auto", "webgpu" or "cpu" ("flex": burn's flex CPU backend)`);
@@ -26,8 +26,11 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
   const started = performance.now();
   await initWasm(wasmUrl);
   const { manifest, files, fromCache } = await fetchModelFiles(modelUrl, { onProgress, useCache });
-  const create = (which) =>
-    Extractor.create(files['config.json'], files['model.safetensors'], files['tokenizer.json'], which);
+  const create = async (which) => {
+    const inner = await Extractor.create(files['config.json'], files['model.safetensors'], files['tokenizer.json'], which);
+    if (maxLength !== undefined) inner.maxLength = maxLength;
+    return inner;
+  };
   const { value: inner, devices } = await withDeviceCapture(() => create(backend));
   const loadInfo = { fromCache, loadMs: performance.now() - started };
   const gpu = inner.backend === 'webgpu' ? { devices, createCpu: () => create('cpu'), onBackendChange } : null;
@@ -159,6 +162,16 @@ export class RelationExtractor {
   async classify(queries) {
     const many = Array.isArray(queries);
     const result = await this.#run((x) => x.classify(many ? queries : [queries]));
+    return many ? result : result[0];
+  }
+
+  /**
+   * Sentence embeddings: the L2-normalised mean of the last hidden states (as `tkre embed`
+   * and sentence-transformers), one array of numbers per text; a single text gives one array.
+   */
+  async embed(texts) {
+    const many = Array.isArray(texts);
+    const result = await this.#run((x) => x.embed(many ? texts : [texts]));
     return many ? result : result[0];
   }
 

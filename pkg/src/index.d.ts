@@ -45,6 +45,8 @@ export interface LoadOptions {
   useCache?: boolean;
   /** Where this package's tkre_bg.wasm is served, if not next to wasm/tkre.js. */
   wasmUrl?: string | URL;
+  /** Maximum tokens per sentence, [CLS]/[SEP] included. Default 256 (capped by the model). */
+  maxLength?: number;
 }
 
 export interface ModelManifest {
@@ -64,6 +66,9 @@ export interface RelationExtractor {
   relations(): Promise<{ name: string; examples: number }[]>;
   classify(query: Example): Promise<Prediction>;
   classify(queries: Example[]): Promise<Prediction[]>;
+  /** Sentence embeddings: L2-normalised mean of the last hidden states (as `tkre embed`). */
+  embed(text: string): Promise<number[]>;
+  embed(texts: string[]): Promise<number[][]>;
   /** The support set as JSON (the format `tkre classify --support` reads). */
   saveSupportSet(): Promise<string>;
   /** Replaces the support set; resolves to the number of relations. */

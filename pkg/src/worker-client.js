@@ -111,6 +111,10 @@ export class WorkerExtractor {
   classify(queries) {
     return this.#call('classify', queries);
   }
+
+  embed(texts) {
+    return this.#call('embed', texts);
+  }
   saveSupportSet() {
     return this.#call('saveSupportSet');
   }

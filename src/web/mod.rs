@@ -145,6 +145,19 @@ impl Extractor {
         })
     }
 
+    /// Maximum tokens per sentence, [CLS]/[SEP] included (default 256; capped by the model's
+    /// position table). Longer relation instances keep a window around both entities;
+    /// longer sentences for `embed` are cut.
+    #[wasm_bindgen(getter, js_name = maxLength)]
+    pub fn max_length(&self) -> usize {
+        self.state.borrow().encoder.max_len
+    }
+
+    #[wasm_bindgen(setter, js_name = maxLength)]
+    pub fn set_max_length(&self, tokens: usize) {
+        self.state.borrow_mut().encoder.set_max_len(tokens);
+    }
+
     /// "webgpu" or "cpu".
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
@@ -279,6 +292,21 @@ impl Extractor {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(js_error)?;
             to_js(&predictions)
+        })
+    }
+
+    /// Sentence embeddings, one per text: the L2-normalised mean of the last hidden states
+    /// (what `tkre embed` and sentence-transformers compute), in one encoder pass.
+    pub fn embed(&self, texts: JsValue) -> js_sys::Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let texts: Vec<String> = serde_wasm_bindgen::from_value(texts)
+                .map_err(|e| js_error(format!("embed takes an array of strings: {e}")))?;
+            if texts.is_empty() {
+                return to_js(&Vec::<Vec<f32>>::new());
+            }
+            let plan = state.borrow().encoder.plan_sentences(&texts).map_err(js_error)?;
+            to_js(&encode(&state, plan).await?)
         })
     }
 

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, startServer, launchBrowser, nativeClassify, openDemo, classifyOnPage } from './harness.js';
+import { ROOT, startServer, launchBrowser, nativeClassify, nativeEmbed, openDemo, classifyOnPage } from './harness.js';
 
 // WebGPU (SwiftShader) and CPU both compute in f32 but sum in different orders; similarities
 // agree to ~1e-5. Probabilities are a softmax at temperature 0.05, which multiplies
@@ -93,6 +93,30 @@ test('screenshot of the demo after a classification (phone and desktop)', async 
     await page.screenshot({ path: path.join(dir, `demo-${name}.png`), fullPage: true });
     await page.close();
   }
+});
+
+test('sentence embeddings in the browser equal native tkre embed', async () => {
+  const texts = ['The quick brown fox jumps over the lazy dog.', 'Marie Curie was born in Warsaw.', 'ok'];
+  const page = await browser.newPage();
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  const browserVectors = await page.evaluate(async (texts) => {
+    const m = await import('/pkg/src/index.js');
+    const x = await m.createExtractor({ modelUrl: '/models/default/', backend: 'cpu' });
+    const many = await x.embed(texts);
+    const one = await x.embed(texts[0]);
+    await x.dispose();
+    return { many, one };
+  }, texts);
+  const native = nativeEmbed(texts);
+  assert.equal(browserVectors.many.length, texts.length);
+  for (const [i, vector] of browserVectors.many.entries()) {
+    assert.equal(vector.length, native[i].length);
+    const worst = Math.max(...vector.map((v, j) => Math.abs(v - native[i][j])));
+    assert.ok(worst < 1e-4, `${texts[i]}: largest difference ${worst}`);
+  }
+  assert.deepEqual(browserVectors.one, browserVectors.many[0]);
+  await page.close();
 });
 
 test('a worker whose module dies recovers on the CPU with the same support set', async () => {

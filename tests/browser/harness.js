@@ -45,6 +45,13 @@ export function nativeClassify(queries, supportSet = path.join(ROOT, 'examples/s
   return result.stdout.trim().split('\n').map((line) => JSON.parse(line));
 }
 
+/** Native sentence embeddings: `tkre embed` with the same model. */
+export function nativeEmbed(texts, modelDir = MODEL_DIR) {
+  const result = spawnSync(TKRE, ['embed', '--model', modelDir], { input: texts.join('\n') + '\n', encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`tkre embed failed: ${result.stderr}`);
+  return result.stdout.trim().split('\n').map((line) => JSON.parse(line).embedding);
+}
+
 /** Opens the demo page and waits until the model and example set are ready. */
 export async function openDemo(browser, url, query = '', viewport = { width: 1100, height: 900 }) {
   const page = await browser.newPage({ viewport });
