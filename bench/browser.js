@@ -4,28 +4,11 @@
 import { writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, MODEL_DIR, startServer, launchBrowser } from '../tests/browser/harness.js';
+import { fewrelSentences } from './sentences.js';
 
 // Fewer queries make the WebGPU-on-SwiftShader row affordable (TKRE_BENCH_QUERIES=5).
 const QUERIES = Number(process.env.TKRE_BENCH_QUERIES ?? 20);
 const BATCH = Number(process.env.TKRE_BENCH_BATCH ?? 32);
-
-function fewrelSentences(count) {
-  const data = JSON.parse(readFileSync(path.join(ROOT, '../shared/data/fewrel/val_wiki.json'), 'utf8'));
-  const lists = Object.keys(data).sort().map((k) => data[k]);
-  const out = [];
-  for (let i = 0; out.length < count; i++) {
-    const r = lists[i % lists.length][Math.floor(i / lists.length)];
-    const words = r.tokens.slice();
-    const [h0, h1] = [r.h[2][0][0], r.h[2][0].at(-1)];
-    const [t0, t1] = [r.t[2][0][0], r.t[2][0].at(-1)];
-    words[h0] = `[E1]${words[h0]}`;
-    words[h1] = `${words[h1]}[/E1]`;
-    words[t0] = `[E2]${words[t0]}`;
-    words[t1] = `${words[t1]}[/E2]`;
-    out.push(words.join(' '));
-  }
-  return out;
-}
 
 const percentile = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -42,7 +42,11 @@ fi
 
 # No FewRel relation is used in any training here (the synthetic corpus is TACRED's
 # relations, PubMed sentences are unlabelled), so none is excluded.
+# Browser latencies: bench/browser.js runs (the default model's, and others' written with
+# TKRE_WEB_MODEL=DIR TKRE_BENCH_OUT=reports/bench-browser-NAME.json).
+benches=()
+for f in reports/bench-browser*.json; do [ -f "$f" ] && benches+=(--browser-bench "$f"); done
 mkdir -p reports
 "$tkre" eval --data ../shared/data/fewrel/val_wiki.json --report reports/accuracy \
   --episodes "${EPISODES:-1000}" --seed 1 "${rows[@]}" \
-  --references reports/reference-published.json --browser-bench reports/bench-browser.json
+  --references reports/reference-published.json "${benches[@]}"

@@ -7,6 +7,9 @@ URL layout:
   /examples/         examples/ (the example support set)
   /bench/            bench/ (the browser benchmark page)
   /models/default/   the default browser model directory (manifest.json + files)
+  /models/NAME/      $TKRE_WEB_MODELS/NAME (other exported models, for the benchmarks)
+  /onnx-models/      $TKRE_ONNX_MODELS (bench/compare.js: transformers.js's model layout)
+  /transformers/     transformers.js's browser bundle (bench/transformers-js, when installed)
 
 Usage: PORT=8080 python3 scripts/serve.py MODEL_DIR
 Prints the page's URL and serves until stopped.
@@ -33,6 +36,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         ".mjs": "text/javascript",
         ".json": "application/json",
         ".safetensors": "application/octet-stream",
+        ".onnx": "application/octet-stream",
     }
 
     def translate_path(self, path):
@@ -73,6 +77,14 @@ def main():
         "/bench/": ROOT / "bench",
         "/models/default/": model_dir,
     }
+    # Benchmark-only routes, when their directories are given or installed.
+    if os.environ.get("TKRE_WEB_MODELS"):
+        Handler.routes["/models/"] = Path(os.environ["TKRE_WEB_MODELS"]).resolve()
+    if os.environ.get("TKRE_ONNX_MODELS"):
+        Handler.routes["/onnx-models/"] = Path(os.environ["TKRE_ONNX_MODELS"]).resolve()
+    transformers = ROOT / "bench" / "transformers-js" / "node_modules" / "@huggingface" / "transformers" / "dist"
+    if transformers.is_dir():
+        Handler.routes["/transformers/"] = transformers
     port = int(os.environ.get("PORT", "8080"))
     socketserver.TCPServer.allow_reuse_address = True
     with http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler) as server:

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Makes the default browser model directory (idempotent): the base model exported by
-# `tkre export` in fp16 with its manifest.json. Prints the directory.
+# `tkre export` in int8 (per-row scales; 23 MB instead of 91 MB, at most 0.24 points below
+# fp32 on FewRel) with its manifest.json and model card (scripts/default-model-card.json).
+# Prints the directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-dir="$TKRE_CACHE/web-models/base-fp16"
-if [ ! -f "$dir/manifest.json" ]; then
+dir="$TKRE_CACHE/web-models/default-int8"
+card=scripts/default-model-card.json
+# Rebuilt when the card changes (its sha256 is kept next to the model).
+stamp=$(sha256sum "$card" | cut -d' ' -f1)
+if [ ! -f "$dir/manifest.json" ] || [ "$(cat "$dir/.card-sha256" 2>/dev/null)" != "$stamp" ]; then
+  bash scripts/fetch-base-model.sh >/dev/null
   cargo build --quiet -p tkre-trainer
-  "$CARGO_TARGET_DIR/debug/tkre" export --out "$dir" --precision fp16 \
-    --name "all-MiniLM-L6-v2 (base, fp16)" >/dev/null
+  "$CARGO_TARGET_DIR/debug/tkre" export --model "$TKRE_CACHE/models/all-MiniLM-L6-v2" --out "$dir" \
+    --precision int8 --name "all-MiniLM-L6-v2 (base, int8)" --card "$card" >/dev/null
+  echo "$stamp" > "$dir/.card-sha256"
 fi
 echo "$dir"

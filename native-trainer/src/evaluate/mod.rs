@@ -68,10 +68,10 @@ pub struct EvalArgs {
     /// Published reference rows for the report (JSON: [{model, split, "5-1", ..., source}]).
     #[arg(long, value_name = "FILE")]
     references: Option<PathBuf>,
-    /// The browser benchmark's JSON (bench/browser.js); its latencies go to the row whose
-    /// model files have the benchmarked size.
+    /// Browser benchmark JSON files (bench/browser.js; repeatable); each one's latencies go to
+    /// the row whose model files have the benchmarked size.
     #[arg(long, value_name = "FILE")]
-    browser_bench: Option<PathBuf>,
+    browser_bench: Vec<PathBuf>,
 }
 
 /// Accuracy of one N-way K-shot setting.

@@ -142,26 +142,26 @@ fn native_latency(encoder: &tkre::RelationEncoder, data: &FewRelData) -> Result<
     Ok((percentile(&times, 0.5), percentile(&times, 0.95)))
 }
 
-fn browser_latencies(bench: Option<&PathBuf>, download_bytes: u64) -> Result<Vec<BrowserLatency>> {
-    let Some(path) = bench else { return Ok(Vec::new()) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let bench: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    if bench["model_bytes"].as_u64() != Some(download_bytes) {
-        return Ok(Vec::new());
-    }
-    Ok(bench["rows"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|row| {
+/// The browser latencies of the benchmarks (bench/browser.js JSON) that measured model files
+/// of `download_bytes` bytes.
+fn browser_latencies(benches: &[PathBuf], download_bytes: u64) -> Result<Vec<BrowserLatency>> {
+    let mut found = Vec::new();
+    for path in benches {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let bench: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        if bench["model_bytes"].as_u64() != Some(download_bytes) {
+            continue;
+        }
+        found.extend(bench["rows"].as_array().into_iter().flatten().filter_map(|row| {
             Some(BrowserLatency {
                 backend: row["backend"].as_str()?.to_string(),
                 query_p50_ms: row["query_p50_ms"].as_f64()?,
                 query_p95_ms: row["query_p95_ms"].as_f64(),
             })
-        })
-        .collect())
+        }));
+    }
+    Ok(found)
 }
 
 fn parse_row(text: &str) -> Result<(String, PathBuf)> {
@@ -276,7 +276,7 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
             results,
         };
         let mut row = row;
-        row.browser = browser_latencies(args.browser_bench.as_ref(), row.download_bytes)?;
+        row.browser = browser_latencies(&args.browser_bench, row.download_bytes)?;
         eprintln!(
             "{name}: {}",
             row.results

