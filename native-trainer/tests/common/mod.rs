@@ -44,6 +44,31 @@ pub fn tiny_checkpoint(dir: &Path) {
     .unwrap();
 }
 
+/// A temporary directory holding a tiny checkpoint in `init/` (see [`tiny_checkpoint`]).
+pub fn tiny_init() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init");
+    tiny_checkpoint(&init);
+    (dir, init)
+}
+
+/// Runs the `tkre` binary in the repository root with `stdin`.
+pub fn tkre(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tkre"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The child may exit (on an error) before reading stdin; a broken pipe here is expected.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
 /// The records of a JSON-lines file (none if it does not exist).
 pub fn json_lines<T: DeserializeOwned>(path: &Path) -> Vec<T> {
     std::fs::read_to_string(path)
