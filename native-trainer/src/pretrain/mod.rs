@@ -267,22 +267,19 @@ pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Resul
     let (records, schema, summary, report) = train::load_corpus(config, &tokenizer)?;
     if !session.quiet {
         eprintln!("corpus: {}", report.describe());
+        let detail = match config.stage {
+            Stage::Mslm => format!("{} with adjacent entities", summary.no_relation_span),
+            Stage::Scl => format!(
+                "{} with adjacent entities: MSLM only; {} with a relation of the {}-relation schema",
+                summary.no_relation_span,
+                summary.with_relation,
+                schema.len()
+            ),
+            Stage::Distill => "read unmasked, as the classifier reads them".to_string(),
+        };
         eprintln!(
-            "prepared {} records ({} tokens, {} windowed to {} tokens, {} with adjacent entities: MSLM only{})",
-            summary.records,
-            summary.tokens,
-            summary.truncated,
-            config.max_length,
-            summary.no_relation_span,
-            if config.stage == Stage::Scl {
-                format!(
-                    "; {} with a relation of the {}-relation schema",
-                    summary.with_relation,
-                    schema.len()
-                )
-            } else {
-                String::new()
-            }
+            "prepared {} records ({} tokens, {} windowed to {} tokens; {detail})",
+            summary.records, summary.tokens, summary.truncated, config.max_length
         );
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
