@@ -23,7 +23,7 @@ export_model() {  # SOURCE NAME PRECISION -> directory
   echo "$out"
 }
 
-rows=(--row "base MiniLM-L6 = teacher base (fp32)=$base"
+rows=(--row "base MiniLM-L6, the teachers' base (fp32)=$base"
       --row "base MiniLM-L6 fp16=$(export_model "$base" base fp16)"
       --row "base MiniLM-L6 int8=$(export_model "$base" base int8)")
 for run in mslm scl two-stage; do

@@ -165,7 +165,8 @@ fn browser_latencies(benches: &[PathBuf], download_bytes: u64) -> Result<Vec<Bro
 }
 
 fn parse_row(text: &str) -> Result<(String, PathBuf)> {
-    match text.split_once('=') {
+    // At the last "=": names may hold one, paths seldom do.
+    match text.rsplit_once('=') {
         Some((name, dir)) if !name.trim().is_empty() && !dir.trim().is_empty() => {
             Ok((name.trim().to_string(), PathBuf::from(dir.trim())))
         }
