@@ -34,6 +34,11 @@ student="$distilled/student"
 if [ -f "$distilled/truncated/model.safetensors" ]; then
   rows+=(--row "3 layers of base, not distilled (fp32)=$distilled/truncated")
 fi
+# The same student taught by the base model itself (a variant tried because the TKRE teachers
+# score below their base; made with scripts/distill.sh's command and --teacher BASE).
+if [ -f "$distilled/student-base-teacher/model.safetensors" ]; then
+  rows+=(--row "student taught by the base model (fp32)=$distilled/student-base-teacher")
+fi
 if [ -f "$student/model.safetensors" ]; then
   rows+=(--row "student: 3 layers distilled (fp32)=$student"
          --row "student fp16=$(export_model "$student" student fp16)"

@@ -2,7 +2,8 @@
 # The distillation experiment of the README: the TKRE-pretrained MiniLM-L6 (stage 1 of
 # scripts/pretrain-fewrel.sh, the best pre-trained model) teaches a 3-layer student made of
 # layers 1, 3, 5 of all-MiniLM-L6-v2, on the same corpus as pre-training. Also writes the
-# same 3 layers untrained ("truncated"), the equal-size baseline. Resumes if interrupted.
+# same 3 layers untrained ("truncated"), the equal-size baseline, and a variant taught by the
+# base model. Resumes if interrupted.
 # Runs in $TKRE_CACHE/distill-runs; then scripts/accuracy-report.sh adds their rows.
 #   bash scripts/distill.sh     (extra flags for `tkre distill`: DISTILL_FLAGS)
 set -euo pipefail
@@ -25,4 +26,9 @@ fi
 if [ ! -f "$runs/student/model.safetensors" ]; then
   "$tkre" distill "${corpus[@]}" --teacher "$teacher" --student-layers 1,3,5 \
     --learning-rate 1e-4 --epochs 2 --out "$runs/student" --resume ${DISTILL_FLAGS:-}
+fi
+# Variant: the base model as the teacher (it scores above the TKRE-pretrained ones).
+if [ ! -f "$runs/student-base-teacher/model.safetensors" ]; then
+  "$tkre" distill "${corpus[@]}" --teacher "$TKRE_CACHE/models/all-MiniLM-L6-v2" --student-layers 1,3,5 \
+    --learning-rate 1e-4 --epochs 2 --out "$runs/student-base-teacher" --resume ${DISTILL_FLAGS:-}
 fi
