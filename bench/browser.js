@@ -91,6 +91,7 @@ const report = {
   wasm_bytes: statSync(path.join(ROOT, 'pkg/wasm/tkre_bg.wasm')).size,
   model_bytes: Object.values(manifest.files).reduce((s, f) => s + f.bytes, 0),
   model_precision: manifest.precision,
+  model_sha256: manifest.files['model.safetensors'].sha256,
   rows,
 };
 // TKRE_BENCH_OUT keeps a partial run (e.g. the WebGPU row alone) from replacing the report.

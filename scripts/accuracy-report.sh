@@ -30,20 +30,20 @@ for run in mslm scl two-stage; do
   [ -f "$runs/$run/model.safetensors" ] && rows+=(--row "teacher: MiniLM-L6 + TKRE $run=$runs/$run")
 done
 distilled="${TKRE_DISTILL_RUNS:-$TKRE_CACHE/distill-runs}"
-student="$distilled/student"
 if [ -f "$distilled/truncated/model.safetensors" ]; then
   rows+=(--row "3 layers of base, not distilled (fp32)=$distilled/truncated")
 fi
-# The same student taught by the base model itself (a variant tried because the TKRE teachers
-# score below their base; made with scripts/distill.sh's command and --teacher BASE).
-if [ -f "$distilled/student-base-teacher/model.safetensors" ]; then
-  rows+=(--row "student taught by the base model (fp32)=$distilled/student-base-teacher")
-fi
-if [ -f "$student/model.safetensors" ]; then
-  rows+=(--row "student: 3 layers distilled (fp32)=$student"
-         --row "student fp16=$(export_model "$student" student fp16)"
-         --row "student int8=$(export_model "$student" student int8)")
-fi
+# Students: taught by the TKRE stage-1 model (scripts/distill.sh's main run) and by the base
+# model itself (a variant tried because the TKRE teachers score below their base), each in
+# fp32 and exported to fp16 and int8.
+for entry in "student=student: 3 layers taught by TKRE mslm" "student-base-teacher=student: 3 layers taught by the base model"; do
+  run=${entry%%=*}; label=${entry#*=}
+  if [ -f "$distilled/$run/model.safetensors" ]; then
+    rows+=(--row "$label (fp32)=$distilled/$run"
+           --row "$label, fp16=$(export_model "$distilled/$run" "$run" fp16)"
+           --row "$label, int8=$(export_model "$distilled/$run" "$run" int8)")
+  fi
+done
 
 # No FewRel relation is used in any training here (the synthetic corpus is TACRED's
 # relations, PubMed sentences are unlabelled), so none is excluded.

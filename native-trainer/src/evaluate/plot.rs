@@ -29,7 +29,8 @@ pub fn accuracy_plot(report: &AccuracyReport, settings: &[(usize, usize)], path:
     let (low, high) = if low > high {
         (0.0, 100.0)
     } else {
-        ((low - 5.0).max(0.0), (high + 5.0).min(100.0))
+        // Room below the points for the legend.
+        ((low - 14.0).max(0.0), (high + 4.0).min(100.0))
     };
 
     type Axis = (&'static str, fn(&super::report::RowReport) -> f64);

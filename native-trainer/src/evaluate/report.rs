@@ -142,15 +142,24 @@ fn native_latency(encoder: &tkre::RelationEncoder, data: &FewRelData) -> Result<
     Ok((percentile(&times, 0.5), percentile(&times, 0.95)))
 }
 
-/// The browser latencies of the benchmarks (bench/browser.js JSON) that measured model files
-/// of `download_bytes` bytes.
-fn browser_latencies(benches: &[PathBuf], download_bytes: u64) -> Result<Vec<BrowserLatency>> {
+/// The browser latencies of the benchmarks (bench/browser.js JSON) that measured this model:
+/// the same model.safetensors sha256 (or, for a benchmark that does not record it, the same
+/// download size).
+fn browser_latencies(
+    benches: &[PathBuf],
+    weights_sha256: &str,
+    download_bytes: u64,
+) -> Result<Vec<BrowserLatency>> {
     let mut found = Vec::new();
     for path in benches {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let bench: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-        if bench["model_bytes"].as_u64() != Some(download_bytes) {
+        let same = match bench["model_sha256"].as_str() {
+            Some(sha) => sha == weights_sha256,
+            None => bench["model_bytes"].as_u64() == Some(download_bytes),
+        };
+        if !same {
             continue;
         }
         found.extend(bench["rows"].as_array().into_iter().flatten().filter_map(|row| {
@@ -277,7 +286,11 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
             results,
         };
         let mut row = row;
-        row.browser = browser_latencies(&args.browser_bench, row.download_bytes)?;
+        row.browser = browser_latencies(
+            &args.browser_bench,
+            &file_sha256(&dir, &["model.safetensors"])?,
+            row.download_bytes,
+        )?;
         eprintln!(
             "{name}: {}",
             row.results
