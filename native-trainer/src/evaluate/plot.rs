@@ -33,20 +33,22 @@ pub fn accuracy_plot(report: &AccuracyReport, settings: &[(usize, usize)], path:
         ((low - 14.0).max(0.0), (high + 4.0).min(100.0))
     };
 
-    type Axis = (&'static str, fn(&super::report::RowReport) -> f64);
+    /// (caption, x label, x value of a row)
+    type Axis = (&'static str, &'static str, fn(&super::report::RowReport) -> f64);
     let axes: [Axis; 2] = [
-        ("download (MB)", |r| r.download_bytes as f64 / 1e6),
-        ("native CPU ms per query (p50, batch 1)", |r| {
-            r.native_query_p50_ms
+        ("accuracy vs download size", "download (MB)", |r| {
+            r.download_bytes as f64 / 1e6
         }),
+        (
+            "accuracy vs latency",
+            "native CPU ms per query (p50, batch 1)",
+            |r| r.native_query_p50_ms,
+        ),
     ];
-    for (panel, (label, x_of)) in panels.iter().zip(axes) {
+    for (panel, (caption, label, x_of)) in panels.iter().zip(axes) {
         let max_x = report.rows.iter().map(x_of).fold(0.0, f64::max).max(1e-3) * 1.15;
         let mut chart = ChartBuilder::on(panel)
-            .caption(
-                format!("accuracy vs {}", label.split(' ').next().unwrap_or(label)),
-                ("sans-serif", 18),
-            )
+            .caption(caption, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
