@@ -171,7 +171,8 @@ export class RelationExtractor {
    */
   async embed(texts) {
     const many = Array.isArray(texts);
-    const result = await this.#run((x) => x.embed(many ? texts : [texts]));
+    const vectors = await this.#run((x) => x.embed(many ? texts : [texts]));
+    const result = Array.from(vectors, (v) => Array.from(v));
     return many ? result : result[0];
   }
 

@@ -306,7 +306,13 @@ impl Extractor {
                 return to_js(&Vec::<Vec<f32>>::new());
             }
             let plan = state.borrow().encoder.plan_sentences(&texts).map_err(js_error)?;
-            to_js(&encode(&state, plan).await?)
+            // One Float32Array per text: copied in one go, where serde would cross into JS
+            // once per number.
+            let vectors = js_sys::Array::new();
+            for vector in encode(&state, plan).await? {
+                vectors.push(&js_sys::Float32Array::from(vector.as_slice()));
+            }
+            Ok(vectors.into())
         })
     }
 
