@@ -8,7 +8,16 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex_of(&[bytes])
+}
+
+/// The sha256 of `parts` one after the other (of their concatenation), in hex.
+pub fn sha256_hex_of(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks every file `dir/manifest.json` lists against its recorded size and sha256. A

@@ -345,6 +345,16 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}{suffix}", path.display()))
 }
 
+/// Runs `command` and checks that it succeeded, showing its stderr if not.
+fn succeeds(command: &mut Command) {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn samples_end_to_end_with_retries_and_validation() {
     let dir = tempfile::tempdir().unwrap();
@@ -354,14 +364,13 @@ fn samples_end_to_end_with_retries_and_validation() {
         ..Default::default()
     });
     let out = dir.path().join("samples.jsonl");
-    let output = tkre_samples(&server, &schema, &seeds, &out, &["--rounds", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeds(&mut tkre_samples(
+        &server,
+        &schema,
+        &seeds,
+        &out,
+        &["--rounds", "2"],
+    ));
 
     let requests = server.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 6 + 2, "6 prompts plus 2 retried 503s");
@@ -431,14 +440,13 @@ fn a_server_without_structured_output_gets_free_text_prompts() {
         ..Default::default()
     });
     let out = dir.path().join("samples.jsonl");
-    let output = tkre_samples(&server, &schema, &seeds, &out, &["--concurrency", "1"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeds(&mut tkre_samples(
+        &server,
+        &schema,
+        &seeds,
+        &out,
+        &["--concurrency", "1"],
+    ));
     let requests = server.requests.lock().unwrap().clone();
     assert_eq!(
         requests.len(),
@@ -482,14 +490,7 @@ fn killed_and_resumed_runs_lose_and_duplicate_nothing() {
         "killed after {done_before} prompts"
     );
 
-    let output = tkre_samples(&server, &schema, &seeds, &out, &["--resume"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeds(&mut tkre_samples(&server, &schema, &seeds, &out, &["--resume"]));
     let done = lines(&done_path);
     let ids: HashSet<&str> = done.iter().map(|d| d["prompt_id"].as_str().unwrap()).collect();
     assert_eq!(

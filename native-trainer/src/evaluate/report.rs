@@ -62,22 +62,10 @@ pub struct AccuracyReport {
     pub references: Vec<serde_json::Value>,
 }
 
-fn file_sha256(dir: &Path, files: &[&str]) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for file in files {
-        let path = dir.join(file);
-        hasher.update(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// (parameters, precision) from the safetensors header and the manifest, if any.
-fn describe_weights(dir: &Path) -> Result<(u64, String)> {
-    let path = dir.join("model.safetensors");
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
+/// (parameters, precision) from `dir`'s model.safetensors (`weights`) and manifest, if any.
+fn describe_weights(dir: &Path, weights: &[u8]) -> Result<(u64, String)> {
+    let file = safetensors::SafeTensors::deserialize(weights)
+        .with_context(|| format!("reading {}", dir.join("model.safetensors").display()))?;
     let mut params = 0u64;
     let mut dtypes = std::collections::BTreeMap::<String, u64>::new();
     for (name, view) in file.tensors() {
@@ -237,11 +225,18 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
     }
 
     for (name, dir) in rows {
-        let fingerprint = file_sha256(&dir, &["config.json", "model.safetensors"])?;
-        let wanted: Vec<(usize, usize)> = settings.clone();
+        // The weights are read once here for the fingerprint, the parameter count and the
+        // browser benchmark match.
+        let read = |file: &str| {
+            let path = dir.join(file);
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+        };
+        let (config, weights) = (read("config.json")?, read("model.safetensors")?);
+        let fingerprint = tkre_trainer::manifest::sha256_hex_of(&[&config, &weights]);
         // The same model files under the same protocol: reuse (under the new name, if renamed).
         let cached = previous.iter().find(|r| {
-            r.fingerprint == fingerprint && r.results.iter().map(|s| (s.n, s.k)).collect::<Vec<_>>() == wanted
+            r.fingerprint == fingerprint
+                && r.results.iter().map(|s| (s.n, s.k)).collect::<Vec<_>>() == settings
         });
         let mut model_args = args.model.clone();
         model_args.model = Some(dir.clone());
@@ -268,11 +263,16 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
         // Latency is measured on every run (it takes seconds), so the last run on an idle
         // machine gives the table its timings.
         let (p50, p95) = native_latency(&encoder, data)?;
-        let (params, precision) = describe_weights(&dir)?;
+        let (params, precision) = describe_weights(&dir, &weights)?;
         let download_bytes = ["config.json", "model.safetensors", "tokenizer.json"]
             .iter()
             .map(|f| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len()))
             .sum();
+        let browser = browser_latencies(
+            &args.browser_bench,
+            &tkre_trainer::manifest::sha256_hex(&weights),
+            download_bytes,
+        )?;
         let row = RowReport {
             name: name.clone(),
             dir: dir.display().to_string(),
@@ -282,15 +282,9 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
             download_bytes,
             native_query_p50_ms: p50,
             native_query_p95_ms: p95,
-            browser: Vec::new(),
+            browser,
             results,
         };
-        let mut row = row;
-        row.browser = browser_latencies(
-            &args.browser_bench,
-            &file_sha256(&dir, &["model.safetensors"])?,
-            row.download_bytes,
-        )?;
         eprintln!(
             "{name}: {}",
             row.results
