@@ -42,16 +42,19 @@ fn remapper(prefix: &str) -> KeyRemapper {
 /// channel for `Linear` weights, per token for embeddings).
 pub const INT8_SCALE_SUFFIX: &str = "_scale";
 
-/// The module path a checkpoint name loads into (the renames [`remapper`] makes).
-fn module_path(name: &str, prefix: &str) -> String {
-    let bare = name.strip_prefix(prefix).unwrap_or(name);
-    bare.replace(".LayerNorm.", ".layer_norm.")
-        .replace(".attention.self.", ".attention.self_attention.")
-}
-
 /// The per-row scales of a checkpoint's int8 tensors, by the module path of the tensor they
-/// scale (read from the safetensors header and the small scale tensors only).
-fn int8_scales(bytes: &[u8], prefix: &str, origin: &str) -> Result<HashMap<String, Arc<Vec<f32>>>> {
+/// scale (its name as `remapper` rewrites it; read from the safetensors header and the small
+/// scale tensors only).
+fn int8_scales(bytes: &[u8], remapper: &KeyRemapper, origin: &str) -> Result<HashMap<String, Arc<Vec<f32>>>> {
+    let renames = remapper.to_regex_pairs();
+    // What the store does to each name (KeyRemapper::remap), for a name alone.
+    let module_path = |name: &str| {
+        renames
+            .iter()
+            .fold(name.to_string(), |path, (pattern, replacement)| {
+                pattern.replace_all(&path, replacement.as_str()).into_owned()
+            })
+    };
     let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
         TkreError::Model(format!(
             "{origin}: not a readable safetensors file ({e}); a truncated download gives this error"
@@ -82,7 +85,7 @@ fn int8_scales(bytes: &[u8], prefix: &str, origin: &str) -> Result<HashMap<Strin
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        scales.insert(module_path(&name, prefix), Arc::new(values));
+        scales.insert(module_path(&name), Arc::new(values));
     }
     Ok(scales)
 }
@@ -121,18 +124,15 @@ impl ModuleAdapter for Int8Dequantize {
     }
 }
 
-/// `prefix`: the checkpoint's name prefix of the module being loaded (a regex), removed so
-/// the names match the module's own paths. `scales`: see [`int8_scales`].
-fn configure(
-    store: SafetensorsStore,
-    prefix: &str,
-    scales: HashMap<String, Arc<Vec<f32>>>,
-) -> SafetensorsStore {
+/// A store over a checkpoint's bytes for the module whose names carry `prefix` in the
+/// checkpoint (a regex, removed so the names match the module's own paths).
+fn checkpoint_store(bytes: Vec<u8>, prefix: &str, origin: &str) -> Result<SafetensorsStore> {
+    let remapper = remapper(prefix);
     let dequantize = Int8Dequantize {
-        scales: Arc::new(scales),
+        scales: Arc::new(int8_scales(&bytes, &remapper, origin)?),
     };
-    store
-        .remap(remapper(prefix))
+    Ok(SafetensorsStore::from_bytes(Some(bytes))
+        .remap(remapper)
         // fp16/bf16 and int8 checkpoints (the compact browser models) are widened tensor by
         // tensor as they load, so no full fp32 copy of the file is ever held.
         .with_from_adapter(
@@ -140,7 +140,7 @@ fn configure(
                 .chain(PyTorchToBurnAdapter)
                 .chain(FloatCastAdapter::to(DType::F32)),
         )
-        .allow_partial(true)
+        .allow_partial(true))
 }
 
 /// BertForMaskedLM/BertForPreTraining checkpoints prefix the encoder with `bert.`;
@@ -166,8 +166,7 @@ fn read_weights(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// Loads `model.safetensors` from bytes (the browser fetches them).
 pub fn load_weights_from_bytes(mut model: BertModel, bytes: Vec<u8>, origin: &str) -> Result<BertModel> {
-    let scales = int8_scales(&bytes, "bert.", origin)?;
-    let mut store = configure(SafetensorsStore::from_bytes(Some(bytes)), ENCODER_PREFIX, scales);
+    let mut store = checkpoint_store(bytes, ENCODER_PREFIX, origin)?;
     let result = model.load_from(&mut store).map_err(|e| store_error(origin, e))?;
     check(&result, origin)?;
     Ok(model)
@@ -180,8 +179,7 @@ pub fn load_weights_from_bytes(mut model: BertModel, bytes: Vec<u8>, origin: &st
 pub fn load_mlm_head_from_file(mut head: MlmHead, path: &std::path::Path) -> Result<(MlmHead, bool)> {
     let origin = path.display().to_string();
     let bytes = read_weights(path)?;
-    let scales = int8_scales(&bytes, "cls.", &origin)?;
-    let mut store = configure(SafetensorsStore::from_bytes(Some(bytes)), r"^cls\.", scales);
+    let mut store = checkpoint_store(bytes, r"^cls\.", &origin)?;
     let result = head.load_from(&mut store).map_err(|e| store_error(&origin, e))?;
     if result.applied.is_empty() && result.errors.is_empty() {
         return Ok((head, false));
