@@ -75,7 +75,7 @@ const server = await startServer();
 const browser = await launchBrowser();
 const rows = [];
 try {
-  const backends = (process.env.TKRE_BENCH_BACKENDS ?? 'cpu,flex,webgpu').split(',');
+  const backends = (process.env.TKRE_BENCH_BACKENDS ?? 'cpu,ndarray,webgpu').split(',');
   for (const backend of backends) {
     rows.push(await measure(browser, server.url, backend, sentences));
     console.error(JSON.stringify(rows.at(-1)));

@@ -20,8 +20,8 @@ export function initWasm(wasmUrl) {
  */
 export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl, maxLength } = {}) {
   if (!modelUrl) throw new Error('createExtractor: give modelUrl, the URL of a model directory with manifest.json');
-  if (!['auto', 'webgpu', 'cpu', 'flex'].includes(backend)) {
-    throw new Error(`createExtractor: unknown backend "${backend}"; use "auto", "webgpu" or "cpu" ("flex": burn's flex CPU backend)`);
+  if (!['auto', 'webgpu', 'cpu', 'ndarray'].includes(backend)) {
+    throw new Error(`createExtractor: unknown backend "${backend}"; use "auto", "webgpu" or "cpu" ("ndarray": burn's ndarray CPU backend, for comparison)`);
   }
   const started = performance.now();
   await initWasm(wasmUrl);

@@ -35,8 +35,9 @@ export interface LoadOptions {
   /** URL of a model directory with manifest.json, config.json, model.safetensors, tokenizer.json. */
   modelUrl: string;
   /** "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". Default "auto".
-   *  "flex" selects burn's flex CPU backend instead of ndarray (for measurement). */
-  backend?: 'auto' | 'webgpu' | 'cpu' | 'flex';
+   *  The CPU backend is burn's flex (wasm SIMD128); "ndarray" selects burn's ndarray CPU
+   *  backend instead (kept for comparison). */
+  backend?: 'auto' | 'webgpu' | 'cpu' | 'ndarray';
   onProgress?: (progress: LoadProgress) => void;
   /** Called when the extractor changes backend by itself: its WebGPU device was lost and it
    *  moved to the CPU (with the same support set). `backend`/`backendReason` say so too. */
@@ -81,7 +82,7 @@ export interface RelationExtractor {
 
 /** The methods above (declaration merging) plus what the loaded model reports. */
 export class RelationExtractor {
-  readonly backend: 'webgpu' | 'cpu' | 'flex';
+  readonly backend: 'webgpu' | 'cpu' | 'ndarray';
   readonly backendReason: string;
   readonly manifest: ModelManifest;
   readonly loadInfo: { fromCache: boolean; loadMs: number };

@@ -2,6 +2,7 @@
 //! the tests. Module and field names follow the Hugging Face checkpoint layout so that
 //! `model.safetensors` loads with only mechanical renames (see [`loader`]).
 
+pub mod activation;
 mod attention;
 mod config;
 mod embeddings;
@@ -9,6 +10,7 @@ mod encoder;
 mod layer;
 pub mod loader;
 mod mlm_head;
+pub mod packed_linear;
 pub mod pooling;
 
 pub use attention::MASKED_SCORE;

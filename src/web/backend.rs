@@ -10,10 +10,11 @@ pub struct ChosenBackend {
     pub reason: String,
 }
 
-#[allow(deprecated)] // burn marks ndarray deprecated in favour of flex; see README (performance)
+/// burn's flex backend: gemm's SIMD128 kernels made it faster than ndarray in the browser
+/// (README, "Browser benchmark").
 fn cpu(reason: String) -> ChosenBackend {
     ChosenBackend {
-        device: Device::ndarray(),
+        device: Device::flex(),
         name: "cpu",
         reason,
     }
@@ -44,15 +45,16 @@ async fn webgpu() -> Result<ChosenBackend, String> {
     }
 }
 
-/// `"auto"`, `"webgpu"`, `"cpu"` (burn's ndarray) or `"flex"` (burn's flex CPU backend,
-/// offered to measure it against ndarray in the browser).
+/// `"auto"`, `"webgpu"`, `"cpu"` (burn's flex) or `"ndarray"` (burn's ndarray CPU backend,
+/// offered to measure it against flex in the browser).
 pub async fn choose(requested: &str) -> Result<ChosenBackend, String> {
     match requested {
         "cpu" => Ok(cpu("CPU requested".into())),
-        "flex" => Ok(ChosenBackend {
-            device: Device::flex(),
-            name: "flex",
-            reason: "flex CPU backend requested".into(),
+        #[allow(deprecated)] // burn marks ndarray deprecated in favour of flex
+        "ndarray" => Ok(ChosenBackend {
+            device: Device::ndarray(),
+            name: "ndarray",
+            reason: "ndarray CPU backend requested".into(),
         }),
         "webgpu" => webgpu().await,
         "auto" => match webgpu().await {
@@ -60,7 +62,7 @@ pub async fn choose(requested: &str) -> Result<ChosenBackend, String> {
             Err(why) => Ok(cpu(format!("fell back to CPU: {why}"))),
         },
         other => Err(format!(
-            "unknown backend {other:?}; use \"auto\", \"webgpu\", \"cpu\" or \"flex\""
+            "unknown backend {other:?}; use \"auto\", \"webgpu\", \"cpu\" or \"ndarray\""
         )),
     }
 }

@@ -19,9 +19,25 @@ use crate::fewshot::{ExampleInput, PrototypeClassifier, RelationExamples, Suppor
 use crate::relation_encoder::{ModelFiles, PoolingPlan, RelationEncoder};
 use crate::text::RelationInstance;
 
-/// Installs the panic hook (diagnostics only: no panicking path is reachable from input).
+unsafe extern "C" {
+    /// Runs the static constructors (dependencies register plugins through `inventory`);
+    /// synthesised by the wasm linker.
+    fn __wasm_call_ctors();
+}
+
+/// Runs the static constructors once and installs the panic hook (diagnostics only: no
+/// panicking path is reachable from input).
+///
+/// Why the explicit constructor call: a module that never calls `__wasm_call_ctors` is linked
+/// "command style", and wasm-ld then wraps *every* export in a call to it. The constructors
+/// (inventory registrations of burn's compiler crates) then ran on each call into the module,
+/// about 3 ms per `embed` (measured with bench/profile.js). Calling it here, once, after
+/// instantiation, makes the linker leave the exports alone.
 #[wasm_bindgen(start)]
 pub fn start() {
+    // SAFETY: called once, before any other export (wasm-bindgen runs the start function right
+    // after instantiation); the constructors only register static data.
+    unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
 }
 
@@ -36,6 +52,13 @@ struct State {
     encoder: RelationEncoder,
     relations: Vec<StoredRelation>,
     none_threshold: Option<f32>,
+}
+
+impl Drop for State {
+    /// The CPU path's packed weights (crate::model::packed_linear) belong to the freed model.
+    fn drop(&mut self) {
+        crate::model::packed_linear::clear_packed_weights();
+    }
 }
 
 /// A loaded model with a support set, ready to classify.
@@ -56,9 +79,28 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
         .map_err(js_error)
 }
 
-/// Runs the encoder on `plan` and reads the pooled vectors back asynchronously.
+/// Most sequences in one encoder pass (fewer when long: [`PoolingPlan::length_groups`]).
+const MAX_BATCH: usize = 64;
+
+/// Runs the encoder on `plan` and reads the pooled vectors back asynchronously: one pass per
+/// group of similar length (padding every sentence to the longest of the call wasted up to
+/// half the compute on FewRel lengths), the pooled results joined on the device so that a GPU
+/// is read back once.
 async fn encode(state: &Rc<RefCell<State>>, plan: PoolingPlan) -> Result<Vec<Vec<f32>>, JsValue> {
-    let tensor = state.borrow().encoder.pooled(&plan);
+    if plan.ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let groups = plan.length_groups(MAX_BATCH);
+    let order: Vec<usize> = groups.iter().flatten().copied().collect();
+    let grouped = plan.select(&order);
+    let tensor = {
+        let state = state.borrow();
+        let pooled: Vec<_> = groups
+            .iter()
+            .map(|g| state.encoder.pooled(&plan.select(g)))
+            .collect();
+        burn::tensor::Tensor::cat(pooled, 0)
+    };
     let data = tensor
         .into_data_async()
         .await
@@ -67,7 +109,14 @@ async fn encode(state: &Rc<RefCell<State>>, plan: PoolingPlan) -> Result<Vec<Vec
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| js_error(format!("reading results failed: {e:?}")))?;
-    Ok(state.borrow().encoder.finish(&plan, values))
+    let mut out = vec![Vec::new(); order.len()];
+    for (i, vector) in order
+        .into_iter()
+        .zip(state.borrow().encoder.finish(&grouped, values))
+    {
+        out[i] = vector;
+    }
+    Ok(out)
 }
 
 /// Relation representations of `instances`, in order.
