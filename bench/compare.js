@@ -10,7 +10,7 @@
 //   TKRE_COMPARE_REPS=3 (timed calls per batch size; the median counts)
 //   TKRE_COMPARE_OUT=reports/bench-compare.json
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, TKRE, startServer, launchBrowser } from '../tests/browser/harness.js';
 import { fewrelSentences } from './sentences.js';
@@ -49,7 +49,26 @@ const percentile = (xs, p) => {
 
 // One side in a fresh page: load, first call, batch-1 latencies per length, batch
 // throughput, bytes downloaded, JS heap, and the embeddings of the check sentences.
+/** Renderer processes and the CPU time each has used (Chrome DevTools Protocol, SystemInfo). */
+async function rendererCpuTimes(browser) {
+  const cdp = await browser.newBrowserCDPSession();
+  const { processInfo } = await cdp.send('SystemInfo.getProcessInfo');
+  await cdp.detach();
+  return new Map(processInfo.filter((p) => p.type === 'renderer').map((p) => [p.id, p.cpuTime]));
+}
+
+/** Peak resident memory (VmHWM) of a process: JS heap, wasm memory and code together. */
+function peakRssBytes(pid) {
+  try {
+    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return kb ? Number(kb[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
 async function runSide(browser, url, side, backend, precision, texts, check) {
+  const before = await rendererCpuTimes(browser);
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${url}bench/browser.html`);
@@ -121,6 +140,11 @@ async function runSide(browser, url, side, backend, precision, texts, check) {
     },
     { side, backend, precision, texts, check, QUERIES, BATCHES, REPS },
   );
+  // The page's renderer is the one that did the work (Chromium keeps idle spare renderers
+  // too). Wasm memory never shrinks, so its peak RSS covers the model and the activations.
+  const after = await rendererCpuTimes(browser);
+  const [busiest] = [...after].sort((x, y) => (y[1] - (before.get(y[0]) ?? 0)) - (x[1] - (before.get(x[0]) ?? 0)));
+  result.peakRssBytes = busiest ? peakRssBytes(busiest[0]) : null;
   await context.close();
   return result;
 }
@@ -191,13 +215,14 @@ try {
           backend,
           precision: precision === 'fp32' ? 'fp32 vs fp32' : 'int8 vs q8',
           length,
-          tkre: { ...a, load_ms: ours.loadMs, first_call_ms: ours.firstMs, bytes: ours.bytes, js_heap_bytes: ours.jsHeapBytes, backend: ours.usedBackend },
-          transformers_js: { ...b, load_ms: theirs.loadMs, first_call_ms: theirs.firstMs, bytes: theirs.bytes, js_heap_bytes: theirs.jsHeapBytes, threads: theirs.threads },
+          tkre: { ...a, load_ms: ours.loadMs, first_call_ms: ours.firstMs, bytes: ours.bytes, js_heap_bytes: ours.jsHeapBytes, peak_renderer_rss_bytes: ours.peakRssBytes, backend: ours.usedBackend },
+          transformers_js: { ...b, load_ms: theirs.loadMs, first_call_ms: theirs.firstMs, bytes: theirs.bytes, js_heap_bytes: theirs.jsHeapBytes, peak_renderer_rss_bytes: theirs.peakRssBytes, threads: theirs.threads },
           // this project / transformers.js: time per query (batch 1) and per sentence (batch B).
           ratio: {
             p50: a.p50_ms / b.p50_ms,
             ...Object.fromEntries(BATCHES.map((n) => [`batch${n}`, b.throughput[n] / a.throughput[n]])),
             load: ours.loadMs / theirs.loadMs,
+            memory: ours.peakRssBytes && theirs.peakRssBytes ? ours.peakRssBytes / theirs.peakRssBytes : null,
           },
           min_cosine: Math.min(...cosines),
         };
@@ -221,9 +246,9 @@ const report = {
 };
 writeFileSync(OUT, JSON.stringify(report, null, 2) + '\n');
 const f = (x, d = 1) => (x === undefined || x === null ? '-' : x.toFixed(d));
-console.log(`| backend | precision | sentences | p50 ms (tkre / t.js) | ratio p50 | ${BATCHES.map((n) => `batch ${n} sent/s (tkre / t.js) | ratio`).join(' | ')} | load ms (tkre / t.js) | MB (tkre / t.js) | min cosine |`);
-console.log(`|---|---|---|---|---|${BATCHES.map(() => '---|---|').join('')}---|---|---|`);
+console.log(`| backend | precision | sentences | p50 ms (tkre / t.js) | ratio p50 | ${BATCHES.map((n) => `batch ${n} sent/s (tkre / t.js) | ratio`).join(' | ')} | load ms (tkre / t.js) | MB (tkre / t.js) | peak renderer RSS MB (tkre / t.js) | min cosine |`);
+console.log(`|---|---|---|---|---|${BATCHES.map(() => '---|---|').join('')}---|---|---|---|`);
 for (const r of rows) {
   const batches = BATCHES.map((n) => `${f(r.tkre.throughput[n])} / ${f(r.transformers_js.throughput[n])} | ${f(r.ratio[`batch${n}`], 2)}`).join(' | ');
-  console.log(`| ${r.backend} | ${r.precision} | ${r.length} | ${f(r.tkre.p50_ms)} / ${f(r.transformers_js.p50_ms)} | ${f(r.ratio.p50, 2)} | ${batches} | ${f(r.tkre.load_ms, 0)} / ${f(r.transformers_js.load_ms, 0)} | ${f(r.tkre.bytes / 1e6)} / ${f(r.transformers_js.bytes / 1e6)} | ${f(r.min_cosine, 5)} |`);
+  console.log(`| ${r.backend} | ${r.precision} | ${r.length} | ${f(r.tkre.p50_ms)} / ${f(r.transformers_js.p50_ms)} | ${f(r.ratio.p50, 2)} | ${batches} | ${f(r.tkre.load_ms, 0)} / ${f(r.transformers_js.load_ms, 0)} | ${f(r.tkre.bytes / 1e6)} / ${f(r.transformers_js.bytes / 1e6)} | ${f(r.tkre.peak_renderer_rss_bytes && r.tkre.peak_renderer_rss_bytes / 1e6, 0)} / ${f(r.transformers_js.peak_renderer_rss_bytes && r.transformers_js.peak_renderer_rss_bytes / 1e6, 0)} | ${f(r.min_cosine, 5)} |`);
 }

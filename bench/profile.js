@@ -1,7 +1,8 @@
 // Where the browser's time goes (not a test): samples the page's CPU profile (Chrome DevTools
 // Protocol, the same profiler as the Performance panel) while this package embeds sentences,
 // and prints self time per function, most first, with the wasm function names. Needs a wasm
-// built with its name section: `bash scripts/build-wasm.sh --profiling`.
+// built with its name section: `bash scripts/build-wasm.sh --profiling` (then `bash
+// scripts/build-wasm.sh` again for the normal build).
 //   node bench/profile.js
 // Settings (environment): TKRE_PROFILE_BACKEND=cpu  TKRE_PROFILE_MODEL=base-fp32 (a folder of
 // $TKRE_CACHE/web-models)  TKRE_PROFILE_LENGTH=fewrel|N (tokens)  TKRE_PROFILE_BATCH=1
@@ -36,7 +37,9 @@ try {
     async ({ BACKEND, MODEL, texts, BATCH }) => {
       const m = await import('/pkg/src/index.js');
       window.x = await m.createExtractor({ modelUrl: `/models/${MODEL}/`, backend: BACKEND, useCache: false, maxLength: 512 });
-      await window.x.embed(texts.slice(0, BATCH)); // warm-up
+      // Warm-up: V8 first runs wasm through its baseline compiler and optimises hot functions
+      // after some calls; profiling before that would blame the wrong code.
+      for (let i = 0; i < 5; i++) await window.x.embed(texts.slice(0, BATCH));
     },
     { BACKEND, MODEL, texts, BATCH },
   );

@@ -2,7 +2,9 @@
 # Builds the browser package's wasm: compiles the library (src/) for wasm32-unknown-unknown
 # with Debian's rustc-web, building the standard library from source; then wasm-bindgen
 # (--target web) into pkg/wasm/ and wasm-opt. Prints and records the sizes.
-#   bash scripts/build-wasm.sh [--check]     (--check: stop after cargo)
+#   bash scripts/build-wasm.sh [--check | --profiling]
+#     --check: stop after cargo; --profiling: keep the function names (name section) and skip
+#     wasm-opt, for bench/profile.js (a bigger module; rebuild without the flag afterwards)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -23,6 +25,12 @@ echo "cargo wasm build ok: $wasm" >&2
 
 out=pkg/wasm
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+if [ "${1:-}" = "--profiling" ]; then
+  "$HOME/.cargo/bin/wasm-bindgen" --keep-debug --target web --out-dir "$out.tmp" --out-name tkre "$wasm"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "pkg/wasm/tkre_bg.wasm: $(stat -c %s "$out/tkre_bg.wasm") bytes, with function names (profiling build)" >&2
+  exit 0
+fi
 "$HOME/.cargo/bin/wasm-bindgen" --target web --out-dir "$out.tmp" --out-name tkre "$wasm"
 raw_before=$(stat -c %s "$out.tmp/tkre_bg.wasm")
 # wasm-opt from the npm package binaryen (version 132; Debian's 108 breaks wasm-bindgen's

@@ -31,8 +31,8 @@ export async function startServer(modelDir = MODEL_DIR) {
   return { url, stop: () => child.kill() };
 }
 
-export async function launchBrowser() {
-  return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+export async function launchBrowser(extraArgs = []) {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 /** Native scores: `tkre classify` on marked sentences with the same model and support set. */
