@@ -5,7 +5,8 @@ use burn::prelude::*;
 
 use crate::error::{Result, TkreError};
 use crate::fewshot::{Representation, normalize_parts};
-use crate::model::{BertModel, EncoderBatch, EncoderConfig, load_weights_from_bytes};
+use crate::model::fused_cpu::TOKENS_PER_PASS;
+use crate::model::{BertModel, EncoderBatch, EncoderConfig, FusedCpuEncoder, load_weights_from_bytes};
 use crate::text::{RelationInstance, TextTokenizer, encode_instance, encode_sentence};
 
 /// Default maximum sequence length in tokens, [CLS] and [SEP] included (what
@@ -85,6 +86,9 @@ pub struct RelationEncoder {
     pub max_len: usize,
     /// How relation instances become vectors.
     pub representation: Representation,
+    /// The fused one-thread CPU forward pass, when enabled ([`Self::use_fused_cpu`]): the
+    /// browser's CPU backend. Every encoding then goes through it instead of burn's ops.
+    fused_cpu: Option<FusedCpuEncoder>,
 }
 
 impl RelationEncoder {
@@ -148,7 +152,20 @@ impl RelationEncoder {
             device,
             max_len,
             representation: Representation::default(),
+            fused_cpu: None,
         }
+    }
+
+    /// Runs every later encoding through [`FusedCpuEncoder`] (one thread, weights packed now):
+    /// the browser's CPU backend, where it is faster than burn's CPU ops.
+    pub fn use_fused_cpu(&mut self) -> Result<()> {
+        self.fused_cpu = Some(FusedCpuEncoder::new(&self.model, &self.config)?);
+        Ok(())
+    }
+
+    /// Whether [`Self::use_fused_cpu`] is in effect.
+    pub fn uses_fused_cpu(&self) -> bool {
+        self.fused_cpu.is_some()
     }
 
     /// Sets the maximum sequence length (clamped to the model's position table, at least 8).
@@ -216,6 +233,51 @@ impl RelationEncoder {
         pooling.matmul(self.model.forward(&batch))
     }
 
+    /// [`Self::pooled`]'s values through the fused CPU forward pass (`None` when it is not in
+    /// use): ragged passes of at most [`TOKENS_PER_PASS`] tokens, no padding.
+    pub fn pooled_fused(&self, plan: &PoolingPlan) -> Option<Result<Vec<f32>>> {
+        let fused = self.fused_cpu.as_ref()?;
+        Some(self.pool_with(fused, plan))
+    }
+
+    fn pool_with(&self, fused: &FusedCpuEncoder, plan: &PoolingPlan) -> Result<Vec<f32>> {
+        let h = self.config.hidden_size;
+        let count = plan.ids.len();
+        let mut out = vec![0.0f32; count * plan.parts * h];
+        let mut start = 0;
+        while start < count {
+            let mut end = start + 1;
+            let mut tokens = plan.ids[start].len();
+            while end < count && tokens + plan.ids[end].len() <= TOKENS_PER_PASS {
+                tokens += plan.ids[end].len();
+                end += 1;
+            }
+            let sequences: Vec<&[u32]> = plan.ids[start..end].iter().map(Vec::as_slice).collect();
+            let hidden = fused.forward(&sequences)?;
+            let mut first_row = 0;
+            for s in start..end {
+                let len = plan.ids[s].len();
+                for (p, positions) in plan.weights[s].iter().enumerate() {
+                    let pooled = &mut out[(s * plan.parts + p) * h..][..h];
+                    for &(position, weight) in positions {
+                        if position >= len {
+                            return Err(TkreError::Model(format!(
+                                "pooling position {position} is outside sequence {s} of {len} tokens"
+                            )));
+                        }
+                        let state = &hidden[(first_row + position) * h..][..h];
+                        for (o, v) in pooled.iter_mut().zip(state) {
+                            *o += weight * v;
+                        }
+                    }
+                }
+                first_row += len;
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
     /// Splits pooled `[batch, parts, hidden]` values into one vector per sequence, each part
     /// L2-normalised.
     pub fn finish(&self, plan: &PoolingPlan, values: Vec<f32>) -> Vec<Vec<f32>> {
@@ -245,9 +307,21 @@ impl RelationEncoder {
         mut on_batch: impl FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
         let mut out = vec![Vec::new(); plan.ids.len()];
-        for group in plan.length_groups(batch_size) {
+        // Padded passes group sequences by length; the fused pass has no padding.
+        let groups = match self.fused_cpu {
+            Some(_) => (0..plan.ids.len())
+                .collect::<Vec<_>>()
+                .chunks(batch_size.max(1))
+                .map(<[usize]>::to_vec)
+                .collect(),
+            None => plan.length_groups(batch_size),
+        };
+        for group in groups {
             let sub = plan.select(&group);
-            let values = read_f32(self.pooled(&sub))?;
+            let values = match self.pooled_fused(&sub) {
+                Some(values) => values?,
+                None => read_f32(self.pooled(&sub))?,
+            };
             for (&i, v) in group.iter().zip(self.finish(&sub, values)) {
                 out[i] = v;
             }
@@ -270,12 +344,21 @@ impl RelationEncoder {
         self.run_plan(&self.plan_instances(instances)?, batch_size)
     }
 
-    /// Last hidden states of token-id sequences run as one padded batch: for each sequence a
-    /// `[len, hidden]` row-major matrix without its padding.
+    /// Last hidden states of token-id sequences run as one padded batch (one ragged pass on the
+    /// fused CPU path): for each sequence a `[len, hidden]` row-major matrix without padding.
     pub fn hidden_states(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let h = self.config.hidden_size;
+        if let Some(fused) = &self.fused_cpu {
+            let slices: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+            let values = fused.forward(&slices)?;
+            let mut rows = values.chunks_exact(h);
+            return Ok(sequences
+                .iter()
+                .map(|ids| rows.by_ref().take(ids.len()).flatten().copied().collect())
+                .collect());
+        }
         let batch = EncoderBatch::new(sequences, self.tokenizer.pad_id(), &self.device);
         let [_, seq] = batch.attention_mask.dims();
-        let h = self.config.hidden_size;
         let values = read_f32(self.model.forward(&batch))?;
         Ok(sequences
             .iter()

@@ -154,3 +154,44 @@ fn flex_backend_matches_the_reference_too() {
         assert!(d < TOLERANCE, "flex, sentence {i}: batched differs by {d}");
     }
 }
+
+#[test]
+fn fused_cpu_path_matches_the_reference_too() {
+    // The browser's CPU backend: one ragged pass, packed weights, fused attention.
+    let reference = Reference::load();
+    let mut encoder = common::base_encoder();
+    encoder.use_fused_cpu().unwrap();
+    assert!(encoder.uses_fused_cpu());
+    let ids: Vec<Vec<u32>> = (0..reference.sentences.len()).map(|i| reference.ids(i)).collect();
+    let mut worst = 0.0f32;
+    for (i, hidden) in encoder.hidden_states(&ids).unwrap().iter().enumerate() {
+        let d = max_abs_diff(hidden, &reference.f32s(&format!("hidden.{i}")));
+        assert!(d < TOLERANCE, "fused, sentence {i}: differs by {d}");
+        worst = worst.max(d);
+    }
+    eprintln!("max |fused - numpy|: {worst:.2e}");
+    let embeddings = encoder.embed_sentences(&reference.sentences, 5).unwrap();
+    for (i, embedding) in embeddings.iter().enumerate() {
+        let d = max_abs_diff(embedding, &reference.f32s(&format!("embedding.{i}")));
+        assert!(d < TOLERANCE, "fused, sentence {i}: embedding differs by {d}");
+    }
+    let path = common::fixture("reference/fixtures/relation_reference.json");
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let instances: Vec<RelationInstance> = records
+        .iter()
+        .map(|r| RelationInstance::from_fewrel(&serde_json::from_value(r.clone()).unwrap()).unwrap())
+        .collect();
+    encoder.representation = Representation::Markers;
+    for (i, (vector, record)) in encoder
+        .encode_instances(&instances, 3)
+        .unwrap()
+        .iter()
+        .zip(&records)
+        .enumerate()
+    {
+        let expected: Vec<f32> = serde_json::from_value(record["markers"].clone()).unwrap();
+        let d = max_abs_diff(vector, &expected);
+        assert!(d < TOLERANCE, "fused, markers, record {i}: differs by {d}");
+    }
+}

@@ -5,7 +5,6 @@ use burn::prelude::*;
 
 use super::EncoderConfig;
 use super::activation::softmax_last;
-use super::packed_linear::linear;
 
 /// Added to the attention scores of padded key positions. Large enough that `exp` underflows
 /// to exactly 0 in f32, small enough to stay finite in f16 (max 65504).
@@ -77,9 +76,9 @@ impl SelfAttention {
 
     pub fn forward(&self, hidden: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let [batch, seq, width] = hidden.dims();
-        let q = self.split_heads(linear(&self.query, hidden.clone()));
-        let k = self.split_heads(linear(&self.key, hidden.clone()));
-        let v = self.split_heads(linear(&self.value, hidden));
+        let q = self.split_heads(self.query.forward(hidden.clone()));
+        let k = self.split_heads(self.key.forward(hidden.clone()));
+        let v = self.split_heads(self.value.forward(hidden));
 
         let scores = q.matmul(k.swap_dims(2, 3)) / (self.head_size as f64).sqrt() + mask_bias;
         let weights = self.dropout.forward(softmax_last(scores));
@@ -89,7 +88,7 @@ impl SelfAttention {
 
 impl AttentionOutput {
     pub fn forward(&self, context: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let projected = self.dropout.forward(linear(&self.dense, context));
+        let projected = self.dropout.forward(self.dense.forward(context));
         self.layer_norm.forward(projected + residual)
     }
 }

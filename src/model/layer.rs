@@ -6,7 +6,6 @@ use burn::prelude::*;
 use super::EncoderConfig;
 use super::activation::gelu;
 use super::attention::Attention;
-use super::packed_linear::linear;
 
 /// The feed-forward expansion (`intermediate.dense` in the checkpoint).
 #[derive(Module, Debug)]
@@ -52,8 +51,8 @@ impl EncoderLayer {
     pub fn forward(&self, hidden: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let attended = self.attention.forward(hidden, mask_bias);
         // Exact (erf) GELU, as BERT's "gelu" activation; not the tanh approximation.
-        let expanded = gelu(linear(&self.intermediate.dense, attended.clone()));
-        let contracted = self.output.dropout.forward(linear(&self.output.dense, expanded));
+        let expanded = gelu(self.intermediate.dense.forward(attended.clone()));
+        let contracted = self.output.dropout.forward(self.output.dense.forward(expanded));
         self.output.layer_norm.forward(contracted + attended)
     }
 }

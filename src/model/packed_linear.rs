@@ -1,30 +1,26 @@
-//! Linear layers on the browser's CPU: a matrix multiply specialised for the encoder's shapes,
-//! with each weight matrix packed once.
+//! The matrix multiply of the browser's CPU path ([`super::fused_cpu`]): the right-hand matrix
+//! packed once into panels, a register tile specialised for wasm SIMD128.
 //!
 //! Why: burn's flex backend multiplies through the gemm crate, which re-packs the weight
 //! matrix on every call (5 of a 36 ms FewRel sentence in the browser, bench/profile.js), and
 //! whose SIMD128 kernel ran at about 25 GFLOP/s. Here the weights are packed once into
 //! 8-column panels, and a 6x8 tile (12 accumulators, 2 weight vectors, 1 broadcast
 //! activation: the 15 vector registers V8 gives wasm on x86-64), unrolled four times over k,
-//! reads the activations in place. Measured with bench/compare.js against gemm in the same
-//! build: FewRel sentences 24 vs 31-33 ms, 128 tokens 97 vs 108 ms, batches 10-15% faster.
+//! reads the left-hand rows in place, with any row stride (a head's slice of the fused
+//! query/key/value rows). Measured with bench/compare.js against gemm in the same build:
+//! FewRel sentences 24 vs 31-33 ms, 128 tokens 97 vs 108 ms, batches 10-15% faster.
 //!
-//! Only in wasm with SIMD128, on a plain CPU device: natively burn's gemm has AVX/FMA kernels
-//! and threads; on WebGPU and for training burn's ops run. [`pack`] and [`matmul_packed`]
-//! have a portable version, which the tests check against a plain triple loop.
-
-use burn::nn::Linear;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-use burn::prelude::*;
+//! The SIMD128 tile is compiled only for wasm with SIMD128; elsewhere a portable loop of the
+//! same arithmetic runs, which the tests check against a plain triple loop.
 
 /// Columns per packed panel (two 4-lane vectors).
 pub const PANEL: usize = 8;
 /// Rows per tile.
 pub const TILE_ROWS: usize = 6;
 
-/// A `[k, n]` weight matrix in panels of [`PANEL`] columns, each panel `k` rows of `PANEL`
+/// A `[k, n]` right-hand matrix in panels of [`PANEL`] columns, each panel `k` rows of `PANEL`
 /// values (the last zero-filled), plus the bias (zeros if none) padded the same way.
-#[derive(Debug)]
+#[derive(Debug, Clone, Default)]
 pub struct PackedWeights {
     pub k: usize,
     pub n: usize,
@@ -32,27 +28,38 @@ pub struct PackedWeights {
     bias: Vec<f32>,
 }
 
-/// Packs a row-major `[k, n]` weight (burn's `Linear` layout: input by output features).
-pub fn pack(weight: &[f32], k: usize, n: usize, bias: Option<&[f32]>) -> PackedWeights {
-    let panel_count = n.div_ceil(PANEL);
-    let mut panels = vec![0.0f32; panel_count * k * PANEL];
-    for p in 0..panel_count {
-        let columns = (n - p * PANEL).min(PANEL);
-        for row in 0..k {
-            let from = &weight[row * n + p * PANEL..][..columns];
-            panels[(p * k + row) * PANEL..][..columns].copy_from_slice(from);
+impl PackedWeights {
+    /// Packs the `[k, n]` matrix whose element `(row, column)` is `value(row, column)`, reusing
+    /// this one's memory (the attention packs a head's keys and values per sequence).
+    pub fn repack(&mut self, k: usize, n: usize, bias: Option<&[f32]>, value: impl Fn(usize, usize) -> f32) {
+        let panel_count = n.div_ceil(PANEL);
+        self.k = k;
+        self.n = n;
+        self.panels.clear();
+        self.panels.resize(panel_count * k * PANEL, 0.0);
+        for p in 0..panel_count {
+            let columns = (n - p * PANEL).min(PANEL);
+            for row in 0..k {
+                let to = &mut self.panels[(p * k + row) * PANEL..][..columns];
+                for (c, v) in to.iter_mut().enumerate() {
+                    *v = value(row, p * PANEL + c);
+                }
+            }
+        }
+        self.bias.clear();
+        self.bias.resize(panel_count * PANEL, 0.0);
+        if let Some(bias) = bias {
+            self.bias[..n].copy_from_slice(&bias[..n]);
         }
     }
-    let mut padded_bias = vec![0.0f32; panel_count * PANEL];
-    if let Some(bias) = bias {
-        padded_bias[..n].copy_from_slice(bias);
-    }
-    PackedWeights {
-        k,
-        n,
-        panels,
-        bias: padded_bias,
-    }
+}
+
+/// Packs a row-major `[k, n]` weight (burn's `Linear` layout: input by output features).
+pub fn pack(weight: &[f32], k: usize, n: usize, bias: Option<&[f32]>) -> PackedWeights {
+    assert_eq!(weight.len(), k * n, "weight is not k x n");
+    let mut packed = PackedWeights::default();
+    packed.repack(k, n, bias, |row, column| weight[row * n + column]);
+    packed
 }
 
 /// Panels per column block: a block of the weights (k x 64 values, 98 KB at k = 384, 393 KB at
@@ -61,10 +68,33 @@ pub fn pack(weight: &[f32], k: usize, n: usize, bias: Option<&[f32]>) -> PackedW
 /// activation matrix streamed once per panel: 128-token inputs ran 15% slower than gemm.
 const PANELS_PER_BLOCK: usize = 8;
 
-/// `out[m, n] = x[m, k] · W + bias`, all row-major.
+/// `out[m, n] = x[m, k] · W + bias`, all row-major and contiguous.
 pub fn matmul_packed(x: &[f32], m: usize, w: &PackedWeights, out: &mut [f32]) {
-    assert_eq!(x.len(), m * w.k, "x is not m x k");
-    assert_eq!(out.len(), m * w.n, "out is not m x n");
+    matmul_packed_strided(x, w.k, m, w, out, w.n);
+}
+
+/// `out[m, n] = x[m, k] · W + bias` where row `i` of `x` starts at `x[i * x_stride]` and row `i`
+/// of `out` at `out[i * out_stride]` (strides at least `k` and `n`): a head's columns of a
+/// wider matrix are read and written in place.
+pub fn matmul_packed_strided(
+    x: &[f32],
+    x_stride: usize,
+    m: usize,
+    w: &PackedWeights,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    if m == 0 || w.n == 0 {
+        return;
+    }
+    assert!(
+        x_stride >= w.k && x.len() >= (m - 1) * x_stride + w.k,
+        "x is not m x k"
+    );
+    assert!(
+        out_stride >= w.n && out.len() >= (m - 1) * out_stride + w.n,
+        "out is not m x n"
+    );
     let panel_count = w.n.div_ceil(PANEL);
     for first_panel in (0..panel_count).step_by(PANELS_PER_BLOCK) {
         let panels = first_panel..(first_panel + PANELS_PER_BLOCK).min(panel_count);
@@ -76,9 +106,9 @@ pub fn matmul_packed(x: &[f32], m: usize, w: &PackedWeights, out: &mut [f32]) {
                 let bias = &w.bias[p * PANEL..][..PANEL];
                 let columns = (w.n - p * PANEL).min(PANEL);
                 let mut tile = [[0.0f32; PANEL]; TILE_ROWS];
-                tile_kernel(&x[row * w.k..], w.k, rows, panel, bias, &mut tile);
+                tile_kernel(&x[row * x_stride..], x_stride, w.k, rows, panel, bias, &mut tile);
                 for (r, values) in tile.iter().take(rows).enumerate() {
-                    out[(row + r) * w.n + p * PANEL..][..columns].copy_from_slice(&values[..columns]);
+                    out[(row + r) * out_stride + p * PANEL..][..columns].copy_from_slice(&values[..columns]);
                 }
             }
             row += rows;
@@ -86,29 +116,32 @@ pub fn matmul_packed(x: &[f32], m: usize, w: &PackedWeights, out: &mut [f32]) {
     }
 }
 
-/// One tile: `rows` (at most [`TILE_ROWS`]) rows of `x` (row stride `k`) times one panel.
+/// One tile: `rows` (at most [`TILE_ROWS`]) rows of `x` (row stride `stride`, `k` values
+/// each) times one panel.
 #[inline(always)]
 fn tile_kernel(
     x: &[f32],
+    stride: usize,
     k: usize,
     rows: usize,
     panel: &[f32],
     bias: &[f32],
     tile: &mut [[f32; PANEL]; TILE_ROWS],
 ) {
-    assert!(rows <= TILE_ROWS && x.len() >= (rows - 1) * k + k && panel.len() == k * PANEL);
+    assert!(rows >= 1 && rows <= TILE_ROWS && x.len() >= (rows - 1) * stride + k && panel.len() == k * PANEL);
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        // SAFETY: the assert above bounds every read: row r < rows reads x[r * k + kk] for
+        // SAFETY: the assert above bounds every read: row r < rows reads x[r * stride + kk] for
         // kk < k, and the panel k * PANEL values; the tile is written through a &mut.
         unsafe {
+            let (x, panel, bias) = (x.as_ptr(), panel.as_ptr(), bias.as_ptr());
             match rows {
-                6 => simd::tile6(x.as_ptr(), k, panel.as_ptr(), bias.as_ptr(), tile),
-                5 => simd::tile::<5>(x.as_ptr(), k, panel.as_ptr(), bias.as_ptr(), tile),
-                4 => simd::tile::<4>(x.as_ptr(), k, panel.as_ptr(), bias.as_ptr(), tile),
-                3 => simd::tile::<3>(x.as_ptr(), k, panel.as_ptr(), bias.as_ptr(), tile),
-                2 => simd::tile::<2>(x.as_ptr(), k, panel.as_ptr(), bias.as_ptr(), tile),
-                _ => simd::tile::<1>(x.as_ptr(), k, panel.as_ptr(), bias.as_ptr(), tile),
+                6 => simd::tile6(x, stride, k, panel, bias, tile),
+                5 => simd::tile::<5>(x, stride, k, panel, bias, tile),
+                4 => simd::tile::<4>(x, stride, k, panel, bias, tile),
+                3 => simd::tile::<3>(x, stride, k, panel, bias, tile),
+                2 => simd::tile::<2>(x, stride, k, panel, bias, tile),
+                _ => simd::tile::<1>(x, stride, k, panel, bias, tile),
             }
         }
     }
@@ -116,7 +149,7 @@ fn tile_kernel(
     for (r, out) in tile.iter_mut().take(rows).enumerate() {
         out.copy_from_slice(&bias[..PANEL]);
         for kk in 0..k {
-            let a = x[r * k + kk];
+            let a = x[r * stride + kk];
             for (o, w) in out.iter_mut().zip(&panel[kk * PANEL..][..PANEL]) {
                 *o += a * w;
             }
@@ -142,6 +175,7 @@ mod simd {
     #[inline(always)]
     pub unsafe fn tile6(
         x: *const f32,
+        stride: usize,
         k: usize,
         panel: *const f32,
         bias: *const f32,
@@ -156,14 +190,14 @@ mod simd {
                 (bias_hi, bias_hi, bias_hi, bias_hi, bias_hi, bias_hi);
             let (x0, x1, x2, x3, x4, x5) = (
                 x,
-                x.add(k),
-                x.add(2 * k),
-                x.add(3 * k),
-                x.add(4 * k),
-                x.add(5 * k),
+                x.add(stride),
+                x.add(2 * stride),
+                x.add(3 * stride),
+                x.add(4 * stride),
+                x.add(5 * stride),
             );
             // One step of k: two panel vectors, one broadcast activation per row. Unrolled by
-            // four (k is a multiple of 4 in every BERT layer) so that the loads use constant
+            // four (k is a multiple of 4 in every BERT layer and a head's width) so that the loads use constant
             // offsets and the loop's own bookkeeping runs a quarter as often.
             macro_rules! step {
                 ($w:expr, $kk:expr) => {
@@ -212,6 +246,7 @@ mod simd {
     #[inline(always)]
     pub unsafe fn tile<const R: usize>(
         x: *const f32,
+        stride: usize,
         k: usize,
         panel: *const f32,
         bias: *const f32,
@@ -227,7 +262,7 @@ mod simd {
                 let w_lo = v128_load(w as *const v128);
                 let w_hi = v128_load(w.add(4) as *const v128);
                 for r in 0..R {
-                    let a = v128_load32_splat(x.add(r * k + kk) as *const u32);
+                    let a = v128_load32_splat(x.add(r * stride + kk) as *const u32);
                     lo[r] = madd!(a, w_lo, lo[r]);
                     hi[r] = madd!(a, w_hi, hi[r]);
                 }
@@ -239,78 +274,6 @@ mod simd {
             }
         }
     }
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod cache {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    use std::rc::Rc;
-
-    use burn::module::ParamId;
-
-    use super::PackedWeights;
-
-    thread_local! {
-        /// Packed weights by parameter id. Filled on a layer's first CPU forward; the browser
-        /// never trains, so a parameter's values do not change under its id.
-        pub static PACKED: RefCell<HashMap<ParamId, Rc<PackedWeights>>> = RefCell::new(HashMap::new());
-    }
-}
-
-/// Drops every packed weight (the browser package calls it when an extractor is freed; the
-/// next CPU forward of a live model packs its weights again).
-pub fn clear_packed_weights() {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    cache::PACKED.with(|packed| packed.borrow_mut().clear());
-}
-
-/// `layer.forward(x)`, through [`matmul_packed`] in the browser's CPU backend.
-pub fn linear<const D: usize>(layer: &Linear, x: burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D> {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if let Some(y) = packed_forward(layer, &x) {
-        return y;
-    }
-    layer.forward(x)
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn packed_forward<const D: usize>(layer: &Linear, x: &Tensor<D>) -> Option<Tensor<D>> {
-    use std::rc::Rc;
-
-    let device = x.device();
-    if !super::activation::is_plain_cpu(&device) || x.dtype() != burn::tensor::DType::F32 {
-        return None;
-    }
-    let [k, n] = layer.weight.dims();
-    let dims = x.dims();
-    if dims[D - 1] != k {
-        return None; // let burn report the shape error
-    }
-    let m = dims[..D - 1].iter().product::<usize>();
-    let weights = cache::PACKED.with(|packed| packed.borrow().get(&layer.weight.id).cloned());
-    let weights = match weights {
-        Some(w) => w,
-        None => {
-            let weight = layer.weight.val().into_data().try_into_vec::<f32>().ok()?;
-            let bias = match &layer.bias {
-                Some(b) => Some(b.val().into_data().try_into_vec::<f32>().ok()?),
-                None => None,
-            };
-            let w = Rc::new(pack(&weight, k, n, bias.as_deref()));
-            cache::PACKED.with(|packed| packed.borrow_mut().insert(layer.weight.id, w.clone()));
-            w
-        }
-    };
-    let values = x.clone().into_data().try_into_vec::<f32>().ok()?;
-    if values.len() != m * k {
-        return None;
-    }
-    let mut out = vec![0.0f32; m * n];
-    matmul_packed(&values, m, &weights, &mut out);
-    let mut out_dims = dims;
-    out_dims[D - 1] = n;
-    Some(Tensor::from_data(TensorData::new(out, out_dims), &device))
 }
 
 #[cfg(test)]
@@ -345,6 +308,30 @@ mod tests {
                         (got - expected).abs() < 1e-4,
                         "m={m} k={k} n={n} [{i},{j}]: {got} vs {expected}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strided_rows_are_read_and_written_in_place() {
+        // A 3-column slice of 10-wide rows times a packed matrix, into columns 4.. of 12-wide
+        // rows: what the attention does with one head of the fused query/key/value rows.
+        let (m, k, n) = (7, 3, 5);
+        let x: Vec<f32> = (0..m * 10).map(|i| (i % 17) as f32 - 8.0).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.5 - 1.0).collect();
+        let mut packed = PackedWeights::default();
+        packed.repack(k, n, None, |r, c| w[r * n + c]);
+        let mut out = vec![-7.0f32; m * 12];
+        matmul_packed_strided(&x[2..], 10, m, &packed, &mut out[4..], 12);
+        for i in 0..m {
+            for j in 0..12 {
+                let got = out[i * 12 + j];
+                if (4..4 + n).contains(&j) {
+                    let expected: f32 = (0..k).map(|kk| x[i * 10 + 2 + kk] * w[kk * n + j - 4]).sum();
+                    assert!((got - expected).abs() < 1e-5, "[{i},{j}]: {got} vs {expected}");
+                } else {
+                    assert_eq!(got, -7.0, "[{i},{j}] outside the output columns was written");
                 }
             }
         }

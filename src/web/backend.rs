@@ -10,8 +10,8 @@ pub struct ChosenBackend {
     pub reason: String,
 }
 
-/// burn's flex backend: gemm's SIMD128 kernels made it faster than ndarray in the browser
-/// (README, "Browser benchmark").
+/// The CPU: the extractor runs the fused forward pass (crate::model::fused_cpu) on it; burn's
+/// flex device holds the weights as they load.
 fn cpu(reason: String) -> ChosenBackend {
     ChosenBackend {
         device: Device::flex(),

@@ -54,13 +54,6 @@ struct State {
     none_threshold: Option<f32>,
 }
 
-impl Drop for State {
-    /// The CPU path's packed weights (crate::model::packed_linear) belong to the freed model.
-    fn drop(&mut self) {
-        crate::model::packed_linear::clear_packed_weights();
-    }
-}
-
 /// A loaded model with a support set, ready to classify.
 #[wasm_bindgen]
 pub struct Extractor {
@@ -82,13 +75,17 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 /// Most sequences in one encoder pass (fewer when long: [`PoolingPlan::length_groups`]).
 const MAX_BATCH: usize = 64;
 
-/// Runs the encoder on `plan` and reads the pooled vectors back asynchronously: one pass per
+/// Runs the encoder on `plan`. On the CPU: the fused forward pass, one ragged batch without
+/// padding. Elsewhere (WebGPU) the pooled vectors are read back asynchronously: one pass per
 /// group of similar length (padding every sentence to the longest of the call wasted up to
 /// half the compute on FewRel lengths), the pooled results joined on the device so that a GPU
 /// is read back once.
 async fn encode(state: &Rc<RefCell<State>>, plan: PoolingPlan) -> Result<Vec<Vec<f32>>, JsValue> {
     if plan.ids.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Some(values) = state.borrow().encoder.pooled_fused(&plan) {
+        return Ok(state.borrow().encoder.finish(&plan, values.map_err(js_error)?));
     }
     let groups = plan.length_groups(MAX_BATCH);
     let order: Vec<usize> = groups.iter().flatten().copied().collect();
@@ -182,7 +179,10 @@ impl Extractor {
             weights_safetensors: model_safetensors,
             tokenizer_json,
         };
-        let encoder = RelationEncoder::from_files(files, chosen.device).map_err(js_error)?;
+        let mut encoder = RelationEncoder::from_files(files, chosen.device).map_err(js_error)?;
+        if chosen.name == "cpu" {
+            encoder.use_fused_cpu().map_err(js_error)?;
+        }
         Ok(Extractor {
             state: Rc::new(RefCell::new(State {
                 encoder,

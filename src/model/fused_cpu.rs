@@ -1,0 +1,353 @@
+//! The encoder's inference forward pass on one CPU thread, fused and specialised for BERT: the
+//! browser's CPU backend.
+//!
+//! Same weights and arithmetic as [`BertModel::forward`] (tests/reference_parity.rs checks both
+//! against the numpy reference), planned for the one architecture instead of op by op:
+//! - a *ragged* batch: the tokens of all sequences are one `[tokens, hidden]` matrix, so the
+//!   linear layers never multiply padding (FewRel sentences of 10-60 tokens padded to a batch's
+//!   longest wasted up to half the compute), and attention runs per sequence;
+//! - every weight matrix packed once ([`super::packed_linear`]); query, key and value in one
+//!   `[hidden, 3 hidden]` product, with the query pre-scaled by `1/sqrt(head size)`;
+//! - attention per head on the fused projection in place (no head split/transpose copies);
+//! - residual + layer norm in one pass over each row; GELU and softmax with the polynomial
+//!   `erf`/`exp` of [`super::activation`].
+//!
+//! Why not burn's ops here: in the browser each op of the CPU backends copies its operands in
+//! and out of tensors, re-packs matrices and dispatches through layers of generic code; on
+//! short sentences that overhead was a third of the time (bench/profile.js).
+
+use super::activation::{gelu_in_place, softmax_in_place};
+use super::packed_linear::{PackedWeights, matmul_packed, matmul_packed_strided, pack};
+use super::{BertModel, EncoderConfig};
+use crate::error::{Result, TkreError};
+use crate::relation_encoder::read_f32;
+
+/// Most tokens (all sequences together) one pass holds in its activation buffers: 2048 tokens
+/// of all-MiniLM-L6-v2 take about 30 MB of scratch (`hidden` + `3 hidden` + `hidden` +
+/// `intermediate` + `hidden` floats per token). A longer sequence runs alone.
+pub const TOKENS_PER_PASS: usize = 2048;
+
+/// A layer norm's scale and shift.
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl Norm {
+    fn from(norm: &burn::nn::LayerNorm) -> Result<Self> {
+        let gamma = read_f32(norm.gamma.val())?;
+        let beta = match &norm.beta {
+            Some(beta) => read_f32(beta.val())?,
+            None => vec![0.0; gamma.len()],
+        };
+        Ok(Self { gamma, beta })
+    }
+
+    /// Layer norm of one row in place (biased variance, as BERT and burn).
+    fn apply(&self, row: &mut [f32], epsilon: f32) {
+        let width = row.len() as f32;
+        let mean = sum(row) / width;
+        let mut squares = [0.0f32; 8];
+        let mut chunks = row.chunks_exact(8);
+        for chunk in &mut chunks {
+            for (s, v) in squares.iter_mut().zip(chunk) {
+                *s += (v - mean) * (v - mean);
+            }
+        }
+        let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+        let variance = (squares.iter().sum::<f32>() + tail) / width;
+        let inverse = 1.0 / (variance + epsilon).sqrt();
+        for ((v, g), b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
+            *v = (*v - mean) * inverse * g + b;
+        }
+    }
+}
+
+/// Sum with eight running partial sums (one accumulator would keep LLVM from vectorising).
+fn sum(values: &[f32]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (s, v) in sums.iter_mut().zip(chunk) {
+            *s += v;
+        }
+    }
+    sums.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+/// One encoder layer's packed weights.
+struct Layer {
+    /// `[hidden, 3 hidden]`: query (pre-scaled), key, value.
+    qkv: PackedWeights,
+    attention_output: PackedWeights,
+    attention_norm: Norm,
+    intermediate: PackedWeights,
+    output: PackedWeights,
+    output_norm: Norm,
+}
+
+/// Scratch memory of one pass, reused from layer to layer.
+#[derive(Default)]
+struct Scratch {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    projected: Vec<f32>,
+    intermediate: Vec<f32>,
+    scores: Vec<f32>,
+    keys: PackedWeights,
+    values: PackedWeights,
+}
+
+/// [`BertModel`]'s weights laid out for [`FusedCpuEncoder::forward`].
+pub struct FusedCpuEncoder {
+    hidden: usize,
+    heads: usize,
+    head_size: usize,
+    epsilon: f32,
+    vocab_size: usize,
+    max_positions: usize,
+    word_embeddings: Vec<f32>,
+    position_embeddings: Vec<f32>,
+    /// Row 0 of the token-type table: every sequence is one segment.
+    token_type: Vec<f32>,
+    embedding_norm: Norm,
+    layers: Vec<Layer>,
+}
+
+impl FusedCpuEncoder {
+    /// Reads and packs `model`'s weights (from any device).
+    pub fn new(model: &BertModel, config: &EncoderConfig) -> Result<Self> {
+        let hidden = config.hidden_size;
+        let head_size = config.head_size();
+        let scale = 1.0 / (head_size as f32).sqrt();
+        let linear = |layer: &burn::nn::Linear| -> Result<(Vec<f32>, Vec<f32>)> {
+            let [_, n] = layer.weight.dims();
+            let weight = read_f32(layer.weight.val())?;
+            let bias = match &layer.bias {
+                Some(b) => read_f32(b.val())?,
+                None => vec![0.0; n],
+            };
+            Ok((weight, bias))
+        };
+        let packed = |layer: &burn::nn::Linear| -> Result<PackedWeights> {
+            let [k, n] = layer.weight.dims();
+            let (weight, bias) = linear(layer)?;
+            Ok(pack(&weight, k, n, Some(&bias)))
+        };
+        let mut layers = Vec::with_capacity(model.encoder.layer.len());
+        for layer in &model.encoder.layer {
+            let attention = &layer.attention.self_attention;
+            let (q, q_bias) = linear(&attention.query)?;
+            let (k, k_bias) = linear(&attention.key)?;
+            let (v, v_bias) = linear(&attention.value)?;
+            // Row r of the fused weight: query row r (scaled), key row r, value row r.
+            let mut qkv = Vec::with_capacity(3 * hidden * hidden);
+            for r in 0..hidden {
+                let row = r * hidden..(r + 1) * hidden;
+                qkv.extend(q[row.clone()].iter().map(|w| w * scale));
+                qkv.extend_from_slice(&k[row.clone()]);
+                qkv.extend_from_slice(&v[row]);
+            }
+            let bias: Vec<f32> = q_bias
+                .iter()
+                .map(|b| b * scale)
+                .chain(k_bias)
+                .chain(v_bias)
+                .collect();
+            layers.push(Layer {
+                qkv: pack(&qkv, hidden, 3 * hidden, Some(&bias)),
+                attention_output: packed(&layer.attention.output.dense)?,
+                attention_norm: Norm::from(&layer.attention.output.layer_norm)?,
+                intermediate: packed(&layer.intermediate.dense)?,
+                output: packed(&layer.output.dense)?,
+                output_norm: Norm::from(&layer.output.layer_norm)?,
+            });
+        }
+        let embeddings = &model.embeddings;
+        let token_types = read_f32(embeddings.token_type_embeddings.weight.val())?;
+        Ok(Self {
+            hidden,
+            heads: config.num_attention_heads,
+            head_size,
+            epsilon: config.layer_norm_eps as f32,
+            vocab_size: embeddings.word_embeddings.weight.dims()[0],
+            max_positions: embeddings.position_embeddings.weight.dims()[0],
+            word_embeddings: read_f32(embeddings.word_embeddings.weight.val())?,
+            position_embeddings: read_f32(embeddings.position_embeddings.weight.val())?,
+            token_type: token_types[..hidden].to_vec(),
+            embedding_norm: Norm::from(&embeddings.layer_norm)?,
+            layers,
+        })
+    }
+
+    /// Last hidden states of `sequences`, without padding: the rows of all sequences one after
+    /// another, `[total tokens, hidden]`.
+    pub fn forward(&self, sequences: &[&[u32]]) -> Result<Vec<f32>> {
+        let h = self.hidden;
+        for (s, ids) in sequences.iter().enumerate() {
+            if ids.len() > self.max_positions {
+                return Err(TkreError::Model(format!(
+                    "sequence {s} has {} tokens; the model's position table holds {}",
+                    ids.len(),
+                    self.max_positions
+                )));
+            }
+            if let Some(id) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {
+                return Err(TkreError::Model(format!(
+                    "sequence {s} has token id {id}, outside the model's vocabulary of {}",
+                    self.vocab_size
+                )));
+            }
+        }
+        let tokens: usize = sequences.iter().map(|ids| ids.len()).sum();
+        let mut hidden = vec![0.0f32; tokens * h];
+        let mut row = 0;
+        for ids in sequences {
+            for (position, &id) in ids.iter().enumerate() {
+                let out = &mut hidden[row * h..][..h];
+                let word = &self.word_embeddings[id as usize * h..][..h];
+                let place = &self.position_embeddings[position * h..][..h];
+                for (((o, w), p), t) in out.iter_mut().zip(word).zip(place).zip(&self.token_type) {
+                    *o = w + p + t;
+                }
+                self.embedding_norm.apply(out, self.epsilon);
+                row += 1;
+            }
+        }
+        let lengths: Vec<usize> = sequences.iter().map(|ids| ids.len()).collect();
+        let mut scratch = Scratch::default();
+        for layer in &self.layers {
+            self.layer_forward(layer, &mut hidden, &lengths, &mut scratch);
+        }
+        Ok(hidden)
+    }
+
+    fn layer_forward(&self, layer: &Layer, hidden: &mut [f32], lengths: &[usize], scratch: &mut Scratch) {
+        let h = self.hidden;
+        let tokens = hidden.len() / h;
+        let Scratch {
+            qkv,
+            context,
+            projected,
+            intermediate,
+            scores,
+            keys,
+            values,
+        } = scratch;
+        resize(qkv, tokens * 3 * h);
+        resize(context, tokens * h);
+        resize(projected, tokens * h);
+        resize(intermediate, tokens * layer.intermediate.n);
+
+        matmul_packed(hidden, tokens, &layer.qkv, qkv);
+        let mut first = 0;
+        for &len in lengths {
+            if len == 0 {
+                continue;
+            }
+            resize(scores, len * len);
+            let rows = &qkv[first * 3 * h..(first + len) * 3 * h];
+            for head in 0..self.heads {
+                let (q, k, v) = (
+                    head * self.head_size,
+                    h + head * self.head_size,
+                    2 * h + head * self.head_size,
+                );
+                // scores = q · kᵀ (the query is pre-scaled), keys packed as a [head, len] matrix.
+                keys.repack(self.head_size, len, None, |d, j| rows[j * 3 * h + k + d]);
+                matmul_packed_strided(&rows[q..], 3 * h, len, keys, scores, len);
+                for row in scores.chunks_exact_mut(len) {
+                    softmax_in_place(row);
+                }
+                // context = weights · v, written into this head's columns.
+                values.repack(len, self.head_size, None, |j, d| rows[j * 3 * h + v + d]);
+                let out = &mut context[first * h + q..];
+                matmul_packed_strided(scores, len, len, values, out, h);
+            }
+            first += len;
+        }
+
+        matmul_packed(context, tokens, &layer.attention_output, projected);
+        add_and_normalize(hidden, projected, &layer.attention_norm, self.epsilon);
+
+        matmul_packed(hidden, tokens, &layer.intermediate, intermediate);
+        gelu_in_place(intermediate);
+        matmul_packed(intermediate, tokens, &layer.output, projected);
+        add_and_normalize(hidden, projected, &layer.output_norm, self.epsilon);
+    }
+}
+
+/// `hidden = layer_norm(hidden + update)`, row by row.
+fn add_and_normalize(hidden: &mut [f32], update: &[f32], norm: &Norm, epsilon: f32) {
+    let width = norm.gamma.len();
+    for (row, add) in hidden.chunks_exact_mut(width).zip(update.chunks_exact(width)) {
+        for (v, a) in row.iter_mut().zip(add) {
+            *v += a;
+        }
+        norm.apply(row, epsilon);
+    }
+}
+
+/// Sets a scratch buffer's length (its values are all overwritten before they are read).
+fn resize(buffer: &mut Vec<f32>, len: usize) {
+    buffer.resize(len, 0.0);
+    buffer.truncate(len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EncoderBatch;
+    use burn::prelude::*;
+
+    #[test]
+    fn fused_forward_equals_burns_padded_forward() {
+        let device = Device::default();
+        let config = EncoderConfig::tiny(50);
+        let model = config.init(&device);
+        let fused = FusedCpuEncoder::new(&model, &config).unwrap();
+        let sequences: Vec<Vec<u32>> = vec![
+            vec![1, 5, 9, 2],
+            vec![1, 7, 3, 3, 8, 11, 40, 2],
+            vec![1, 2],
+            (0..37).map(|i| (i * 13 % 50) as u32).collect(),
+        ];
+        let batch = EncoderBatch::new(&sequences, 0, &device);
+        let seq = batch.attention_mask.dims()[1];
+        let expected = read_f32(model.forward(&batch)).unwrap();
+        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        let got = fused.forward(&refs).unwrap();
+        let h = config.hidden_size;
+        let mut row = 0;
+        let mut worst = 0.0f32;
+        for (s, ids) in sequences.iter().enumerate() {
+            for t in 0..ids.len() {
+                let e = &expected[(s * seq + t) * h..][..h];
+                let g = &got[row * h..][..h];
+                for (a, b) in e.iter().zip(g) {
+                    worst = worst.max((a - b).abs());
+                }
+                row += 1;
+            }
+        }
+        assert_eq!(row * h, got.len());
+        assert!(worst < 1e-4, "fused forward differs by {worst}");
+        // A sequence's states do not depend on what else is in the batch.
+        let alone = fused.forward(&[&sequences[1]]).unwrap();
+        let offset = sequences[0].len() * h;
+        assert_eq!(&got[offset..offset + alone.len()], &alone[..]);
+    }
+
+    #[test]
+    fn bad_sequences_are_errors_not_panics() {
+        let config = EncoderConfig::tiny(50);
+        let model = config.init(&Device::default());
+        let fused = FusedCpuEncoder::new(&model, &config).unwrap();
+        let error = fused.forward(&[&[1, 50, 2]]).unwrap_err().to_string();
+        assert!(error.contains("token id 50"), "{error}");
+        let long = vec![1u32; config.max_position_embeddings + 1];
+        let error = fused.forward(&[&long]).unwrap_err().to_string();
+        assert!(error.contains("position table"), "{error}");
+        assert!(fused.forward(&[]).unwrap().is_empty());
+    }
+}
