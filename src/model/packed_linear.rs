@@ -4,8 +4,10 @@
 //! Why: burn's flex backend multiplies through the gemm crate, which re-packs the weight
 //! matrix on every call (5 of a 36 ms FewRel sentence in the browser, bench/profile.js), and
 //! whose SIMD128 kernel ran at about 25 GFLOP/s. Here the weights are packed once into
-//! 8-column panels, and a 6x8 tile (12 accumulators, 2 weight vectors, 1 broadcast
-//! activation: the 15 vector registers V8 gives wasm on x86-64), unrolled four times over k,
+//! 8-column panels, and a 4x8 tile (8 accumulators, 2 weight vectors, 1 broadcast activation
+//! and 1 product: 12 of the 15 vector registers V8 gives wasm on x86-64; a 6x8 tile needed 16
+//! and spilled, since without fused multiply-add each product takes a register of its own),
+//! unrolled four times over k,
 //! reads the left-hand rows in place, with any row stride (a head's slice of the fused
 //! query/key/value rows). Measured with bench/compare.js against gemm in the same build:
 //! FewRel sentences 24 vs 31-33 ms, 128 tokens 97 vs 108 ms, batches 10-15% faster.
@@ -16,7 +18,7 @@
 /// Columns per packed panel (two 4-lane vectors).
 pub const PANEL: usize = 8;
 /// Rows per tile.
-pub const TILE_ROWS: usize = 6;
+pub const TILE_ROWS: usize = 4;
 
 /// A `[k, n]` right-hand matrix in panels of [`PANEL`] columns, each panel `k` rows of `PANEL`
 /// values (the last zero-filled), plus the bias (zeros if none) padded the same way.
@@ -136,9 +138,7 @@ fn tile_kernel(
         unsafe {
             let (x, panel, bias) = (x.as_ptr(), panel.as_ptr(), bias.as_ptr());
             match rows {
-                6 => simd::tile6(x, stride, k, panel, bias, tile),
-                5 => simd::tile::<5>(x, stride, k, panel, bias, tile),
-                4 => simd::tile::<4>(x, stride, k, panel, bias, tile),
+                4 => simd::tile4(x, stride, k, panel, bias, tile),
                 3 => simd::tile::<3>(x, stride, k, panel, bias, tile),
                 2 => simd::tile::<2>(x, stride, k, panel, bias, tile),
                 _ => simd::tile::<1>(x, stride, k, panel, bias, tile),
@@ -170,10 +170,10 @@ mod simd {
         };
     }
 
-    /// The full tile with every accumulator a named local, so that V8 keeps all 15 values in
+    /// The full tile with every accumulator a named local, so that V8 keeps all 12 values in
     /// registers (the array version of [`tile`] may live on the stack).
     #[inline(always)]
-    pub unsafe fn tile6(
+    pub unsafe fn tile4(
         x: *const f32,
         stride: usize,
         k: usize,
@@ -184,18 +184,9 @@ mod simd {
         unsafe {
             let bias_lo = v128_load(bias as *const v128);
             let bias_hi = v128_load(bias.add(4) as *const v128);
-            let (mut l0, mut l1, mut l2, mut l3, mut l4, mut l5) =
-                (bias_lo, bias_lo, bias_lo, bias_lo, bias_lo, bias_lo);
-            let (mut h0, mut h1, mut h2, mut h3, mut h4, mut h5) =
-                (bias_hi, bias_hi, bias_hi, bias_hi, bias_hi, bias_hi);
-            let (x0, x1, x2, x3, x4, x5) = (
-                x,
-                x.add(stride),
-                x.add(2 * stride),
-                x.add(3 * stride),
-                x.add(4 * stride),
-                x.add(5 * stride),
-            );
+            let (mut l0, mut l1, mut l2, mut l3) = (bias_lo, bias_lo, bias_lo, bias_lo);
+            let (mut h0, mut h1, mut h2, mut h3) = (bias_hi, bias_hi, bias_hi, bias_hi);
+            let (x0, x1, x2, x3) = (x, x.add(stride), x.add(2 * stride), x.add(3 * stride));
             // One step of k: two panel vectors, one broadcast activation per row. Unrolled by
             // four (k is a multiple of 4 in every BERT layer and a head's width) so that the loads use constant
             // offsets and the loop's own bookkeeping runs a quarter as often.
@@ -214,8 +205,6 @@ mod simd {
                     row!(x1, l1, h1);
                     row!(x2, l2, h2);
                     row!(x3, l3, h3);
-                    row!(x4, l4, h4);
-                    row!(x5, l5, h5);
                 };
             }
             let mut kk = 0;
@@ -231,10 +220,7 @@ mod simd {
                 step!(panel.add(kk * PANEL), kk);
                 kk += 1;
             }
-            for (r, (l, h)) in [(l0, h0), (l1, h1), (l2, h2), (l3, h3), (l4, h4), (l5, h5)]
-                .into_iter()
-                .enumerate()
-            {
+            for (r, (l, h)) in [(l0, h0), (l1, h1), (l2, h2), (l3, h3)].into_iter().enumerate() {
                 v128_store(tile[r].as_mut_ptr() as *mut v128, l);
                 v128_store(tile[r].as_mut_ptr().add(4) as *mut v128, h);
             }
