@@ -130,7 +130,9 @@ fn tile_kernel(
     bias: &[f32],
     tile: &mut [[f32; PANEL]; TILE_ROWS],
 ) {
-    assert!(rows >= 1 && rows <= TILE_ROWS && x.len() >= (rows - 1) * stride + k && panel.len() == k * PANEL);
+    assert!(
+        (1..=TILE_ROWS).contains(&rows) && x.len() >= (rows - 1) * stride + k && panel.len() == k * PANEL
+    );
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
         // SAFETY: the assert above bounds every read: row r < rows reads x[r * stride + kk] for
