@@ -1,6 +1,8 @@
 //! A loaded checkpoint (encoder + tokenizer) that turns sentences and relation instances into
 //! vectors. The CLI, the evaluation, the browser package and the tests all go through this.
 
+use std::ops::Range;
+
 use burn::prelude::*;
 
 use crate::error::{Result, TkreError};
@@ -64,6 +66,24 @@ impl PoolingPlan {
             groups.push(current);
         }
         groups
+    }
+
+    /// Consecutive runs of sequences of at most [`TOKENS_PER_PASS`] tokens together (a longer
+    /// sequence runs alone): the passes of a fused, ragged forward pass.
+    pub fn ragged_passes(&self) -> Vec<Range<usize>> {
+        let mut passes = Vec::new();
+        let mut start = 0;
+        while start < self.ids.len() {
+            let mut end = start + 1;
+            let mut tokens = self.ids[start].len();
+            while end < self.ids.len() && tokens + self.ids[end].len() <= TOKENS_PER_PASS {
+                tokens += self.ids[end].len();
+                end += 1;
+            }
+            passes.push(start..end);
+            start = end;
+        }
+        passes
     }
 
     /// The plan of the sequences at `indices`, in that order.
@@ -241,41 +261,45 @@ impl RelationEncoder {
     }
 
     fn pool_with(&self, fused: &FusedCpuEncoder, plan: &PoolingPlan) -> Result<Vec<f32>> {
-        let h = self.config.hidden_size;
-        let count = plan.ids.len();
-        let mut out = vec![0.0f32; count * plan.parts * h];
-        let mut start = 0;
-        while start < count {
-            let mut end = start + 1;
-            let mut tokens = plan.ids[start].len();
-            while end < count && tokens + plan.ids[end].len() <= TOKENS_PER_PASS {
-                tokens += plan.ids[end].len();
-                end += 1;
-            }
-            let sequences: Vec<&[u32]> = plan.ids[start..end].iter().map(Vec::as_slice).collect();
+        let mut out = vec![0.0f32; plan.ids.len() * plan.parts * self.config.hidden_size];
+        for pass in plan.ragged_passes() {
+            let sequences: Vec<&[u32]> = plan.ids[pass.clone()].iter().map(Vec::as_slice).collect();
             let hidden = fused.forward(&sequences)?;
-            let mut first_row = 0;
-            for s in start..end {
-                let len = plan.ids[s].len();
-                for (p, positions) in plan.weights[s].iter().enumerate() {
-                    let pooled = &mut out[(s * plan.parts + p) * h..][..h];
-                    for &(position, weight) in positions {
-                        if position >= len {
-                            return Err(TkreError::Model(format!(
-                                "pooling position {position} is outside sequence {s} of {len} tokens"
-                            )));
-                        }
-                        let state = &hidden[(first_row + position) * h..][..h];
-                        for (o, v) in pooled.iter_mut().zip(state) {
-                            *o += weight * v;
-                        }
-                    }
-                }
-                first_row += len;
-            }
-            start = end;
+            self.pool_pass(plan, pass, &hidden, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Pools the hidden states of one ragged pass (`hidden`: the rows of sequences `pass` one
+    /// after another) into `out` (`[sequences, parts, hidden]` for the whole plan).
+    pub fn pool_pass(
+        &self,
+        plan: &PoolingPlan,
+        pass: Range<usize>,
+        hidden: &[f32],
+        out: &mut [f32],
+    ) -> Result<()> {
+        let h = self.config.hidden_size;
+        let mut first_row = 0;
+        for s in pass {
+            let len = plan.ids[s].len();
+            for (p, positions) in plan.weights[s].iter().enumerate() {
+                let pooled = &mut out[(s * plan.parts + p) * h..][..h];
+                for &(position, weight) in positions {
+                    if position >= len {
+                        return Err(TkreError::Model(format!(
+                            "pooling position {position} is outside sequence {s} of {len} tokens"
+                        )));
+                    }
+                    let state = &hidden[(first_row + position) * h..][..h];
+                    for (o, v) in pooled.iter_mut().zip(state) {
+                        *o += weight * v;
+                    }
+                }
+            }
+            first_row += len;
+        }
+        Ok(())
     }
 
     /// Splits pooled `[batch, parts, hidden]` values into one vector per sequence, each part

@@ -20,8 +20,8 @@ export function initWasm(wasmUrl) {
  */
 export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl, maxLength } = {}) {
   if (!modelUrl) throw new Error('createExtractor: give modelUrl, the URL of a model directory with manifest.json');
-  if (!['auto', 'webgpu', 'cpu', 'ndarray'].includes(backend)) {
-    throw new Error(`createExtractor: unknown backend "${backend}"; use "auto", "webgpu" or "cpu" ("ndarray": burn's ndarray CPU backend, for comparison)`);
+  if (!['auto', 'webgpu', 'cpu', 'ndarray', 'burn-webgpu'].includes(backend)) {
+    throw new Error(`createExtractor: unknown backend "${backend}"; use "auto", "webgpu" or "cpu" ("ndarray" and "burn-webgpu": burn's own ops, for comparison)`);
   }
   const started = performance.now();
   await initWasm(wasmUrl);
@@ -33,7 +33,7 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
   };
   const { value: inner, devices } = await withDeviceCapture(() => create(backend));
   const loadInfo = { fromCache, loadMs: performance.now() - started };
-  const gpu = inner.backend === 'webgpu' ? { devices, createCpu: () => create('cpu'), onBackendChange } : null;
+  const gpu = ['webgpu', 'burn-webgpu'].includes(inner.backend) ? { devices, createCpu: () => create('cpu'), onBackendChange } : null;
   return new RelationExtractor(inner, manifest, loadInfo, gpu);
 }
 

@@ -35,9 +35,9 @@ export interface LoadOptions {
   /** URL of a model directory with manifest.json, config.json, model.safetensors, tokenizer.json. */
   modelUrl: string;
   /** "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". Default "auto".
-   *  The CPU backend is burn's flex (wasm SIMD128); "ndarray" selects burn's ndarray CPU
-   *  backend instead (kept for comparison). */
-  backend?: 'auto' | 'webgpu' | 'cpu' | 'ndarray';
+   *  Both run a forward pass fused for BERT (WGSL kernels on WebGPU, wasm SIMD128 on the CPU);
+   *  "ndarray" and "burn-webgpu" run burn's own ops instead (kept for comparison). */
+  backend?: 'auto' | 'webgpu' | 'cpu' | 'ndarray' | 'burn-webgpu';
   onProgress?: (progress: LoadProgress) => void;
   /** Called when the extractor changes backend by itself: its WebGPU device was lost and it
    *  moved to the CPU (with the same support set). `backend`/`backendReason` say so too. */
@@ -82,7 +82,7 @@ export interface RelationExtractor {
 
 /** The methods above (declaration merging) plus what the loaded model reports. */
 export class RelationExtractor {
-  readonly backend: 'webgpu' | 'cpu' | 'ndarray';
+  readonly backend: 'webgpu' | 'cpu' | 'ndarray' | 'burn-webgpu';
   readonly backendReason: string;
   readonly manifest: ModelManifest;
   readonly loadInfo: { fromCache: boolean; loadMs: number };

@@ -18,7 +18,7 @@
 
 use super::activation::{gelu_in_place, softmax_in_place};
 use super::packed_linear::{PackedWeights, matmul_packed, matmul_packed_strided, pack};
-use super::{BertModel, EncoderConfig};
+use super::{BertModel, EncoderConfig, EncoderLayer};
 use crate::error::{Result, TkreError};
 use crate::relation_encoder::read_f32;
 
@@ -34,15 +34,6 @@ struct Norm {
 }
 
 impl Norm {
-    fn from(norm: &burn::nn::LayerNorm) -> Result<Self> {
-        let gamma = read_f32(norm.gamma.val())?;
-        let beta = match &norm.beta {
-            Some(beta) => read_f32(beta.val())?,
-            None => vec![0.0; gamma.len()],
-        };
-        Ok(Self { gamma, beta })
-    }
-
     /// Layer norm of one row in place (biased variance, as BERT and burn).
     fn apply(&self, row: &mut [f32], epsilon: f32) {
         let width = row.len() as f32;
@@ -114,53 +105,113 @@ pub struct FusedCpuEncoder {
     layers: Vec<Layer>,
 }
 
+/// One encoder layer's weights as plain row-major `f32` (`[in, out]` matrices), read from the
+/// burn module: what both fused passes (this one and the WebGPU one) lay out for themselves.
+pub(crate) struct LayerWeights {
+    /// `[hidden, 3 hidden]`: row r is query row r (pre-scaled by `1/sqrt(head size)`), key row
+    /// r, value row r; the bias likewise.
+    pub qkv: (Vec<f32>, Vec<f32>),
+    pub attention_output: (Vec<f32>, Vec<f32>),
+    /// `(gamma, beta)`.
+    pub attention_norm: (Vec<f32>, Vec<f32>),
+    pub intermediate: (Vec<f32>, Vec<f32>),
+    pub output: (Vec<f32>, Vec<f32>),
+    pub output_norm: (Vec<f32>, Vec<f32>),
+}
+
+/// A linear layer's `([in, out] weight, bias)` (a zero bias when it has none).
+fn linear_weights(layer: &burn::nn::Linear) -> Result<(Vec<f32>, Vec<f32>)> {
+    let [_, n] = layer.weight.dims();
+    let weight = read_f32(layer.weight.val())?;
+    let bias = match &layer.bias {
+        Some(b) => read_f32(b.val())?,
+        None => vec![0.0; n],
+    };
+    Ok((weight, bias))
+}
+
+/// A layer norm's `(gamma, beta)`.
+pub(crate) fn norm_weights(norm: &burn::nn::LayerNorm) -> Result<(Vec<f32>, Vec<f32>)> {
+    let gamma = read_f32(norm.gamma.val())?;
+    let beta = match &norm.beta {
+        Some(beta) => read_f32(beta.val())?,
+        None => vec![0.0; gamma.len()],
+    };
+    Ok((gamma, beta))
+}
+
+pub(crate) fn layer_weights(layer: &EncoderLayer, config: &EncoderConfig) -> Result<LayerWeights> {
+    let hidden = config.hidden_size;
+    let scale = 1.0 / (config.head_size() as f32).sqrt();
+    let attention = &layer.attention.self_attention;
+    let (q, q_bias) = linear_weights(&attention.query)?;
+    let (k, k_bias) = linear_weights(&attention.key)?;
+    let (v, v_bias) = linear_weights(&attention.value)?;
+    let mut qkv = Vec::with_capacity(3 * hidden * hidden);
+    for r in 0..hidden {
+        let row = r * hidden..(r + 1) * hidden;
+        qkv.extend(q[row.clone()].iter().map(|w| w * scale));
+        qkv.extend_from_slice(&k[row.clone()]);
+        qkv.extend_from_slice(&v[row]);
+    }
+    let bias = q_bias
+        .iter()
+        .map(|b| b * scale)
+        .chain(k_bias)
+        .chain(v_bias)
+        .collect();
+    Ok(LayerWeights {
+        qkv: (qkv, bias),
+        attention_output: linear_weights(&layer.attention.output.dense)?,
+        attention_norm: norm_weights(&layer.attention.output.layer_norm)?,
+        intermediate: linear_weights(&layer.intermediate.dense)?,
+        output: linear_weights(&layer.output.dense)?,
+        output_norm: norm_weights(&layer.output.layer_norm)?,
+    })
+}
+
+/// Rejects what the position table or vocabulary cannot hold, with the sequence named.
+pub(crate) fn check_sequences(sequences: &[&[u32]], vocab_size: usize, max_positions: usize) -> Result<()> {
+    for (s, ids) in sequences.iter().enumerate() {
+        if ids.len() > max_positions {
+            return Err(TkreError::Model(format!(
+                "sequence {s} has {} tokens; the model's position table holds {max_positions}",
+                ids.len()
+            )));
+        }
+        if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab_size) {
+            return Err(TkreError::Model(format!(
+                "sequence {s} has token id {id}, outside the model's vocabulary of {vocab_size}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Norm {
+    fn new((gamma, beta): (Vec<f32>, Vec<f32>)) -> Self {
+        Self { gamma, beta }
+    }
+}
+
 impl FusedCpuEncoder {
     /// Reads and packs `model`'s weights (from any device).
     pub fn new(model: &BertModel, config: &EncoderConfig) -> Result<Self> {
         let hidden = config.hidden_size;
-        let head_size = config.head_size();
-        let scale = 1.0 / (head_size as f32).sqrt();
-        let linear = |layer: &burn::nn::Linear| -> Result<(Vec<f32>, Vec<f32>)> {
-            let [_, n] = layer.weight.dims();
-            let weight = read_f32(layer.weight.val())?;
-            let bias = match &layer.bias {
-                Some(b) => read_f32(b.val())?,
-                None => vec![0.0; n],
-            };
-            Ok((weight, bias))
-        };
-        let packed = |layer: &burn::nn::Linear| -> Result<PackedWeights> {
-            let [k, n] = layer.weight.dims();
-            let (weight, bias) = linear(layer)?;
-            Ok(pack(&weight, k, n, Some(&bias)))
+        let packed = |(weight, bias): (Vec<f32>, Vec<f32>)| {
+            let n = bias.len();
+            pack(&weight, weight.len() / n, n, Some(&bias))
         };
         let mut layers = Vec::with_capacity(model.encoder.layer.len());
         for layer in &model.encoder.layer {
-            let attention = &layer.attention.self_attention;
-            let (q, q_bias) = linear(&attention.query)?;
-            let (k, k_bias) = linear(&attention.key)?;
-            let (v, v_bias) = linear(&attention.value)?;
-            // Row r of the fused weight: query row r (scaled), key row r, value row r.
-            let mut qkv = Vec::with_capacity(3 * hidden * hidden);
-            for r in 0..hidden {
-                let row = r * hidden..(r + 1) * hidden;
-                qkv.extend(q[row.clone()].iter().map(|w| w * scale));
-                qkv.extend_from_slice(&k[row.clone()]);
-                qkv.extend_from_slice(&v[row]);
-            }
-            let bias: Vec<f32> = q_bias
-                .iter()
-                .map(|b| b * scale)
-                .chain(k_bias)
-                .chain(v_bias)
-                .collect();
+            let w = layer_weights(layer, config)?;
             layers.push(Layer {
-                qkv: pack(&qkv, hidden, 3 * hidden, Some(&bias)),
-                attention_output: packed(&layer.attention.output.dense)?,
-                attention_norm: Norm::from(&layer.attention.output.layer_norm)?,
-                intermediate: packed(&layer.intermediate.dense)?,
-                output: packed(&layer.output.dense)?,
-                output_norm: Norm::from(&layer.output.layer_norm)?,
+                qkv: packed(w.qkv),
+                attention_output: packed(w.attention_output),
+                attention_norm: Norm::new(w.attention_norm),
+                intermediate: packed(w.intermediate),
+                output: packed(w.output),
+                output_norm: Norm::new(w.output_norm),
             });
         }
         let embeddings = &model.embeddings;
@@ -168,14 +219,14 @@ impl FusedCpuEncoder {
         Ok(Self {
             hidden,
             heads: config.num_attention_heads,
-            head_size,
+            head_size: config.head_size(),
             epsilon: config.layer_norm_eps as f32,
             vocab_size: embeddings.word_embeddings.weight.dims()[0],
             max_positions: embeddings.position_embeddings.weight.dims()[0],
             word_embeddings: read_f32(embeddings.word_embeddings.weight.val())?,
             position_embeddings: read_f32(embeddings.position_embeddings.weight.val())?,
             token_type: token_types[..hidden].to_vec(),
-            embedding_norm: Norm::from(&embeddings.layer_norm)?,
+            embedding_norm: Norm::new(norm_weights(&embeddings.layer_norm)?),
             layers,
         })
     }
@@ -184,21 +235,7 @@ impl FusedCpuEncoder {
     /// another, `[total tokens, hidden]`.
     pub fn forward(&self, sequences: &[&[u32]]) -> Result<Vec<f32>> {
         let h = self.hidden;
-        for (s, ids) in sequences.iter().enumerate() {
-            if ids.len() > self.max_positions {
-                return Err(TkreError::Model(format!(
-                    "sequence {s} has {} tokens; the model's position table holds {}",
-                    ids.len(),
-                    self.max_positions
-                )));
-            }
-            if let Some(id) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {
-                return Err(TkreError::Model(format!(
-                    "sequence {s} has token id {id}, outside the model's vocabulary of {}",
-                    self.vocab_size
-                )));
-            }
-        }
+        check_sequences(sequences, self.vocab_size, self.max_positions)?;
         let tokens: usize = sequences.iter().map(|ids| ids.len()).sum();
         let mut hidden = vec![0.0f32; tokens * h];
         let mut row = 0;

@@ -8,6 +8,8 @@ mod config;
 mod embeddings;
 mod encoder;
 pub mod fused_cpu;
+#[cfg(target_family = "wasm")]
+pub mod fused_gpu;
 mod layer;
 pub mod loader;
 mod mlm_head;

@@ -2,12 +2,26 @@
 
 use burn::tensor::Device;
 
+/// How the encoder runs on the chosen device.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Compute {
+    /// The fused one-thread CPU forward pass (crate::model::fused_cpu).
+    FusedCpu,
+    /// The fused WebGPU forward pass (crate::model::fused_gpu); its device is requested once
+    /// the model is loaded, and `auto` falls back to the CPU if that fails.
+    FusedWebGpu,
+    /// burn's own ops on `device` (ndarray, or burn's WebGPU backend): kept to measure against.
+    Burn,
+}
+
 /// The device that was chosen and why.
 pub struct ChosenBackend {
+    /// Where burn holds the weights.
     pub device: Device,
-    /// `"webgpu"` or `"cpu"`.
+    /// `"webgpu"`, `"cpu"`, `"ndarray"` or `"burn-webgpu"`.
     pub name: &'static str,
     pub reason: String,
+    pub compute: Compute,
 }
 
 /// The CPU: the extractor runs the fused forward pass (crate::model::fused_cpu) on it; burn's
@@ -17,6 +31,7 @@ fn cpu(reason: String) -> ChosenBackend {
         device: Device::flex(),
         name: "cpu",
         reason,
+        compute: Compute::FusedCpu,
     }
 }
 
@@ -29,7 +44,21 @@ fn has_webgpu() -> bool {
     js_sys::Reflect::get(&navigator, &"gpu".into()).is_ok_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
 }
 
-async fn webgpu() -> Result<ChosenBackend, String> {
+/// The fused WebGPU pass: burn keeps its copy of the weights on the CPU (flex), from which
+/// the pass uploads its own.
+fn webgpu() -> Result<ChosenBackend, String> {
+    if !has_webgpu() {
+        return Err("this browser exposes no WebGPU (navigator.gpu is missing)".into());
+    }
+    Ok(ChosenBackend {
+        device: Device::flex(),
+        name: "webgpu",
+        reason: "a WebGPU adapter is available".into(),
+        compute: Compute::FusedWebGpu,
+    })
+}
+
+async fn burn_webgpu() -> Result<ChosenBackend, String> {
     if !has_webgpu() {
         return Err("this browser exposes no WebGPU (navigator.gpu is missing)".into());
     }
@@ -38,15 +67,16 @@ async fn webgpu() -> Result<ChosenBackend, String> {
     match Device::wgpu_options().init_async().await {
         Ok(device) => Ok(ChosenBackend {
             device,
-            name: "webgpu",
-            reason: "a WebGPU adapter is available".into(),
+            name: "burn-webgpu",
+            reason: "burn's WebGPU backend requested".into(),
+            compute: Compute::Burn,
         }),
         Err(e) => Err(format!("WebGPU initialisation failed: {e}")),
     }
 }
 
-/// `"auto"`, `"webgpu"`, `"cpu"` (burn's flex) or `"ndarray"` (burn's ndarray CPU backend,
-/// offered to measure it against flex in the browser).
+/// `"auto"`, `"webgpu"`, `"cpu"`, or, to measure against, burn's own ops: `"ndarray"` (burn's
+/// ndarray CPU backend) and `"burn-webgpu"` (burn's WebGPU backend).
 pub async fn choose(requested: &str) -> Result<ChosenBackend, String> {
     match requested {
         "cpu" => Ok(cpu("CPU requested".into())),
@@ -55,14 +85,16 @@ pub async fn choose(requested: &str) -> Result<ChosenBackend, String> {
             device: Device::ndarray(),
             name: "ndarray",
             reason: "ndarray CPU backend requested".into(),
+            compute: Compute::Burn,
         }),
-        "webgpu" => webgpu().await,
-        "auto" => match webgpu().await {
+        "webgpu" => webgpu(),
+        "burn-webgpu" => burn_webgpu().await,
+        "auto" => match webgpu() {
             Ok(chosen) => Ok(chosen),
             Err(why) => Ok(cpu(format!("fell back to CPU: {why}"))),
         },
         other => Err(format!(
-            "unknown backend {other:?}; use \"auto\", \"webgpu\", \"cpu\" or \"ndarray\""
+            "unknown backend {other:?}; use \"auto\", \"webgpu\" or \"cpu\" (\"ndarray\" and \"burn-webgpu\": burn's own ops, for comparison)"
         )),
     }
 }

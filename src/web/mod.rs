@@ -7,6 +7,8 @@
 
 mod backend;
 
+use backend::Compute;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -16,6 +18,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::TkreError;
 use crate::fewshot::{ExampleInput, PrototypeClassifier, RelationExamples, SupportSet};
+use crate::model::fused_gpu::FusedGpuEncoder;
 use crate::relation_encoder::{ModelFiles, PoolingPlan, RelationEncoder};
 use crate::text::RelationInstance;
 
@@ -50,6 +53,9 @@ struct StoredRelation {
 
 struct State {
     encoder: RelationEncoder,
+    /// The fused WebGPU forward pass, on the `webgpu` backend (shared so that no borrow of the
+    /// state is held while a pass runs on the GPU).
+    gpu: Option<Rc<FusedGpuEncoder>>,
     relations: Vec<StoredRelation>,
     none_threshold: Option<f32>,
 }
@@ -83,6 +89,21 @@ const MAX_BATCH: usize = 64;
 async fn encode(state: &Rc<RefCell<State>>, plan: PoolingPlan) -> Result<Vec<Vec<f32>>, JsValue> {
     if plan.ids.is_empty() {
         return Ok(Vec::new());
+    }
+    let gpu = state.borrow().gpu.clone();
+    if let Some(gpu) = gpu {
+        let width = plan.parts * state.borrow().encoder.config.hidden_size;
+        let mut pooled = vec![0.0f32; plan.ids.len() * width];
+        for pass in plan.ragged_passes() {
+            let sequences: Vec<&[u32]> = plan.ids[pass.clone()].iter().map(Vec::as_slice).collect();
+            let hidden = gpu.forward(&sequences).await.map_err(js_error)?;
+            state
+                .borrow()
+                .encoder
+                .pool_pass(&plan, pass, &hidden, &mut pooled)
+                .map_err(js_error)?;
+        }
+        return Ok(state.borrow().encoder.finish(&plan, pooled));
     }
     if let Some(values) = state.borrow().encoder.pooled_fused(&plan) {
         return Ok(state.borrow().encoder.finish(&plan, values.map_err(js_error)?));
@@ -180,17 +201,35 @@ impl Extractor {
             tokenizer_json,
         };
         let mut encoder = RelationEncoder::from_files(files, chosen.device).map_err(js_error)?;
-        if chosen.name == "cpu" {
-            encoder.use_fused_cpu().map_err(js_error)?;
+        let (mut name, mut reason) = (chosen.name, chosen.reason);
+        let mut gpu = None;
+        match chosen.compute {
+            Compute::FusedCpu => encoder.use_fused_cpu().map_err(js_error)?,
+            Compute::FusedWebGpu => match FusedGpuEncoder::new(&encoder.model, &encoder.config).await {
+                Ok(fused) => {
+                    if !fused.adapter().is_empty() {
+                        reason = format!("{reason} ({})", fused.adapter());
+                    }
+                    gpu = Some(Rc::new(fused));
+                }
+                Err(e) if backend == "auto" => {
+                    encoder.use_fused_cpu().map_err(js_error)?;
+                    name = "cpu";
+                    reason = format!("fell back to CPU: {e}");
+                }
+                Err(e) => return Err(js_error(e)),
+            },
+            Compute::Burn => {}
         }
         Ok(Extractor {
             state: Rc::new(RefCell::new(State {
                 encoder,
+                gpu,
                 relations: Vec::new(),
                 none_threshold: None,
             })),
-            backend: chosen.name.to_string(),
-            backend_reason: chosen.reason,
+            backend: name.to_string(),
+            backend_reason: reason,
         })
     }
 

@@ -95,29 +95,39 @@ test('screenshot of the demo after a classification (phone and desktop)', async 
   }
 });
 
-test('sentence embeddings in the browser equal native tkre embed', async () => {
-  const texts = ['The quick brown fox jumps over the lazy dog.', 'Marie Curie was born in Warsaw.', 'ok'];
-  const page = await browser.newPage();
-  await page.goto(`${server.url}?backend=cpu`);
-  await page.evaluate(() => window.tkreDemo.ready);
-  const browserVectors = await page.evaluate(async (texts) => {
-    const m = await import('/pkg/src/index.js');
-    const x = await m.createExtractor({ modelUrl: '/models/default/', backend: 'cpu' });
-    const many = await x.embed(texts);
-    const one = await x.embed(texts[0]);
-    await x.dispose();
-    return { many, one };
-  }, texts);
-  const native = nativeEmbed(texts);
-  assert.equal(browserVectors.many.length, texts.length);
-  for (const [i, vector] of browserVectors.many.entries()) {
-    assert.equal(vector.length, native[i].length);
-    const worst = Math.max(...vector.map((v, j) => Math.abs(v - native[i][j])));
-    assert.ok(worst < 1e-4, `${texts[i]}: largest difference ${worst}`);
-  }
-  assert.deepEqual(browserVectors.one, browserVectors.many[0]);
-  await page.close();
-});
+// Both backends run a fused forward pass of their own (src/model/fused_cpu.rs and
+// fused_gpu.rs): a ragged batch of short and long sentences checks each against the native
+// burn forward pass, sentence by sentence.
+for (const backend of ['cpu', 'webgpu']) {
+  test(`sentence embeddings in the browser equal native tkre embed (${backend})`, async () => {
+    const long = Array.from({ length: 12 }, (_, i) => `Clause ${i} says that the river Vltava flows through Prague in Bohemia.`).join(' ');
+    const texts = ['The quick brown fox jumps over the lazy dog.', 'Marie Curie was born in Warsaw.', 'ok', long];
+    const page = await browser.newPage();
+    await page.goto(`${server.url}?backend=${backend}`);
+    await page.evaluate(() => window.tkreDemo.ready);
+    const browserVectors = await page.evaluate(async ({ texts, backend }) => {
+      const m = await import('/pkg/src/index.js');
+      const x = await m.createExtractor({ modelUrl: '/models/default/', backend });
+      const many = await x.embed(texts);
+      const one = await x.embed(texts[0]);
+      const used = x.backend;
+      await x.dispose();
+      return { many, one, used };
+    }, { texts, backend });
+    assert.equal(browserVectors.used, backend);
+    const native = nativeEmbed(texts);
+    assert.equal(browserVectors.many.length, texts.length);
+    for (const [i, vector] of browserVectors.many.entries()) {
+      assert.equal(vector.length, native[i].length);
+      const worst = Math.max(...vector.map((v, j) => Math.abs(v - native[i][j])));
+      assert.ok(worst < 1e-4, `${backend}, ${texts[i].slice(0, 40)}: largest difference ${worst}`);
+    }
+    // A sentence's vector does not depend on the others in its batch.
+    const alone = Math.max(...browserVectors.one.map((v, j) => Math.abs(v - browserVectors.many[0][j])));
+    assert.ok(alone < 1e-6, `${backend}: alone vs in a batch differs by ${alone}`);
+    await page.close();
+  });
+}
 
 test('a worker whose module dies recovers on the CPU with the same support set', async () => {
   const page = await browser.newPage();
