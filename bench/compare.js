@@ -166,7 +166,10 @@ async function sentencesOfLength(browser, url, tokens, count, words) {
       for (let i = 0; texts.length < count; i++) {
         let n = tokens; // words; grows/shrinks to the exact token count
         const pick = (k) => words.slice(i * 7 % words.length).concat(words).slice(0, k).join(' ');
-        while (length(pick(n)) < tokens) n += 8;
+        while (length(pick(n)) < tokens) {
+          n += 8;
+          if (n > 2 * words.length) throw new Error(`${words.length} words cannot make ${tokens} tokens`);
+        }
         while (length(pick(n)) > tokens) n -= 1;
         if (length(pick(n)) === tokens) texts.push(pick(n));
       }
@@ -178,7 +181,8 @@ async function sentencesOfLength(browser, url, tokens, count, words) {
   return out;
 }
 
-const count = QUERIES + 1 + Math.max(...BATCHES);
+// At least the 8 check sentences; TKRE_COMPARE_BATCHES= (empty) measures batch 1 only.
+const count = Math.max(8, QUERIES + 1 + Math.max(0, ...BATCHES));
 const fewrel = fewrelSentences(count, { marked: false });
 const check = fewrel.slice(0, 8);
 process.env.TKRE_WEB_MODELS = WEB_MODELS;
@@ -187,7 +191,8 @@ const server = await startServer();
 const browser = await launchBrowser();
 const rows = [];
 try {
-  const words = fewrel.join(' ').split(' ');
+  // A pool of words long enough for 512 tokens whatever the number of sentences measured.
+  const words = fewrelSentences(Math.max(count, 64), { marked: false }).join(' ').split(' ');
   const texts = {};
   for (const length of LENGTHS) {
     texts[length] = length === 'fewrel' ? fewrel : await sentencesOfLength(browser, server.url, Number(length), count, words);
