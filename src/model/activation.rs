@@ -61,19 +61,22 @@ fn portable_softmax_in_place(row: &mut [f32]) {
     for v in row.iter_mut() {
         *v = exp(*v - max);
     }
-    // Eight running sums: a single float accumulator would keep LLVM from vectorising.
+    let inverse = 1.0 / sum(row);
+    for v in row.iter_mut() {
+        *v *= inverse;
+    }
+}
+
+/// Sum with eight running partial sums (one float accumulator would keep LLVM from vectorising).
+pub(crate) fn sum(values: &[f32]) -> f32 {
     let mut sums = [0.0f32; 8];
-    let mut chunks = row.chunks_exact(8);
+    let mut chunks = values.chunks_exact(8);
     for chunk in &mut chunks {
         for (s, v) in sums.iter_mut().zip(chunk) {
             *s += v;
         }
     }
-    let sum: f32 = sums.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
-    let inverse = 1.0 / sum;
-    for v in row.iter_mut() {
-        *v *= inverse;
-    }
+    sums.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
 /// e^x in single precision, branch-free so that loops over it vectorise: Cephes' `expf`

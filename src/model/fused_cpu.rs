@@ -16,7 +16,7 @@
 //! and out of tensors, re-packs matrices and dispatches through layers of generic code; on
 //! short sentences that overhead was a third of the time (bench/profile.js).
 
-use super::activation::{gelu_in_place, softmax_in_place};
+use super::activation::{gelu_in_place, softmax_in_place, sum};
 use super::packed_linear::{PackedWeights, matmul_packed, matmul_packed_strided, pack};
 use super::{BertModel, EncoderConfig, EncoderLayer};
 use crate::error::{Result, TkreError};
@@ -52,18 +52,6 @@ impl Norm {
             *v = (*v - mean) * inverse * g + b;
         }
     }
-}
-
-/// Sum with eight running partial sums (one accumulator would keep LLVM from vectorising).
-fn sum(values: &[f32]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let mut chunks = values.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (s, v) in sums.iter_mut().zip(chunk) {
-            *s += v;
-        }
-    }
-    sums.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
 /// One encoder layer's packed weights.
