@@ -3,19 +3,19 @@
 //!
 //! The same plan as [`super::fused_cpu`] (and the same weights, read from the burn module once):
 //! a ragged batch without padding, query/key/value in one product with the query pre-scaled,
-//! residual adds folded into the products. Seven dispatches per layer, 43 for all-MiniLM-L6-v2,
+//! residual adds folded into the products. Seven dispatches per layer, 44 for all-MiniLM-L6-v2,
 //! one command buffer and one read-back per pass, with four small WGSL kernels
 //! (`shaders/*.wgsl`):
 //! - `linear`: `x · W + b` with GELU or a residual add in the same kernel, each invocation a
 //!   4x4 tile in registers;
 //! - `attention`: one invocation per (token, head) over its own sequence's keys, softmax
 //!   computed online (running maximum and sum), so no score matrix is stored;
-//! - `layer_norm` and `embed` (gather + layer norm), one invocation per row.
+//! - `embed` (word row + position row) and `layer_norm`, one invocation per row.
 //!
 //! Why not burn's WebGPU backend: measured with GPU timestamps on Chromium's SwiftShader adapter
 //! (`bench/gpu-profile.js`), 98% of a FewRel query's 9 s went to burn/cubecl's general matmul
 //! kernel (124 ms for a 30 x 384 x 384 product, 0.07 GFLOP/s); the tile kernel here does it in
-//! about 12 ms. burn's backend also issued 336 dispatches per query where this issues 43.
+//! about 12 ms. burn's backend also issued 336 dispatches per query where this issues 44.
 
 use std::borrow::Cow;
 
@@ -43,12 +43,10 @@ enum Epilogue {
     Residual = 2,
 }
 
-/// A weight matrix and its bias on the GPU.
+/// A weight matrix and its bias on the GPU (its shape follows from which layer it is).
 struct GpuLinear {
     weight: wgpu::Buffer,
     bias: wgpu::Buffer,
-    inputs: usize,
-    outputs: usize,
 }
 
 struct GpuLayer {
@@ -90,14 +88,6 @@ pub struct FusedGpuEncoder {
 
 fn gpu_error(what: &str, e: impl std::fmt::Display) -> TkreError {
     TkreError::Model(format!("WebGPU: {what}: {e}"))
-}
-
-fn as_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn words_as_bytes(values: &[u32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 impl FusedGpuEncoder {
@@ -163,13 +153,11 @@ impl FusedGpuEncoder {
         let storage = |label: &str, values: &[f32]| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
-                contents: &as_bytes(values),
+                contents: bytemuck::cast_slice(values),
                 usage: wgpu::BufferUsages::STORAGE,
             })
         };
         let linear = |label: &str, (weight, bias): (Vec<f32>, Vec<f32>)| GpuLinear {
-            inputs: weight.len() / bias.len(),
-            outputs: bias.len(),
             weight: storage(label, &weight),
             bias: storage(label, &bias),
         };
@@ -235,7 +223,7 @@ impl FusedGpuEncoder {
     fn uniform(&self, values: [u32; 4]) -> wgpu::Buffer {
         self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
-            contents: &words_as_bytes(&values),
+            contents: bytemuck::cast_slice(&values),
             usage: wgpu::BufferUsages::UNIFORM,
         })
     }
@@ -291,7 +279,7 @@ impl FusedGpuEncoder {
         let input = |label: &str, values: &[u32]| {
             self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
-                contents: &words_as_bytes(values),
+                contents: bytemuck::cast_slice(values),
                 usage: wgpu::BufferUsages::STORAGE,
             })
         };
@@ -314,85 +302,80 @@ impl FusedGpuEncoder {
         let rows_params = self.uniform([rows, h4, epsilon, 0]);
         let attention_params = self.uniform([rows, self.heads as u32, h4, 0]);
         let row_groups = rows.div_ceil(ROW_GROUP);
+        // The four products of a layer, the same shapes in every layer: their parameters and
+        // workgroup counts, made once per pass.
+        let i4 = (self.intermediate / 4) as u32;
+        let product = |k4: u32, n4: u32, epilogue: Epilogue| {
+            let groups = (
+                n4.div_ceil(LINEAR_GROUP.0),
+                rows.div_ceil(4).div_ceil(LINEAR_GROUP.1),
+            );
+            (self.uniform([rows, k4, n4, epilogue as u32]), groups)
+        };
+        let (qkv_params, qkv_groups) = product(h4, 3 * h4, Epilogue::Plain);
+        let (out_params, out_groups) = product(h4, h4, Epilogue::Residual);
+        let (up_params, up_groups) = product(h4, i4, Epilogue::Gelu);
+        let (down_params, down_groups) = product(i4, h4, Epilogue::Residual);
 
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             let mut dispatch =
-                |pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer], x: u32, y: u32| {
+                |pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer], (x, y): (u32, u32)| {
                     let group = self.bind(pipeline, buffers);
                     pass.set_pipeline(pipeline);
                     pass.set_bind_group(0, &group, &[]);
                     pass.dispatch_workgroups(x, y, 1);
                 };
-            let linear = |layer: &GpuLinear, epilogue: Epilogue| {
-                let params = self.uniform([
-                    rows,
-                    (layer.inputs / 4) as u32,
-                    (layer.outputs / 4) as u32,
-                    epilogue as u32,
-                ]);
-                let groups = (
-                    ((layer.outputs / 4) as u32).div_ceil(LINEAR_GROUP.0),
-                    rows.div_ceil(4).div_ceil(LINEAR_GROUP.1),
-                );
-                (params, groups)
-            };
-            let embed = &self.pipelines.embed;
-            let inputs = [
-                &rows_params,
-                &token_rows,
-                &self.words,
-                &self.places,
-                &self.embedding_norm,
-                &hidden,
-            ];
-            dispatch(embed, &inputs, row_groups, 1);
+            let (linear, norm) = (&self.pipelines.linear, &self.pipelines.layer_norm);
+            let inputs = [&rows_params, &token_rows, &self.words, &self.places, &summed];
+            dispatch(&self.pipelines.embed, &inputs, (row_groups, 1));
+            dispatch(
+                norm,
+                &[&rows_params, &summed, &self.embedding_norm, &hidden],
+                (row_groups, 1),
+            );
             for layer in &self.layers {
-                let (params, (x, y)) = linear(&layer.qkv, Epilogue::Plain);
-                let buffers = [
-                    &params,
-                    &hidden,
-                    &layer.qkv.weight,
-                    &layer.qkv.bias,
-                    &self.no_residual,
-                    &qkv,
-                ];
-                dispatch(&self.pipelines.linear, &buffers, x, y);
+                let (w, b) = (&layer.qkv.weight, &layer.qkv.bias);
+                dispatch(
+                    linear,
+                    &[&qkv_params, &hidden, w, b, &self.no_residual, &qkv],
+                    qkv_groups,
+                );
                 let buffers = [&attention_params, &qkv, &spans, &context];
                 dispatch(
                     &self.pipelines.attention,
                     &buffers,
-                    (rows * self.heads as u32).div_ceil(ROW_GROUP),
-                    1,
+                    ((rows * self.heads as u32).div_ceil(ROW_GROUP), 1),
                 );
-                let out = &layer.attention_output;
-                let (params, (x, y)) = linear(out, Epilogue::Residual);
+                let (w, b) = (&layer.attention_output.weight, &layer.attention_output.bias);
                 dispatch(
-                    &self.pipelines.linear,
-                    &[&params, &context, &out.weight, &out.bias, &hidden, &summed],
-                    x,
-                    y,
+                    linear,
+                    &[&out_params, &context, w, b, &hidden, &summed],
+                    out_groups,
                 );
-                let buffers = [&rows_params, &summed, &layer.attention_norm, &hidden];
-                dispatch(&self.pipelines.layer_norm, &buffers, row_groups, 1);
-                let up = &layer.intermediate;
-                let (params, (x, y)) = linear(up, Epilogue::Gelu);
-                let buffers = [
-                    &params,
-                    &hidden,
-                    &up.weight,
-                    &up.bias,
-                    &self.no_residual,
-                    &intermediate,
-                ];
-                dispatch(&self.pipelines.linear, &buffers, x, y);
-                let down = &layer.output;
-                let (params, (x, y)) = linear(down, Epilogue::Residual);
-                let buffers = [&params, &intermediate, &down.weight, &down.bias, &hidden, &summed];
-                dispatch(&self.pipelines.linear, &buffers, x, y);
-                let buffers = [&rows_params, &summed, &layer.output_norm, &hidden];
-                dispatch(&self.pipelines.layer_norm, &buffers, row_groups, 1);
+                dispatch(
+                    norm,
+                    &[&rows_params, &summed, &layer.attention_norm, &hidden],
+                    (row_groups, 1),
+                );
+                let (w, b) = (&layer.intermediate.weight, &layer.intermediate.bias);
+                dispatch(
+                    linear,
+                    &[&up_params, &hidden, w, b, &self.no_residual, &intermediate],
+                    up_groups,
+                );
+                let (w, b) = (&layer.output.weight, &layer.output.bias);
+                dispatch(
+                    linear,
+                    &[&down_params, &intermediate, w, b, &hidden, &summed],
+                    down_groups,
+                );
+                dispatch(
+                    norm,
+                    &[&rows_params, &summed, &layer.output_norm, &hidden],
+                    (row_groups, 1),
+                );
             }
         }
         encoder.copy_buffer_to_buffer(&hidden, 0, &read_back, 0, Some((tokens * h * 4) as u64));

@@ -44,12 +44,18 @@ fn has_webgpu() -> bool {
     js_sys::Reflect::get(&navigator, &"gpu".into()).is_ok_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
 }
 
+fn require_webgpu() -> Result<(), String> {
+    if has_webgpu() {
+        Ok(())
+    } else {
+        Err("this browser exposes no WebGPU (navigator.gpu is missing)".into())
+    }
+}
+
 /// The fused WebGPU pass: burn keeps its copy of the weights on the CPU (flex), from which
 /// the pass uploads its own.
 fn webgpu() -> Result<ChosenBackend, String> {
-    if !has_webgpu() {
-        return Err("this browser exposes no WebGPU (navigator.gpu is missing)".into());
-    }
+    require_webgpu()?;
     Ok(ChosenBackend {
         device: Device::flex(),
         name: "webgpu",
@@ -59,9 +65,7 @@ fn webgpu() -> Result<ChosenBackend, String> {
 }
 
 async fn burn_webgpu() -> Result<ChosenBackend, String> {
-    if !has_webgpu() {
-        return Err("this browser exposes no WebGPU (navigator.gpu is missing)".into());
-    }
+    require_webgpu()?;
     // The synchronous default device would block forever in a page; init_async requests the
     // adapter and device through the browser's promises.
     match Device::wgpu_options().init_async().await {

@@ -1,6 +1,6 @@
-// Embeddings of a ragged batch, one invocation per token: word row + (position row + token
-// type 0 row, summed once on upload), then the embedding layer norm.
-// tokens[t] = (token id, position in its sequence); norm: gamma then beta.
+// Embeddings of a ragged batch before their layer norm (layer_norm.wgsl runs next), one
+// invocation per token: word row + (position row + token type 0 row, summed once on upload).
+// tokens[t] = (token id, position in its sequence).
 
 struct Params {
     rows: u32,
@@ -13,8 +13,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> tokens: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read> words: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> places: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> norm: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> y: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
@@ -25,21 +24,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     let word = tokens[r].x * p.h4;
     let place = tokens[r].y * p.h4;
     let at = r * p.h4;
-    var total = vec4<f32>(0.0);
     for (var i = 0u; i < p.h4; i = i + 1u) {
-        let v = words[word + i] + places[place + i];
-        y[at + i] = v;
-        total = total + v;
-    }
-    let width = f32(4u * p.h4);
-    let mean = (total.x + total.y + total.z + total.w) / width;
-    var squares = vec4<f32>(0.0);
-    for (var i = 0u; i < p.h4; i = i + 1u) {
-        let d = y[at + i] - mean;
-        squares = squares + d * d;
-    }
-    let inverse = inverseSqrt((squares.x + squares.y + squares.z + squares.w) / width + p.epsilon);
-    for (var i = 0u; i < p.h4; i = i + 1u) {
-        y[at + i] = (y[at + i] - mean) * inverse * norm[i] + norm[p.h4 + i];
+        y[at + i] = words[word + i] + places[place + i];
     }
 }
