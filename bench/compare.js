@@ -88,19 +88,8 @@ async function runSide(browser, url, side, backend, precision, texts, check) {
         embed = (batch) => x.embed(batch);
         dispose = () => x.dispose();
       } else {
-        const { env, pipeline } = await import('/transformers/transformers.min.js');
-        env.allowRemoteModels = false;
-        env.allowLocalModels = true;
-        env.localModelPath = '/onnx-models/';
-        env.useBrowserCache = false;
-        env.backends.onnx.wasm.wasmPaths = '/transformers/';
-        env.backends.onnx.wasm.numThreads = threads;
-        const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', {
-          device: backend === 'cpu' ? 'wasm' : 'webgpu',
-          dtype: precision === 'fp32' ? 'fp32' : 'q8',
-        });
-        embed = async (batch) => (await extractor(batch, { pooling: 'mean', normalize: true })).tolist();
-        dispose = () => extractor.dispose();
+        const { createTransformersEmbedder } = await import('/bench/transformers-page.js');
+        ({ embed, dispose, threads } = await createTransformersEmbedder({ backend, precision }));
       }
       const loadMs = performance.now() - t0;
       const f = performance.now();
@@ -156,11 +145,8 @@ async function sentencesOfLength(browser, url, tokens, count, words) {
   await page.goto(`${url}bench/browser.html`);
   const out = await page.evaluate(
     async ({ tokens, count, words }) => {
-      const { env, AutoTokenizer } = await import('/transformers/transformers.min.js');
-      env.allowRemoteModels = false;
-      env.allowLocalModels = true;
-      env.localModelPath = '/onnx-models/';
-      const tokenizer = await AutoTokenizer.from_pretrained('all-MiniLM-L6-v2');
+      const { loadTokenizer } = await import('/bench/transformers-page.js');
+      const tokenizer = await loadTokenizer();
       const length = (text) => tokenizer(text, { truncation: false }).input_ids.dims.at(-1);
       const texts = [];
       for (let i = 0; texts.length < count; i++) {

@@ -90,16 +90,9 @@ try {
     async ({ SIDE, MODEL, text }) => {
       let embed;
       if (SIDE === 'transformers.js') {
-        const { env, pipeline } = await import('/transformers/transformers.min.js');
-        env.allowRemoteModels = false;
-        env.allowLocalModels = true;
-        env.localModelPath = '/onnx-models/';
-        env.useBrowserCache = false;
-        env.backends.onnx.wasm.wasmPaths = '/transformers/';
-        env.backends.onnx.wasm.numThreads = 1;
-        const dtype = MODEL.endsWith('int8') ? 'q8' : 'fp32';
-        const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device: 'webgpu', dtype });
-        embed = (batch) => extractor(batch, { pooling: 'mean', normalize: true });
+        const { createTransformersEmbedder } = await import('/bench/transformers-page.js');
+        const precision = MODEL.endsWith('int8') ? 'int8' : 'fp32';
+        ({ embed } = await createTransformersEmbedder({ backend: 'webgpu', precision }));
       } else {
         const m = await import('/pkg/src/index.js');
         const x = await m.createExtractor({ modelUrl: `/models/${MODEL}/`, backend: SIDE, useCache: false, maxLength: 512 });

@@ -188,6 +188,11 @@ impl RelationEncoder {
         self.fused_cpu.is_some()
     }
 
+    /// Whether the fused CPU pass multiplies in integers (an int8 model's weights).
+    pub fn fused_cpu_uses_int8(&self) -> bool {
+        self.fused_cpu.as_ref().is_some_and(FusedCpuEncoder::uses_int8)
+    }
+
     /// Sets the maximum sequence length (clamped to the model's position table, at least 8).
     pub fn set_max_len(&mut self, max_len: usize) {
         self.max_len = max_len.clamp(8, self.config.max_position_embeddings);

@@ -18,6 +18,7 @@
 
 use super::activation::{gelu_in_place, softmax_in_place, sum};
 use super::packed_linear::{PackedWeights, matmul_packed, matmul_packed_strided, pack};
+use super::quantized_linear::{PackedInt8Weights, QuantizedRows, matmul_int8};
 use super::{BertModel, EncoderConfig, EncoderLayer};
 use crate::error::{Result, TkreError};
 use crate::relation_encoder::read_f32;
@@ -54,14 +55,48 @@ impl Norm {
     }
 }
 
+/// A linear layer's packed weights: an int8 model's stay integers.
+enum Linear {
+    F32(PackedWeights),
+    Int8(PackedInt8Weights),
+}
+
+impl Linear {
+    /// Packs `([in, out] weight, bias)`: on the integer kernel when every column is an int8
+    /// grid (an int8 export), else on the f32 one.
+    fn new((weight, bias): (Vec<f32>, Vec<f32>)) -> Self {
+        let n = bias.len();
+        let k = weight.len() / n;
+        match PackedInt8Weights::from_int8_grid(&weight, k, n, &bias) {
+            Some(int8) => Self::Int8(int8),
+            None => Self::F32(pack(&weight, k, n, Some(&bias))),
+        }
+    }
+
+    fn outputs(&self) -> usize {
+        match self {
+            Self::F32(w) => w.n,
+            Self::Int8(w) => w.n,
+        }
+    }
+
+    /// `out[m, outputs] = x[m, inputs] · W + bias`.
+    fn apply(&self, x: &[f32], m: usize, quantized: &mut QuantizedRows, out: &mut [f32]) {
+        match self {
+            Self::F32(w) => matmul_packed(x, m, w, out),
+            Self::Int8(w) => matmul_int8(x, m, w, quantized, out),
+        }
+    }
+}
+
 /// One encoder layer's packed weights.
 struct Layer {
     /// `[hidden, 3 hidden]`: query (pre-scaled), key, value.
-    qkv: PackedWeights,
-    attention_output: PackedWeights,
+    qkv: Linear,
+    attention_output: Linear,
     attention_norm: Norm,
-    intermediate: PackedWeights,
-    output: PackedWeights,
+    intermediate: Linear,
+    output: Linear,
     output_norm: Norm,
 }
 
@@ -73,6 +108,7 @@ struct Scratch {
     projected: Vec<f32>,
     intermediate: Vec<f32>,
     scores: Vec<f32>,
+    quantized: QuantizedRows,
     keys: PackedWeights,
     values: PackedWeights,
 }
@@ -186,19 +222,15 @@ impl FusedCpuEncoder {
     /// Reads and packs `model`'s weights (from any device).
     pub fn new(model: &BertModel, config: &EncoderConfig) -> Result<Self> {
         let hidden = config.hidden_size;
-        let packed = |(weight, bias): (Vec<f32>, Vec<f32>)| {
-            let n = bias.len();
-            pack(&weight, weight.len() / n, n, Some(&bias))
-        };
         let mut layers = Vec::with_capacity(model.encoder.layer.len());
         for layer in &model.encoder.layer {
             let w = layer_weights(layer, config)?;
             layers.push(Layer {
-                qkv: packed(w.qkv),
-                attention_output: packed(w.attention_output),
+                qkv: Linear::new(w.qkv),
+                attention_output: Linear::new(w.attention_output),
                 attention_norm: Norm::new(w.attention_norm),
-                intermediate: packed(w.intermediate),
-                output: packed(w.output),
+                intermediate: Linear::new(w.intermediate),
+                output: Linear::new(w.output),
                 output_norm: Norm::new(w.output_norm),
             });
         }
@@ -216,6 +248,20 @@ impl FusedCpuEncoder {
             token_type: token_types[..hidden].to_vec(),
             embedding_norm: Norm::new(norm_weights(&embeddings.layer_norm)?),
             layers,
+        })
+    }
+
+    /// Whether the weight matrices run on the integer kernel (an int8 model).
+    pub fn uses_int8(&self) -> bool {
+        self.layers.iter().all(|layer| {
+            [
+                &layer.qkv,
+                &layer.attention_output,
+                &layer.intermediate,
+                &layer.output,
+            ]
+            .iter()
+            .all(|linear| matches!(linear, Linear::Int8(_)))
         })
     }
 
@@ -256,15 +302,16 @@ impl FusedCpuEncoder {
             projected,
             intermediate,
             scores,
+            quantized,
             keys,
             values,
         } = scratch;
         resize(qkv, tokens * 3 * h);
         resize(context, tokens * h);
         resize(projected, tokens * h);
-        resize(intermediate, tokens * layer.intermediate.n);
+        resize(intermediate, tokens * layer.intermediate.outputs());
 
-        matmul_packed(hidden, tokens, &layer.qkv, qkv);
+        layer.qkv.apply(hidden, tokens, quantized, qkv);
         let mut first = 0;
         for &len in lengths {
             if len == 0 {
@@ -292,12 +339,14 @@ impl FusedCpuEncoder {
             first += len;
         }
 
-        matmul_packed(context, tokens, &layer.attention_output, projected);
+        layer
+            .attention_output
+            .apply(context, tokens, quantized, projected);
         add_and_normalize(hidden, projected, &layer.attention_norm, self.epsilon);
 
-        matmul_packed(hidden, tokens, &layer.intermediate, intermediate);
+        layer.intermediate.apply(hidden, tokens, quantized, intermediate);
         gelu_in_place(intermediate);
-        matmul_packed(intermediate, tokens, &layer.output, projected);
+        layer.output.apply(intermediate, tokens, quantized, projected);
         add_and_normalize(hidden, projected, &layer.output_norm, self.epsilon);
     }
 }
@@ -361,6 +410,53 @@ mod tests {
         let alone = fused.forward(&[&sequences[1]]).unwrap();
         let offset = sequences[0].len() * h;
         assert_eq!(&got[offset..offset + alone.len()], &alone[..]);
+    }
+
+    /// Puts a linear layer's weight on an int8 grid, one scale per output column, as an int8
+    /// export dequantizes to.
+    fn quantize_columns(linear: &mut burn::nn::Linear) {
+        let [k, n] = linear.weight.dims();
+        let w = read_f32(linear.weight.val()).unwrap();
+        let mut q = w.clone();
+        for c in 0..n {
+            let scale = (0..k).map(|r| w[r * n + c].abs()).fold(0.0f32, f32::max) / 127.0;
+            for r in 0..k {
+                q[r * n + c] = (w[r * n + c] / scale).round() * scale;
+            }
+        }
+        let device = linear.weight.val().device();
+        linear.weight =
+            burn::module::Param::from_tensor(Tensor::<2>::from_data(TensorData::new(q, [k, n]), &device));
+    }
+
+    #[test]
+    fn an_int8_model_runs_on_the_integer_kernel_close_to_burns_forward() {
+        let device = Device::default();
+        let config = EncoderConfig::tiny(50);
+        let mut model = config.init(&device);
+        assert!(!FusedCpuEncoder::new(&model, &config).unwrap().uses_int8());
+        for layer in &mut model.encoder.layer {
+            let attention = &mut layer.attention.self_attention;
+            for linear in [&mut attention.query, &mut attention.key, &mut attention.value] {
+                quantize_columns(linear);
+            }
+            quantize_columns(&mut layer.attention.output.dense);
+            quantize_columns(&mut layer.intermediate.dense);
+            quantize_columns(&mut layer.output.dense);
+        }
+        let fused = FusedCpuEncoder::new(&model, &config).unwrap();
+        assert!(fused.uses_int8());
+        let sequence: Vec<u32> = (0..23).map(|i| (i * 17 % 50) as u32).collect();
+        let expected =
+            read_f32(model.forward(&EncoderBatch::new(std::slice::from_ref(&sequence), 0, &device))).unwrap();
+        let got = fused.forward(&[&sequence]).unwrap();
+        let worst = expected
+            .iter()
+            .zip(&got)
+            .fold(0.0f32, |w, (a, b)| w.max((a - b).abs()));
+        // Activations are quantized to 15-16 bits per row: layer-normed states agree to ~1e-3.
+        assert!(worst < 2e-3, "int8 fused forward differs by {worst}");
+        assert!(worst > 0.0, "the integer kernel should round the activations");
     }
 
     #[test]

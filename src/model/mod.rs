@@ -15,6 +15,7 @@ pub mod loader;
 mod mlm_head;
 pub mod packed_linear;
 pub mod pooling;
+pub mod quantized_linear;
 
 pub use attention::MASKED_SCORE;
 pub use config::EncoderConfig;

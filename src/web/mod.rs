@@ -221,6 +221,9 @@ impl Extractor {
             },
             Compute::Burn => {}
         }
+        if encoder.fused_cpu_uses_int8() {
+            reason = format!("{reason}; int8 weights multiplied in integers");
+        }
         Ok(Extractor {
             state: Rc::new(RefCell::new(State {
                 encoder,

@@ -111,16 +111,23 @@ for (const backend of ['cpu', 'webgpu']) {
       const many = await x.embed(texts);
       const one = await x.embed(texts[0]);
       const used = x.backend;
+      const reason = x.backendReason;
       await x.dispose();
-      return { many, one, used };
+      return { many, one, used, reason };
     }, { texts, backend });
     assert.equal(browserVectors.used, backend);
+    // The default model is int8: on the CPU its products run in integers, with activations
+    // quantized per token to 15-16 bits (src/model/quantized_linear.rs), where native burn
+    // multiplies the same int8 weights in f32. Measured: within 2e-4 of native.
+    const integers = /int8 weights multiplied in integers/.test(browserVectors.reason);
+    assert.equal(integers, backend === 'cpu', `backend reason: ${browserVectors.reason}`);
+    const tolerance = integers ? 1e-3 : 1e-4;
     const native = nativeEmbed(texts);
     assert.equal(browserVectors.many.length, texts.length);
     for (const [i, vector] of browserVectors.many.entries()) {
       assert.equal(vector.length, native[i].length);
       const worst = Math.max(...vector.map((v, j) => Math.abs(v - native[i][j])));
-      assert.ok(worst < 1e-4, `${backend}, ${texts[i].slice(0, 40)}: largest difference ${worst}`);
+      assert.ok(worst < tolerance, `${backend}, ${texts[i].slice(0, 40)}: largest difference ${worst}`);
     }
     // A sentence's vector does not depend on the others in its batch.
     const alone = Math.max(...browserVectors.one.map((v, j) => Math.abs(v - browserVectors.many[0][j])));
