@@ -31,5 +31,8 @@ pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
     let mut encoder = RelationEncoder::load_dir(&dir, device(&args.device))
         .with_context(|| format!("loading model from {}", dir.display()))?;
     encoder.set_max_len(args.max_length);
+    if args.device == "browser-cpu" {
+        encoder.use_fused_cpu()?;
+    }
     Ok(encoder)
 }

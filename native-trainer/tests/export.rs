@@ -13,6 +13,11 @@ const QUERIES: &str = "[E1]Albert Einstein[/E1] was born in [E2]Ulm[/E2].\n\
 
 /// Every relation's similarity for every query, in a fixed order.
 fn similarities(model: &Path) -> Vec<f64> {
+    similarities_on(model, "cpu")
+}
+
+/// The same on a `--device`.
+fn similarities_on(model: &Path, device: &str) -> Vec<f64> {
     let out = tkre(
         &[
             "classify",
@@ -20,6 +25,8 @@ fn similarities(model: &Path) -> Vec<f64> {
             model.to_str().unwrap(),
             "--support",
             "examples/support_set.json",
+            "--device",
+            device,
         ],
         QUERIES,
     );
@@ -94,6 +101,17 @@ fn every_precision_round_trips_and_corruption_is_refused() {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
         assert!(worst < tolerance, "{precision}: similarity off by {worst}");
+
+        // The browser's CPU arithmetic on the same files: the fused pass in f32 (fp32, fp16),
+        // or in integers with activations quantized per token (int8).
+        let browser = similarities_on(&out_dir, "browser-cpu");
+        let off = scores
+            .iter()
+            .zip(&browser)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let allowed = if precision == "int8" { 1e-3 } else { 1e-5 };
+        assert!(off < allowed, "{precision}: browser-cpu similarity off by {off}");
     }
 
     // A flipped byte and a truncated file: refused before loading, naming the file.
