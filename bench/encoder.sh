@@ -13,12 +13,12 @@ export CARGO_TARGET_DIR="$TKRE_CACHE/target-bench"
 cargo build --release --quiet --manifest-path bench/encoder/Cargo.toml
 bin="$CARGO_TARGET_DIR/release/tkre-bench-encoder"
 mkdir -p reports
-results=$(for impl in burn burn-flex candle; do "$bin" --model "$model" --implementation "$impl" --data "$data"; done)
+results=$(for impl in burn burn-flex burn-flex-embed candle; do "$bin" --model "$model" --implementation "$impl" --data "$data"; done)
 python3 - "$results" <<'PY'
 import json, sys, platform, os, datetime
 rows = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
-report = {"date": datetime.date.today().isoformat(), "machine": f"{cpu}, {os.cpu_count()} cores", "rows": rows}
+report = {"date": datetime.date.today().isoformat(), "command": "bash bench/encoder.sh", "machine": f"{cpu}, {os.cpu_count()} cores", "rows": rows}
 json.dump(report, open("reports/bench-encoder.json", "w"), indent=2)
 print(f"machine: {report['machine']}")
 print(f"{'implementation':<15}{'batch':>6}{'sentences/s':>13}{'mean tokens':>13}{'peak RSS MiB':>14}")

@@ -15,6 +15,10 @@ enum Implementation {
     Burn,
     /// This project on burn's flex backend (gemm, SIMD, rayon).
     BurnFlex,
+    /// This project's own inference path on flex, what `tkre embed` runs: each batch split
+    /// into passes of similar length (`PoolingPlan::length_groups`), mean-pooled and
+    /// normalised; the others run one padded pass per batch and stop at the hidden states.
+    BurnFlexEmbed,
     Candle,
 }
 
@@ -79,6 +83,24 @@ impl Runner for BurnRunner {
     }
 }
 
+/// Sentence embeddings through `RelationEncoder::run_plan`, from the same token ids.
+struct EmbedRunner(tkre::RelationEncoder);
+
+impl Runner for EmbedRunner {
+    fn run(&self, ids: &[Vec<u32>]) -> Result<()> {
+        let plan = tkre::relation_encoder::PoolingPlan {
+            ids: ids.to_vec(),
+            weights: ids
+                .iter()
+                .map(|s| vec![(0..s.len()).map(|i| (i, 1.0 / s.len() as f32)).collect()])
+                .collect(),
+            parts: 1,
+        };
+        std::hint::black_box(self.0.run_plan(&plan, ids.len())?);
+        Ok(())
+    }
+}
+
 struct CandleRunner {
     model: candle_transformers::models::bert::BertModel,
     device: candle_core::Device,
@@ -124,7 +146,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     #[allow(deprecated)] // ndarray: the CPU backend the CLI uses by default (see README)
     let device = match args.implementation {
-        Implementation::BurnFlex => burn::tensor::Device::flex(),
+        Implementation::BurnFlex | Implementation::BurnFlexEmbed => burn::tensor::Device::flex(),
         _ => burn::tensor::Device::ndarray(),
     };
     let encoder = tkre::RelationEncoder::load_dir(&args.model, device)?;
@@ -137,6 +159,7 @@ fn main() -> Result<()> {
 
     let runner: Box<dyn Runner> = match args.implementation {
         Implementation::Burn | Implementation::BurnFlex => Box::new(BurnRunner(encoder)),
+        Implementation::BurnFlexEmbed => Box::new(EmbedRunner(encoder)),
         Implementation::Candle => Box::new(CandleRunner::load(&args.model)?),
     };
     for &batch_size in &args.batch_sizes {
@@ -152,6 +175,7 @@ fn main() -> Result<()> {
                 "implementation": match args.implementation {
                     Implementation::Burn => "burn-ndarray",
                     Implementation::BurnFlex => "burn-flex",
+                    Implementation::BurnFlexEmbed => "burn-flex-embed",
                     Implementation::Candle => "candle",
                 },
                 "batch_size": batch_size,
