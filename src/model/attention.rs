@@ -141,6 +141,10 @@ mod tests {
     use crate::relation_encoder::read_f32;
     use burn::tensor::Distribution;
 
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
     #[test]
     fn fused_attention_equals_the_op_by_op_path_with_padding() {
         let device = Device::flex();
@@ -164,11 +168,7 @@ mod tests {
         let fused = read_f32(fused_context(q.clone(), k.clone(), v.clone(), mask_bias.clone())).unwrap();
         let by_ops = read_f32(attention.context_by_ops(q.clone(), k.clone(), v.clone(), mask_bias)).unwrap();
         assert_eq!(fused.len(), by_ops.len());
-        let worst = fused
-            .iter()
-            .zip(&by_ops)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&fused, &by_ops);
         assert!(worst < 1e-5, "fused attention differs by {worst}");
         // The bias reaches the fused op: the 3-token sequence padded to 7 attends as it does alone.
         let alone = |x: Tensor<4>| x.slice(s![1..2, .., 0..3, ..]);
@@ -184,11 +184,7 @@ mod tests {
             &device,
         )))
         .unwrap();
-        let worst = single
-            .iter()
-            .zip(&padded)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&single, &padded);
         assert!(worst < 1e-5, "padding changed a sequence's attention by {worst}");
     }
 }
