@@ -86,6 +86,22 @@ impl PoolingPlan {
         passes
     }
 
+    /// Mean pooling of every token of each sequence: the plan of sentence embeddings.
+    pub fn sentence_means(ids: Vec<Vec<u32>>) -> PoolingPlan {
+        let weights = ids
+            .iter()
+            .map(|sequence| {
+                let w = 1.0 / sequence.len() as f32;
+                vec![(0..sequence.len()).map(|i| (i, w)).collect()]
+            })
+            .collect();
+        PoolingPlan {
+            ids,
+            weights,
+            parts: 1,
+        }
+    }
+
     /// The plan of the sequences at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> PoolingPlan {
         PoolingPlan {
@@ -201,21 +217,14 @@ impl RelationEncoder {
     /// Token ids and mean-pooling plan for sentence embeddings.
     pub fn plan_sentences(&self, texts: &[String]) -> Result<PoolingPlan> {
         let mut ids = Vec::with_capacity(texts.len());
-        let mut weights = Vec::with_capacity(texts.len());
         for text in texts {
             let (sequence, truncated) = encode_sentence(&self.tokenizer, text, self.max_len)?;
             if truncated {
                 log::warn!("sentence cut to {} tokens: {:.60}...", self.max_len, text);
             }
-            let w = 1.0 / sequence.len() as f32;
-            weights.push(vec![(0..sequence.len()).map(|i| (i, w)).collect()]);
             ids.push(sequence);
         }
-        Ok(PoolingPlan {
-            ids,
-            weights,
-            parts: 1,
-        })
+        Ok(PoolingPlan::sentence_means(ids))
     }
 
     /// Token ids and pooling plan for relation instances, per [`Self::representation`].

@@ -2,7 +2,6 @@
 
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 

@@ -88,14 +88,7 @@ struct EmbedRunner(tkre::RelationEncoder);
 
 impl Runner for EmbedRunner {
     fn run(&self, ids: &[Vec<u32>]) -> Result<()> {
-        let plan = tkre::relation_encoder::PoolingPlan {
-            ids: ids.to_vec(),
-            weights: ids
-                .iter()
-                .map(|s| vec![(0..s.len()).map(|i| (i, 1.0 / s.len() as f32)).collect()])
-                .collect(),
-            parts: 1,
-        };
+        let plan = tkre::relation_encoder::PoolingPlan::sentence_means(ids.to_vec());
         std::hint::black_box(self.0.run_plan(&plan, ids.len())?);
         Ok(())
     }
