@@ -71,6 +71,12 @@ async function runSide(browser, url, side, backend, precision, texts, check) {
   const before = await rendererCpuTimes(browser);
   const context = await browser.newContext();
   const page = await context.newPage();
+  // Fully offline: every request must go to the local server (an off-site one is refused by
+  // this machine's closed network, but would be a download elsewhere).
+  const offsite = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(url) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) offsite.push(r.url());
+  });
   await page.goto(`${url}bench/browser.html`);
   const result = await page.evaluate(
     async ({ side, backend, precision, texts, check, QUERIES, BATCHES, REPS }) => {
@@ -134,6 +140,7 @@ async function runSide(browser, url, side, backend, precision, texts, check) {
   const after = await rendererCpuTimes(browser);
   const [busiest] = [...after].sort((x, y) => (y[1] - (before.get(y[0]) ?? 0)) - (x[1] - (before.get(x[0]) ?? 0)));
   result.peakRssBytes = busiest ? peakRssBytes(busiest[0]) : null;
+  result.offsiteRequests = offsite;
   await context.close();
   return result;
 }
@@ -216,6 +223,7 @@ try {
             memory: ours.peakRssBytes && theirs.peakRssBytes ? ours.peakRssBytes / theirs.peakRssBytes : null,
           },
           min_cosine: Math.min(...cosines),
+          offsite_requests: [...ours.offsiteRequests, ...theirs.offsiteRequests],
         };
         rows.push(row);
         console.error(JSON.stringify(row));
@@ -236,10 +244,28 @@ const report = {
   rows,
 };
 writeFileSync(OUT, JSON.stringify(report, null, 2) + '\n');
+// A row compares nothing when the two sides computed different things, when our side fell
+// back to another backend than the one asked for, or when a side fetched anything off-site:
+// the report is written, and the run fails naming the row.
+const MIN_COSINE = Number(env.TKRE_COMPARE_MIN_COSINE ?? 0.999);
+const invalid = rows.flatMap((r) => {
+  const name = `${r.backend} ${r.precision} ${r.length}`;
+  return [
+    r.min_cosine >= MIN_COSINE ? null : `${name}: min cosine ${r.min_cosine.toFixed(5)} < ${MIN_COSINE} (the two sides' embeddings differ)`,
+    r.tkre.backend === r.backend ? null : `${name}: this project ran on ${r.tkre.backend}, not ${r.backend}`,
+    r.offsite_requests.length === 0 ? null : `${name}: off-site requests ${r.offsite_requests.join(', ')}`,
+  ].filter(Boolean);
+});
 const f = (x, d = 1) => (x === undefined || x === null ? '-' : x.toFixed(d));
-console.log(`| backend | precision | sentences | p50 ms (tkre / t.js) | ratio p50 | ${BATCHES.map((n) => `batch ${n} sent/s (tkre / t.js) | ratio`).join(' | ')} | load ms (tkre / t.js) | MB (tkre / t.js) | peak renderer RSS MB (tkre / t.js) | min cosine |`);
+// Sentences per second: three significant digits (transformers.js on SwiftShader makes 0.023).
+const rate = (x) => (x === undefined || x === null ? '-' : x >= 100 ? x.toFixed(1) : x.toPrecision(3));
+console.log(`| backend | precision | sentences | p50 ms (tkre / t.js) | ratio p50 | ${BATCHES.map((n) => `batch ${n} sent/s (tkre / t.js) | ratio | `).join('')}load ms (tkre / t.js) | MB (tkre / t.js) | peak renderer RSS MB (tkre / t.js) | min cosine |`);
 console.log(`|---|---|---|---|---|${BATCHES.map(() => '---|---|').join('')}---|---|---|---|`);
 for (const r of rows) {
-  const batches = BATCHES.map((n) => `${f(r.tkre.throughput[n])} / ${f(r.transformers_js.throughput[n])} | ${f(r.ratio[`batch${n}`], 2)}`).join(' | ');
-  console.log(`| ${r.backend} | ${r.precision} | ${r.length} | ${f(r.tkre.p50_ms)} / ${f(r.transformers_js.p50_ms)} | ${f(r.ratio.p50, 2)} | ${batches} | ${f(r.tkre.load_ms, 0)} / ${f(r.transformers_js.load_ms, 0)} | ${f(r.tkre.bytes / 1e6)} / ${f(r.transformers_js.bytes / 1e6)} | ${f(r.tkre.peak_renderer_rss_bytes && r.tkre.peak_renderer_rss_bytes / 1e6, 0)} / ${f(r.transformers_js.peak_renderer_rss_bytes && r.transformers_js.peak_renderer_rss_bytes / 1e6, 0)} | ${f(r.min_cosine, 5)} |`);
+  const batches = BATCHES.map((n) => `${rate(r.tkre.throughput[n])} / ${rate(r.transformers_js.throughput[n])} | ${f(r.ratio[`batch${n}`], 2)} | `).join('');
+  console.log(`| ${r.backend} | ${r.precision} | ${r.length} | ${f(r.tkre.p50_ms)} / ${f(r.transformers_js.p50_ms)} | ${f(r.ratio.p50, 2)} | ${batches}${f(r.tkre.load_ms, 0)} / ${f(r.transformers_js.load_ms, 0)} | ${f(r.tkre.bytes / 1e6)} / ${f(r.transformers_js.bytes / 1e6)} | ${f(r.tkre.peak_renderer_rss_bytes && r.tkre.peak_renderer_rss_bytes / 1e6, 0)} / ${f(r.transformers_js.peak_renderer_rss_bytes && r.transformers_js.peak_renderer_rss_bytes / 1e6, 0)} | ${f(r.min_cosine, 5)} |`);
+}
+if (invalid.length > 0) {
+  console.error(`bench/compare.js: ${invalid.length} problem(s), see ${OUT}:\n  ${invalid.join('\n  ')}`);
+  process.exitCode = 1;
 }

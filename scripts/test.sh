@@ -12,6 +12,8 @@ cargo test --workspace 2>&1
 echo "== browser package: wasm build, default model" >&2
 bash scripts/build-wasm.sh
 bash scripts/web-model.sh >/dev/null
+# transformers.js and the same model as ONNX, for the comparison benchmark's CI-sized run.
+bash scripts/setup-onnx.sh >/dev/null
 
 echo "== browser tests (headless Chromium: WebGPU on SwiftShader, and CPU)" >&2
 (cd tests/browser && npm test 2>&1)

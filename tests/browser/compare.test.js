@@ -1,0 +1,71 @@
+// The comparison benchmark against transformers.js (bench/compare.js) in a CI-sized run: both
+// backends, both precision pairs, few sentences. Not a speed check (speed is the benchmark's
+// own report, reports/bench-compare.json): it checks that the benchmark still runs offline end
+// to end, that both sides compute the same embeddings on the backend asked for (the benchmark
+// fails otherwise), and that its JSON and table hold every row with consistent ratios.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ROOT } from './harness.js';
+
+/** Runs bench/compare.js with `settings` (TKRE_COMPARE_* without the prefix); its report. */
+function runCompare(settings) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tkre-compare-'));
+  const out = path.join(dir, 'report.json');
+  const env = { ...process.env, TKRE_COMPARE_OUT: out };
+  for (const [k, v] of Object.entries(settings)) env[`TKRE_COMPARE_${k}`] = v;
+  const run = spawnSync('node', [path.join(ROOT, 'bench/compare.js')], { env, encoding: 'utf8' });
+  try {
+    assert.equal(run.status, 0, `bench/compare.js failed:\n${run.stderr.slice(-4000)}`);
+    return { report: JSON.parse(readFileSync(out, 'utf8')), table: run.stdout };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const positive = (x, what) => assert.ok(Number.isFinite(x) && x > 0, `${what} is ${x}`);
+
+function checkRows(report, table, { backends, lengths, batches }) {
+  const precisions = ['fp32 vs fp32', 'int8 vs q8'];
+  const expected = backends.flatMap((b) => precisions.flatMap((p) => lengths.map((l) => `${b}|${p}|${l}`)));
+  assert.deepEqual(report.rows.map((r) => `${r.backend}|${r.precision}|${r.length}`), expected);
+  for (const r of report.rows) {
+    const name = `${r.backend} ${r.precision} ${r.length}`;
+    assert.equal(r.tkre.backend, r.backend, name);
+    assert.deepEqual(r.offsite_requests, [], name);
+    assert.ok(r.min_cosine >= 0.999 && r.min_cosine <= 1.0001, `${name}: min cosine ${r.min_cosine}`);
+    for (const side of [r.tkre, r.transformers_js]) {
+      for (const key of ['p50_ms', 'p95_ms', 'load_ms', 'first_call_ms', 'bytes', 'peak_renderer_rss_bytes']) {
+        positive(side[key], `${name} ${key}`);
+      }
+      assert.ok(side.p95_ms >= side.p50_ms, name);
+      for (const n of batches) positive(side.throughput[n], `${name} batch ${n}`);
+    }
+    assert.equal(r.transformers_js.threads, 1, `${name}: both sides run one wasm thread`);
+    // The ratios are this project / transformers.js: time per query, time per sentence.
+    assert.ok(Math.abs(r.ratio.p50 - r.tkre.p50_ms / r.transformers_js.p50_ms) < 1e-9, name);
+    for (const n of batches) {
+      const ratio = r.transformers_js.throughput[n] / r.tkre.throughput[n];
+      assert.ok(Math.abs(r.ratio[`batch${n}`] - ratio) < 1e-9, `${name} batch ${n}`);
+    }
+    // Both sides downloaded a model and a wasm runtime (several MB each), nothing off-site.
+    assert.ok(r.tkre.bytes > 10e6 && r.transformers_js.bytes > 10e6, `${name}: bytes ${r.tkre.bytes} / ${r.transformers_js.bytes}`);
+    const line = table.split('\n').find((l) => l.startsWith(`| ${r.backend} | ${r.precision} | ${r.length} |`));
+    assert.ok(line, `table row for ${name}:\n${table}`);
+    assert.ok(line.includes(r.ratio.p50.toFixed(2)), `${name}: the table's p50 ratio\n${line}`);
+  }
+}
+
+test('bench/compare.js on the CPU: FewRel and 128-token sentences, batch 1 and 8', () => {
+  const { report, table } = runCompare({ BACKENDS: 'cpu', LENGTHS: 'fewrel,128', QUERIES: '3', BATCHES: '8', REPS: '1' });
+  checkRows(report, table, { backends: ['cpu'], lengths: ['fewrel', '128'], batches: [8] });
+});
+
+// transformers.js takes seconds per query on SwiftShader: batch 1 at FewRel length only.
+test('bench/compare.js on WebGPU (SwiftShader): FewRel sentences, batch 1', () => {
+  const { report, table } = runCompare({ BACKENDS: 'webgpu', LENGTHS: 'fewrel', QUERIES: '2', BATCHES: '' });
+  checkRows(report, table, { backends: ['webgpu'], lengths: ['fewrel'], batches: [] });
+});
