@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, TKRE, startServer, launchBrowser } from '../tests/browser/harness.js';
+import { ROOT, TKRE, startServer, launchBrowser, recordRequests } from '../tests/browser/harness.js';
 import { fewrelSentences } from './sentences.js';
 
 const env = process.env;
@@ -73,10 +73,7 @@ async function runSide(browser, url, side, backend, precision, texts, check) {
   const page = await context.newPage();
   // Fully offline: every request must go to the local server (an off-site one is refused by
   // this machine's closed network, but would be a download elsewhere).
-  const offsite = [];
-  page.on('request', (r) => {
-    if (!r.url().startsWith(url) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) offsite.push(r.url());
-  });
+  const requests = recordRequests(page);
   await page.goto(`${url}bench/browser.html`);
   const result = await page.evaluate(
     async ({ side, backend, precision, texts, check, QUERIES, BATCHES, REPS }) => {
@@ -140,7 +137,7 @@ async function runSide(browser, url, side, backend, precision, texts, check) {
   const after = await rendererCpuTimes(browser);
   const [busiest] = [...after].sort((x, y) => (y[1] - (before.get(y[0]) ?? 0)) - (x[1] - (before.get(x[0]) ?? 0)));
   result.peakRssBytes = busiest ? peakRssBytes(busiest[0]) : null;
-  result.offsiteRequests = offsite;
+  result.offsiteRequests = requests.filter((u) => new URL(u).origin !== new URL(url).origin);
   await context.close();
   return result;
 }

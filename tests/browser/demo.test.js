@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, startServer, launchBrowser, nativeClassify, nativeEmbed, openDemo, classifyOnPage } from './harness.js';
+import { ROOT, startServer, launchBrowser, nativeClassify, nativeEmbed, openDemo, classifyOnPage, recordRequests } from './harness.js';
 
 // WebGPU (SwiftShader) and CPU both compute in f32 but sum in different orders; similarities
 // agree to ~1e-5. Probabilities are a softmax at temperature 0.05, which multiplies
@@ -52,15 +52,13 @@ for (const backend of ['webgpu', 'cpu']) {
 
 test('the page requests nothing but its own files and the model', async () => {
   const page = await browser.newPage();
-  const requests = [];
-  page.on('request', (r) => requests.push(r.url()));
+  const requests = recordRequests(page);
   await page.goto(`${server.url}?backend=cpu`);
   await page.evaluate(() => window.tkreDemo.ready);
   await classifyOnPage(page, queries[0]);
   const origin = new URL(server.url).origin;
   const allowed = [/^\/$/, /^\/(app\.js|style\.css)$/, /^\/pkg\/(src|wasm)\//, /^\/examples\/support_set\.json$/, /^\/models\/default\//];
   const foreign = requests.filter((u) => {
-    if (u.startsWith('blob:') || u.startsWith('data:')) return false;
     const url = new URL(u);
     return url.origin !== origin || !allowed.some((re) => re.test(url.pathname));
   });

@@ -35,6 +35,16 @@ export async function launchBrowser(extraArgs = []) {
   return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
+/** The URLs `page` requests from now on, as a live list (blob: and data: URLs fetch nothing). */
+export function recordRequests(page) {
+  const urls = [];
+  page.on('request', (r) => {
+    const url = r.url();
+    if (!url.startsWith('blob:') && !url.startsWith('data:')) urls.push(url);
+  });
+  return urls;
+}
+
 /** Native scores: `tkre classify` on marked sentences with the same model and support set. */
 export function nativeClassify(queries, supportSet = path.join(ROOT, 'examples/support_set.json'), modelDir = MODEL_DIR) {
   const result = spawnSync(TKRE, ['classify', '--model', modelDir, '--support', supportSet], {
