@@ -41,7 +41,7 @@ if [ ! -x "$TKRE_CACHE/tools/binaryen/node_modules/.bin/wasm-opt" ]; then
 fi
 
 # Browser-test dependencies (playwright-core drives Debian's chromium; it downloads no browser).
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/ajv ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 

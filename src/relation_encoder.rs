@@ -6,7 +6,7 @@ use std::ops::Range;
 use burn::prelude::*;
 
 use crate::error::{Result, TkreError};
-use crate::fewshot::{Representation, normalize_parts};
+use crate::fewshot::{EncodedSupportSet, ParsedSupportSet, Representation, normalize_parts};
 use crate::model::fused_cpu::TOKENS_PER_PASS;
 use crate::model::{BertModel, EncoderBatch, EncoderConfig, FusedCpuEncoder, load_weights_from_bytes};
 use crate::text::{RelationInstance, TextTokenizer, encode_instance, encode_sentence};
@@ -380,6 +380,17 @@ impl RelationEncoder {
         batch_size: usize,
     ) -> Result<Vec<Vec<f32>>> {
         self.run_plan(&self.plan_instances(instances)?, batch_size)
+    }
+
+    /// Encodes a parsed support set: every example and every relation text, once.
+    pub fn encode_support_set(
+        &self,
+        parsed: ParsedSupportSet,
+        batch_size: usize,
+    ) -> Result<EncodedSupportSet> {
+        let examples = self.encode_instances(&parsed.instances(), batch_size)?;
+        let texts = self.embed_sentences(&parsed.texts(), batch_size)?;
+        EncodedSupportSet::from_parsed(parsed, examples, texts)
     }
 
     /// Last hidden states of token-id sequences run as one padded batch (one ragged pass on the

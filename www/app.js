@@ -66,16 +66,40 @@ function renderRelations() {
   const root = $('relations');
   root.replaceChildren();
   supportSet.relations.forEach((relation, r) => {
+    const key = relation.key ?? relation.name;
     const box = document.createElement('div');
     box.className = 'relation';
     const title = document.createElement('h3');
-    title.textContent = `${relation.name} (${relation.examples.length})`;
+    const count = relation.examples.length;
+    title.textContent = `${relation.name ?? key} (${count === 0 ? 'no examples: classified by its text' : count})`;
     const removeRelation = document.createElement('button');
     removeRelation.className = 'remove';
-    removeRelation.title = `Remove relation ${relation.name}`;
+    removeRelation.title = `Remove relation ${key}`;
     removeRelation.textContent = '✕';
-    removeRelation.onclick = () => act(async () => { await extractor.removeRelation(relation.name); await refreshSet(); });
+    removeRelation.onclick = () => act(async () => { await extractor.removeRelation(key); await refreshSet(); });
     title.append(removeRelation);
+    // What the relation means, in words: fused with the examples (alone, it classifies zero-shot).
+    const textRow = document.createElement('div');
+    textRow.className = 'relation-text';
+    const nameInput = document.createElement('input');
+    nameInput.value = relation.name ?? '';
+    nameInput.placeholder = 'Name, e.g. place of birth';
+    nameInput.setAttribute('aria-label', `Name of ${key}`);
+    nameInput.id = `relation-name-${r}`;
+    const description = document.createElement('textarea');
+    description.rows = 2;
+    description.value = relation.description ?? '';
+    description.placeholder = 'Description, e.g. the place where a person was born';
+    description.setAttribute('aria-label', `Description of ${key}`);
+    description.id = `relation-description-${r}`;
+    const saveText = document.createElement('button');
+    saveText.type = 'button';
+    saveText.textContent = 'Save text';
+    saveText.onclick = () => act(async () => {
+      await extractor.setRelationText(key, { name: nameInput.value.trim() || null, description: description.value.trim() || null });
+      await refreshSet();
+    });
+    textRow.append(nameInput, description, saveText);
     const list = document.createElement('ul');
     relation.examples.forEach((example, i) => {
       const li = document.createElement('li');
@@ -86,14 +110,14 @@ function renderRelations() {
       remove.className = 'remove';
       remove.title = 'Remove example';
       remove.textContent = '✕';
-      remove.onclick = () => act(async () => { await extractor.removeExample(relation.name, i); await refreshSet(); });
+      remove.onclick = () => act(async () => { await extractor.removeExample(key, i); await refreshSet(); });
       li.append(text, remove);
       list.append(li);
     });
     const input = document.createElement('textarea');
     input.rows = 2;
     input.placeholder = '[E1]head[/E1] … [E2]tail[/E2]';
-    input.setAttribute('aria-label', `New example for ${relation.name}`);
+    input.setAttribute('aria-label', `New example for ${key}`);
     input.id = `new-example-${r}`;
     const row = document.createElement('div');
     row.className = 'row';
@@ -108,13 +132,19 @@ function renderRelations() {
     add.type = 'button';
     add.textContent = 'Add example';
     add.onclick = () => act(async () => {
-      await extractor.addExamples(relation.name, [input.value.trim()]);
+      await extractor.addExamples(key, [input.value.trim()]);
       await refreshSet();
     });
     row.append(add);
-    box.append(title, list, input, row);
+    box.append(title, textRow, list, input, row);
     root.append(box);
   });
+}
+
+/** A relation's display name: its name, else its key. */
+function relationName(key) {
+  const relation = supportSet.relations.find((r) => (r.key ?? r.name) === key);
+  return relation?.name ?? key;
 }
 
 function renderResult(prediction, ms) {
@@ -131,7 +161,7 @@ function renderResult(prediction, ms) {
     row.className = `bar-row${i === 0 && !prediction.none_of_the_above ? ' best' : ''}`;
     const label = document.createElement('span');
     label.className = 'bar-label';
-    label.textContent = score.relation;
+    label.textContent = relationName(score.relation);
     const bar = document.createElement('div');
     bar.className = 'bar';
     const fill = document.createElement('span');
@@ -197,11 +227,16 @@ $('classify').onclick = () => act(classify);
 $('add-relation').onsubmit = (event) => {
   event.preventDefault();
   const name = $('new-relation-name').value.trim();
-  const first = prompt(`First example for "${name}" ([E1]…[/E1] … [E2]…[/E2]):`);
-  if (!first) return;
+  const description = $('new-relation-description').value.trim();
+  const example = $('new-relation-example').value.trim();
   act(async () => {
-    await extractor.addExamples(name, [first]);
-    $('new-relation-name').value = '';
+    // A name alone is enough: the relation classifies by its text until examples are added.
+    await extractor.addRelation(name, {
+      name,
+      description: description || undefined,
+      examples: example ? [example] : undefined,
+    });
+    for (const id of ['new-relation-name', 'new-relation-description', 'new-relation-example']) $(id).value = '';
     await refreshSet();
   });
 };

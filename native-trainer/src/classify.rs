@@ -25,7 +25,8 @@ enum Format {
 pub struct ClassifyArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Support set JSON: {"relations": [{"name", "examples": [marked sentence | {text, head, tail}]}]}.
+    /// Support set JSON: {"version": 2, "relations": [{"key", "name"?, "description"?, "examples":
+    /// [marked sentence | {text, head, tail}]}]} (docs/support-set.schema.json).
     #[arg(long, value_name = "FILE.json")]
     support: PathBuf,
     /// How many relations to print per sentence (all by default).
@@ -37,24 +38,23 @@ pub struct ClassifyArgs {
     /// Relation representation.
     #[arg(long, default_value_t = Representation::default())]
     representation: Representation,
+    /// Classify by the examples alone: ignore the relations' names and descriptions (a
+    /// relation with no example is then an error).
+    #[arg(long)]
+    ignore_relation_text: bool,
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
 }
 
-/// Encodes a support set's examples and builds its prototype classifier.
+/// Encodes a support set's examples and relation text and builds its prototype classifier.
 pub fn build_classifier(
     encoder: &RelationEncoder,
     support: &SupportSet,
     batch_size: usize,
+    use_text: bool,
 ) -> tkre::Result<PrototypeClassifier> {
-    let parsed = support.parse()?;
-    let mut relations = Vec::with_capacity(parsed.relations.len());
-    for (name, instances) in parsed.relations {
-        relations.push((name, encoder.encode_instances(&instances, batch_size)?));
-    }
-    let mut classifier = PrototypeClassifier::new(relations, encoder.representation.parts().len())?;
-    classifier.none_threshold = parsed.none_threshold;
-    Ok(classifier)
+    let encoded = encoder.encode_support_set(support.parse()?, batch_size)?;
+    encoded.classifier(encoder.representation.parts().len(), use_text)
 }
 
 pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
@@ -64,8 +64,13 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
     support.parse()?; // fail before loading the model
     let mut encoder = load_encoder(&args.model)?;
     encoder.representation = args.representation;
-    let mut classifier = build_classifier(&encoder, &support, args.model.batch_size)
-        .with_context(|| format!("support set {}", args.support.display()))?;
+    let mut classifier = build_classifier(
+        &encoder,
+        &support,
+        args.model.batch_size,
+        !args.ignore_relation_text,
+    )
+    .with_context(|| format!("support set {}", args.support.display()))?;
     if args.none_threshold.is_some() {
         classifier.none_threshold = args.none_threshold;
     }

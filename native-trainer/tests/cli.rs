@@ -28,10 +28,10 @@ fn classify_ranks_the_support_relations() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 5);
     for line in &lines {
         let ranked = line["ranked"].as_array().unwrap();
-        assert_eq!(ranked.len(), 4);
+        assert_eq!(ranked.len(), 5);
         let total: f64 = ranked.iter().map(|r| r["probability"].as_f64().unwrap()).sum();
         assert!((total - 1.0).abs() < 1e-4);
         let sims: Vec<f64> = ranked.iter().map(|r| r["similarity"].as_f64().unwrap()).collect();
@@ -51,6 +51,124 @@ fn classify_ranks_the_support_relations() {
     let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(line["ranked"][0]["relation"], "employer");
     assert_eq!(line["ranked"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn classify_reads_relation_text_and_classifies_text_only_relations() {
+    // "founded by" has a description and no example (zero-shot).
+    let query = "[E1]Microsoft[/E1] was started by [E2]Bill Gates[/E2] and Paul Allen in 1975.\n";
+    let out = tkre(&["classify", "--support", "examples/support_set.json"], query);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["ranked"][0]["relation"], "founded by", "{line}");
+    // Without relation text, a relation with no example cannot be scored: a clear error.
+    let out = tkre(
+        &[
+            "classify",
+            "--support",
+            "examples/support_set.json",
+            "--ignore-relation-text",
+        ],
+        query,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("\"founded by\" has no examples"),
+        "{}",
+        stderr(&out)
+    );
+    // A set of text-only relations is valid; one with neither text nor examples is not.
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.json");
+    std::fs::write(
+        &set,
+        r#"{"version": 2, "relations": [{"key": "born", "name": "place of birth"}, {"key": "job", "description": "the organisation a person works for"}]}"#,
+    )
+    .unwrap();
+    let out = tkre(
+        &["classify", "--support", set.to_str().unwrap()],
+        "[E1]Ada[/E1] was born in [E2]London[/E2].\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["ranked"][0]["relation"], "born", "{line}");
+    std::fs::write(
+        &set,
+        r#"{"version": 2, "relations": [{"key": "born", "examples": []}]}"#,
+    )
+    .unwrap();
+    let out = tkre(&["classify", "--support", set.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("\"born\" has no examples and no text"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn eval_with_relation_text_reports_both_and_zero_shot() {
+    let eval = |extra: &[&str]| {
+        let args = [
+            &[
+                "eval",
+                "--data",
+                "tests/fixtures/fewrel_small.json",
+                "--n",
+                "5",
+                "--episodes",
+                "30",
+            ][..],
+            extra,
+        ]
+        .concat();
+        tkre(&args, "")
+    };
+    let out = eval(&[
+        "--k",
+        "1",
+        "--relation-descriptions",
+        "tests/fixtures/fewrel_small_relations.json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result: serde_json::Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert!(
+        result["relation_text"]
+            .as_str()
+            .unwrap()
+            .ends_with("fewrel_small_relations.json")
+    );
+    let with = result["accuracy"].as_f64().unwrap();
+    let without = result["without_relation_text"]["accuracy"].as_f64().unwrap();
+    // The plain number equals a run without the file (same episodes).
+    let plain = eval(&["--k", "1"]);
+    let plain: serde_json::Value = serde_json::from_str(stdout(&plain).lines().last().unwrap()).unwrap();
+    assert_eq!(plain["accuracy"].as_f64().unwrap(), without);
+    assert!(plain["relation_text"].is_null());
+    assert!((0.0..=1.0).contains(&with));
+    // Zero-shot: text alone, far above chance (0.2) with pid2name's descriptions.
+    let out = eval(&[
+        "--shots",
+        "0",
+        "--relation-descriptions",
+        "tests/fixtures/fewrel_small_relations.json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let zero: serde_json::Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(zero["k"], 0);
+    assert!(zero["accuracy"].as_f64().unwrap() > 0.4, "{zero}");
+    assert!(zero.get("without_relation_text").is_none());
+    // Zero-shot needs text; a text file in neither shape is named.
+    let out = eval(&["--shots", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--relation-descriptions"),
+        "{}",
+        stderr(&out)
+    );
+    let out = eval(&["--relation-descriptions", "README.md"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("README.md"), "{}", stderr(&out));
 }
 
 #[test]
@@ -78,10 +196,18 @@ fn classify_reports_bad_lines_and_goes_on() {
 fn bad_support_sets_and_models_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, "{\"relations\": [{\"name\": \"a\", \"examples\": []}]}").unwrap();
+    std::fs::write(
+        &bad,
+        "{\"version\": 2, \"relations\": [{\"key\": \"a\", \"examples\": []}]}",
+    )
+    .unwrap();
     let out = tkre(&["classify", "--support", bad.to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("\"a\" has no examples"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"a\" has no examples and no text"),
+        "{}",
+        stderr(&out)
+    );
 
     std::fs::write(&bad, "{\"relations\": [").unwrap();
     let out = tkre(&["classify", "--support", bad.to_str().unwrap()], "");

@@ -137,6 +137,22 @@ export class RelationExtractor {
     return this.#inner;
   }
 
+  /**
+   * Adds a relation: `{name, description, examples}`, each optional, but it needs examples or
+   * text (text alone classifies zero-shot). Its text and examples are encoded once, now.
+   */
+  addRelation(key, { name, description, examples } = {}) {
+    const options = { name: name ?? undefined, description: description ?? undefined };
+    if (examples !== undefined) options.examples = Array.isArray(examples) ? examples : [examples];
+    return this.#run((x) => x.addRelation(key, options));
+  }
+
+  /** Replaces a relation's name and description (`null` clears them); encoded once, now. */
+  async setRelationText(key, text) {
+    const value = text == null ? null : { name: text.name ?? undefined, description: text.description ?? undefined };
+    await this.#run((x) => x.setRelationText(key, value));
+  }
+
   /** Adds examples (marked sentences or {text, head, tail}) to a relation; each is encoded once. */
   addExamples(relation, examples) {
     return this.#run((x) => x.addExamples(relation, Array.isArray(examples) ? examples : [examples]));

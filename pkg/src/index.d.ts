@@ -9,7 +9,29 @@ export type Example =
   | string // "[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2]."
   | { text: string; head: Span; tail: Span; head_type?: string; tail_type?: string };
 
+/** What a relation means, in words; fused with its examples (text alone: zero-shot). */
+export interface RelationText {
+  /** Display name, e.g. "place of birth" (at most 200 characters). */
+  name?: string | null;
+  /** e.g. "the most specific known birth location of a person" (at most 2000 characters). */
+  description?: string | null;
+}
+
+export interface RelationOptions extends RelationText {
+  examples?: Example | Example[];
+}
+
+export interface RelationSummary {
+  key: string;
+  /** The display name, or the key when the relation has none. */
+  name: string;
+  description?: string;
+  /** How many examples it has (0 for a text-only relation). */
+  examples: number;
+}
+
 export interface RelationScore {
+  /** The relation's key. */
   relation: string;
   /** Softmax over the relations; sums to 1 over a prediction. */
   probability: number;
@@ -58,13 +80,18 @@ export interface ModelManifest {
 }
 
 export interface RelationExtractor {
+  /** Adds a relation with text, examples or both; resolves to its example count. Rejects when
+   *  the key exists or the relation has neither examples nor text. */
+  addRelation(key: string, options: RelationOptions): Promise<number>;
+  /** Replaces a relation's name and description; null clears them (it must keep examples). */
+  setRelationText(key: string, text: RelationText | null): Promise<void>;
   /** Adds examples to a relation (created if new); resolves to its example count. */
   addExamples(relation: string, examples: Example | Example[]): Promise<number>;
   removeExample(relation: string, index: number): Promise<void>;
   removeRelation(relation: string): Promise<void>;
   /** Similarity below which a query is "none of the above"; null clears it. */
   setNoneThreshold(threshold: number | null): Promise<void>;
-  relations(): Promise<{ name: string; examples: number }[]>;
+  relations(): Promise<RelationSummary[]>;
   classify(query: Example): Promise<Prediction>;
   classify(queries: Example[]): Promise<Prediction[]>;
   /** Sentence embeddings: L2-normalised mean of the last hidden states (as `tkre embed`). */

@@ -93,6 +93,14 @@ export class WorkerExtractor {
     return info;
   }
 
+  async addRelation(key, options = {}) {
+    const { examples } = options;
+    const sent = examples === undefined ? { ...options } : { ...options, examples: Array.isArray(examples) ? examples : [examples] };
+    return this.#remember(await this.#call('addRelation', key, sent));
+  }
+  async setRelationText(key, text) {
+    return this.#remember(await this.#call('setRelationText', key, text ?? null));
+  }
   async addExamples(relation, examples) {
     return this.#remember(await this.#call('addExamples', relation, Array.isArray(examples) ? examples : [examples]));
   }

@@ -1,9 +1,14 @@
-//! Few-shot classification: relation representations, prototypes, support sets and scores.
+//! Few-shot classification: relation representations, relation text, prototypes, support sets
+//! and scores.
 
 pub mod classifier;
+pub mod encoded_set;
+pub mod relation_text;
 pub mod representation;
 pub mod support_set;
 
-pub use classifier::{Prediction, PrototypeClassifier, RelationScore};
+pub use classifier::{Prediction, PrototypeClassifier, RelationScore, RelationVectors};
+pub use encoded_set::{EncodedRelation, EncodedSupportSet, RelationSummary};
+pub use relation_text::RelationText;
 pub use representation::{Part, Representation, normalize_parts};
-pub use support_set::{ExampleInput, ParsedSupportSet, RelationExamples, SupportSet};
+pub use support_set::{ExampleInput, ParsedRelation, ParsedSupportSet, RelationExamples, SupportSet};

@@ -12,12 +12,13 @@ use backend::Compute;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::TkreError;
-use crate::fewshot::{ExampleInput, PrototypeClassifier, RelationExamples, SupportSet};
+use crate::fewshot::support_set::check_key;
+use crate::fewshot::{EncodedSupportSet, ExampleInput, PrototypeClassifier, RelationText, SupportSet};
 use crate::model::fused_gpu::FusedGpuEncoder;
 use crate::relation_encoder::{ModelFiles, PoolingPlan, RelationEncoder};
 use crate::text::RelationInstance;
@@ -44,20 +45,13 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-struct StoredRelation {
-    name: String,
-    description: Option<String>,
-    /// Each example as the user gave it, and its representation (computed once, when added).
-    examples: Vec<(ExampleInput, Vec<f32>)>,
-}
-
 struct State {
     encoder: RelationEncoder,
     /// The fused WebGPU forward pass, on the `webgpu` backend (shared so that no borrow of the
     /// state is held while a pass runs on the GPU).
     gpu: Option<Rc<FusedGpuEncoder>>,
-    relations: Vec<StoredRelation>,
-    none_threshold: Option<f32>,
+    /// The relations, their text and examples, each encoded once when added or changed.
+    support: EncodedSupportSet,
 }
 
 /// A loaded model with a support set, ready to classify.
@@ -150,13 +144,53 @@ async fn encode_instances(
     encode(state, plan).await
 }
 
-fn parse_examples(examples: JsValue) -> Result<Vec<(ExampleInput, RelationInstance)>, JsValue> {
-    let inputs: Vec<ExampleInput> = serde_wasm_bindgen::from_value(examples).map_err(|e| {
+/// Sentence embeddings of relation texts, in order.
+async fn encode_texts(state: &Rc<RefCell<State>>, texts: &[String]) -> Result<Vec<Vec<f32>>, JsValue> {
+    let plan = state.borrow().encoder.plan_sentences(texts).map_err(js_error)?;
+    encode(state, plan).await
+}
+
+/// The embedding of a relation's text, when it has some.
+async fn encode_text(state: &Rc<RefCell<State>>, text: &RelationText) -> Result<Option<Vec<f32>>, JsValue> {
+    match text.sentence() {
+        Some(sentence) => Ok(encode_texts(state, &[sentence]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+/// `addRelation`'s options: `{name?, description?, examples?}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelationOptions {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    examples: Option<Vec<ExampleInput>>,
+}
+
+fn parse_text(text: JsValue, what: &str) -> Result<RelationText, JsValue> {
+    if text.is_undefined() || text.is_null() {
+        return Ok(RelationText::default());
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TextOptions {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    }
+    let t: TextOptions = serde_wasm_bindgen::from_value(text).map_err(|e| {
         js_error(format!(
-            "examples must be an array of marked sentences (\"[E1]..[/E1] .. [E2]..[/E2]\") or \
-             {{text, head: {{start, end}}, tail: {{start, end}}}} objects: {e}"
+            "{what} takes {{name?: string, description?: string}}: {e}"
         ))
     })?;
+    Ok(RelationText::new(t.name, t.description))
+}
+
+fn to_instances(inputs: Vec<ExampleInput>) -> Result<Vec<(ExampleInput, RelationInstance)>, JsValue> {
     inputs
         .into_iter()
         .enumerate()
@@ -169,20 +203,20 @@ fn parse_examples(examples: JsValue) -> Result<Vec<(ExampleInput, RelationInstan
         .collect()
 }
 
+fn parse_examples(examples: JsValue) -> Result<Vec<(ExampleInput, RelationInstance)>, JsValue> {
+    let inputs: Vec<ExampleInput> = serde_wasm_bindgen::from_value(examples).map_err(|e| {
+        js_error(format!(
+            "examples must be an array of marked sentences (\"[E1]..[/E1] .. [E2]..[/E2]\") or \
+             {{text, head: {{start, end}}, tail: {{start, end}}}} objects: {e}"
+        ))
+    })?;
+    to_instances(inputs)
+}
+
 fn classifier(state: &State) -> Result<PrototypeClassifier, TkreError> {
-    let relations = state
-        .relations
-        .iter()
-        .map(|r| {
-            (
-                r.name.clone(),
-                r.examples.iter().map(|(_, v)| v.clone()).collect(),
-            )
-        })
-        .collect();
-    let mut classifier = PrototypeClassifier::new(relations, state.encoder.representation.parts().len())?;
-    classifier.none_threshold = state.none_threshold;
-    Ok(classifier)
+    state
+        .support
+        .classifier(state.encoder.representation.parts().len(), true)
 }
 
 #[wasm_bindgen]
@@ -228,8 +262,7 @@ impl Extractor {
             state: Rc::new(RefCell::new(State {
                 encoder,
                 gpu,
-                relations: Vec::new(),
-                none_threshold: None,
+                support: EncodedSupportSet::default(),
             })),
             backend: name.to_string(),
             backend_reason: reason,
@@ -261,107 +294,123 @@ impl Extractor {
         self.backend_reason.clone()
     }
 
+    /// Adds a relation: `{name?, description?, examples?}`; it needs examples, text, or both
+    /// (text alone: zero-shot). Its text and examples are encoded once, now. Resolves to its
+    /// example count.
+    #[wasm_bindgen(js_name = addRelation)]
+    pub fn add_relation(&self, key: String, options: JsValue) -> js_sys::Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let options: RelationOptions = if options.is_undefined() || options.is_null() {
+                RelationOptions {
+                    name: None,
+                    description: None,
+                    examples: None,
+                }
+            } else {
+                serde_wasm_bindgen::from_value(options).map_err(|e| {
+                    js_error(format!(
+                        "addRelation takes (key, {{name?: string, description?: string, examples?: [...]}}): {e}"
+                    ))
+                })?
+            };
+            let text = RelationText::new(options.name, options.description);
+            let parsed = to_instances(options.examples.unwrap_or_default())?;
+            let key = state
+                .borrow()
+                .support
+                .check_new_relation(&key, &text, parsed.len())
+                .map_err(js_error)?;
+            let instances: Vec<RelationInstance> = parsed.iter().map(|(_, i)| i.clone()).collect();
+            let vectors = encode_instances(&state, &instances).await?;
+            let text_vector = encode_text(&state, &text).await?;
+            let examples: Vec<_> = parsed.into_iter().map(|(input, _)| input).zip(vectors).collect();
+            let count = examples.len();
+            state
+                .borrow_mut()
+                .support
+                .add_relation(key, text, text_vector, examples)
+                .map_err(js_error)?;
+            Ok(JsValue::from(count as u32))
+        })
+    }
+
+    /// Replaces a relation's text, `{name?, description?}` (null clears it; a relation without
+    /// examples must keep some). Encoded once, now.
+    #[wasm_bindgen(js_name = setRelationText)]
+    pub fn set_relation_text(&self, key: String, text: JsValue) -> js_sys::Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let text = parse_text(text, "setRelationText")?;
+            state.borrow().support.check_text(&key, &text).map_err(js_error)?;
+            let vector = encode_text(&state, &text).await?;
+            state
+                .borrow_mut()
+                .support
+                .set_text(&key, text, vector)
+                .map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// Adds examples to a relation (created if new). Each example is encoded once, now.
     /// Resolves to the relation's example count.
     #[wasm_bindgen(js_name = addExamples)]
     pub fn add_examples(&self, relation: String, examples: JsValue) -> js_sys::Promise {
         let state = self.state.clone();
         future_to_promise(async move {
-            let name = relation.trim().to_string();
-            if name.is_empty() {
-                return Err(js_error("the relation name is empty"));
-            }
+            check_key(&relation, "the relation").map_err(js_error)?;
             let parsed = parse_examples(examples)?;
             if parsed.is_empty() {
-                return Err(js_error(format!("no examples given for relation {name:?}")));
+                return Err(js_error(format!("no examples given for relation {relation:?}")));
             }
             let instances: Vec<RelationInstance> = parsed.iter().map(|(_, i)| i.clone()).collect();
             let vectors = encode_instances(&state, &instances).await?;
-            let mut state = state.borrow_mut();
-            let index = match state.relations.iter().position(|r| r.name == name) {
-                Some(i) => i,
-                None => {
-                    state.relations.push(StoredRelation {
-                        name: name.clone(),
-                        description: None,
-                        examples: Vec::new(),
-                    });
-                    state.relations.len() - 1
-                }
-            };
-            let stored = &mut state.relations[index];
-            stored
-                .examples
-                .extend(parsed.into_iter().map(|(input, _)| input).zip(vectors));
-            Ok(JsValue::from(stored.examples.len() as u32))
+            let examples = parsed.into_iter().map(|(input, _)| input).zip(vectors).collect();
+            let count = state
+                .borrow_mut()
+                .support
+                .add_examples(&relation, examples)
+                .map_err(js_error)?;
+            Ok(JsValue::from(count as u32))
         })
     }
 
-    /// Removes one example (by index) from a relation; the relation goes when it has none left.
+    /// Removes one example (by index) from a relation; the relation goes when it has neither
+    /// examples nor text left.
     #[wasm_bindgen(js_name = removeExample)]
     pub fn remove_example(&self, relation: &str, index: usize) -> Result<(), JsValue> {
-        let mut state = self.state.borrow_mut();
-        let r = state
-            .relations
-            .iter()
-            .position(|r| r.name == relation)
-            .ok_or_else(|| js_error(format!("unknown relation {relation:?}")))?;
-        let count = state.relations[r].examples.len();
-        if index >= count {
-            return Err(js_error(format!(
-                "relation {relation:?} has {count} example(s); index {index} is out of range"
-            )));
-        }
-        state.relations[r].examples.remove(index);
-        if state.relations[r].examples.is_empty() {
-            state.relations.remove(r);
-        }
-        Ok(())
+        self.state
+            .borrow_mut()
+            .support
+            .remove_example(relation, index)
+            .map_err(js_error)
     }
 
     /// Removes a relation with all its examples.
     #[wasm_bindgen(js_name = removeRelation)]
     pub fn remove_relation(&self, relation: &str) -> Result<(), JsValue> {
-        let mut state = self.state.borrow_mut();
-        let before = state.relations.len();
-        state.relations.retain(|r| r.name != relation);
-        if state.relations.len() == before {
-            return Err(js_error(format!("unknown relation {relation:?}")));
-        }
-        Ok(())
+        self.state
+            .borrow_mut()
+            .support
+            .remove_relation(relation)
+            .map_err(js_error)
     }
 
     /// Sets (a number in -1..1) or clears (null/undefined) the none-of-the-above threshold.
     #[wasm_bindgen(js_name = setNoneThreshold)]
     pub fn set_none_threshold(&self, threshold: Option<f32>) -> Result<(), JsValue> {
-        if let Some(t) = threshold
-            && !(-1.0..=1.0).contains(&t)
-        {
-            return Err(js_error(format!(
-                "none-of-the-above threshold {t} is outside -1..1"
-            )));
-        }
-        self.state.borrow_mut().none_threshold = threshold;
-        Ok(())
+        self.state
+            .borrow_mut()
+            .support
+            .set_none_threshold(threshold)
+            .map_err(js_error)
     }
 
-    /// The relations and their example counts: `[{name, examples}]`.
+    /// The relations: `[{key, name, description?, examples}]` (`name` is the key when the
+    /// relation has no display name; `examples` is a count).
     pub fn relations(&self) -> Result<JsValue, JsValue> {
-        #[derive(Serialize)]
-        struct Summary<'a> {
-            name: &'a str,
-            examples: usize,
-        }
-        let state = self.state.borrow();
-        let list: Vec<Summary> = state
-            .relations
-            .iter()
-            .map(|r| Summary {
-                name: &r.name,
-                examples: r.examples.len(),
-            })
-            .collect();
-        to_js(&list)
+        to_js(&self.state.borrow().support.summaries())
     }
 
     /// Classifies marked sentences (or `{text, head, tail}` objects) with one encoder pass.
@@ -410,49 +459,23 @@ impl Extractor {
     /// The support set as JSON (the same format `tkre classify --support` reads).
     #[wasm_bindgen(js_name = supportSetJson)]
     pub fn support_set_json(&self) -> String {
-        let state = self.state.borrow();
-        SupportSet {
-            relations: state
-                .relations
-                .iter()
-                .map(|r| RelationExamples {
-                    name: r.name.clone(),
-                    description: r.description.clone(),
-                    examples: r.examples.iter().map(|(input, _)| input.clone()).collect(),
-                })
-                .collect(),
-            none_threshold: state.none_threshold,
-        }
-        .to_json()
+        self.state.borrow().support.to_support_set().to_json()
     }
 
-    /// Replaces the support set with one from JSON; every example is encoded once.
+    /// Replaces the support set with one from JSON; every example and relation text is
+    /// encoded once.
     #[wasm_bindgen(js_name = loadSupportSet)]
     pub fn load_support_set(&self, json: String) -> js_sys::Promise {
         let state = self.state.clone();
         future_to_promise(async move {
             let set = SupportSet::from_json(&json, "support set").map_err(js_error)?;
             let parsed = set.parse().map_err(js_error)?;
-            let instances: Vec<RelationInstance> = parsed
-                .relations
-                .iter()
-                .flat_map(|(_, v)| v.iter().cloned())
-                .collect();
-            let mut vectors = encode_instances(&state, &instances).await?.into_iter();
-            let relations = set
-                .relations
-                .iter()
-                .zip(&parsed.relations)
-                .map(|(given, (name, _))| StoredRelation {
-                    name: name.clone(),
-                    description: given.description.clone(),
-                    examples: given.examples.iter().cloned().zip(vectors.by_ref()).collect(),
-                })
-                .collect();
-            let mut state = state.borrow_mut();
-            state.relations = relations;
-            state.none_threshold = parsed.none_threshold;
-            Ok(JsValue::from(state.relations.len() as u32))
+            let vectors = encode_instances(&state, &parsed.instances()).await?;
+            let texts = encode_texts(&state, &parsed.texts()).await?;
+            let support = EncodedSupportSet::from_parsed(parsed, vectors, texts).map_err(js_error)?;
+            let count = support.relations.len();
+            state.borrow_mut().support = support;
+            Ok(JsValue::from(count as u32))
         })
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! Episodes are sampled first (fixed seed, one sequence per setting), then every instance
 //! any episode of any setting uses is encoded once, then each episode's queries are
-//! classified against its prototypes. `--report` evaluates several models and writes the
+//! classified against its prototypes. With `--relation-descriptions`, every setting is scored
+//! twice on the same episodes, without and with relation text fused into the prototypes (and
+//! K = 0 is zero-shot: text alone). `--report` evaluates several models and writes the
 //! accuracy report ([`report`]).
 
 mod episodes;
 mod fewrel;
 mod plot;
+mod relation_text;
 mod report;
 
 use std::collections::BTreeSet;
@@ -18,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tkre::fewshot::{PrototypeClassifier, Representation};
+use tkre::fewshot::{PrototypeClassifier, RelationVectors, Representation};
 
 use crate::ModelArgs;
 use crate::runtime::load_encoder;
@@ -33,8 +36,9 @@ pub struct EvalArgs {
     /// Relations per episode.
     #[arg(long, default_value_t = 5)]
     n: usize,
-    /// Support examples per relation.
-    #[arg(long, default_value_t = 1)]
+    /// Support examples per relation (0: zero-shot, relation text alone; needs
+    /// --relation-descriptions).
+    #[arg(long, visible_alias = "shots", default_value_t = 1)]
     k: usize,
     /// Query instances per relation and episode.
     #[arg(long, default_value_t = 1)]
@@ -53,6 +57,11 @@ pub struct EvalArgs {
     /// in any training of the evaluated models. Comma-separated or repeated.
     #[arg(long, value_delimiter = ',', value_name = "ID")]
     exclude_relations: Vec<String>,
+    /// Relation text, fused into the prototypes: pid2name.json's shape `{"P19": [name,
+    /// description]}` or a plain `{"P19": "text"}` map. Results are reported without and with
+    /// it, on the same episodes.
+    #[arg(long, value_name = "FILE")]
+    relation_descriptions: Option<PathBuf>,
     /// Report mode: evaluate every --row in every --settings and write PREFIX.md,
     /// PREFIX.json and PREFIX.svg (e.g. reports/accuracy). A row whose model files and
     /// protocol are unchanged since PREFIX.json keeps its accuracy (its latency is measured
@@ -79,6 +88,9 @@ pub struct EvalArgs {
 pub struct SettingResult {
     pub n: usize,
     pub k: usize,
+    /// Whether relation text (names, descriptions) was fused into the prototypes.
+    #[serde(default)]
+    pub relation_text: bool,
     pub accuracy: f64,
     pub ci95: f64,
 }
@@ -89,8 +101,10 @@ pub fn parse_setting(text: &str) -> Result<(usize, usize)> {
         .split_once('-')
         .and_then(|(n, k)| Some((n.trim().parse().ok()?, k.trim().parse().ok()?)));
     match parsed {
-        Some((n, k)) if n > 0 && k > 0 => Ok((n, k)),
-        _ => bail!("setting {text:?}: expected N-K with N, K >= 1, e.g. 5-1 for 5-way 1-shot"),
+        Some((n, k)) if n > 0 => Ok((n, k)),
+        _ => bail!(
+            "setting {text:?}: expected N-K with N >= 1, K >= 0, e.g. 5-1 for 5-way 1-shot (5-0: zero-shot)"
+        ),
     }
 }
 
@@ -133,7 +147,10 @@ fn check_settings(
 }
 
 /// Accuracy of `encoder` in each setting over `episodes` episodes (seeded; the same episodes
-/// whatever the other settings are). Every instance is encoded once for all settings.
+/// whatever the other settings are). Every instance is encoded once for all settings. With
+/// `texts` (one per relation of `data`, each relation's text), each setting is scored without
+/// and with the text (K = 0: with it only).
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     encoder: &tkre::RelationEncoder,
     data: &fewrel::FewRelData,
@@ -142,6 +159,7 @@ pub fn evaluate(
     episodes: usize,
     seed: u64,
     batch_size: usize,
+    texts: Option<&[Option<String>]>,
 ) -> Result<Vec<SettingResult>> {
     let sizes: Vec<usize> = data.relations.iter().map(|(_, v)| v.len()).collect();
     let sampled: Vec<Vec<episodes::Episode>> = settings
@@ -171,42 +189,75 @@ pub fn evaluate(
         &vectors[at]
     };
 
-    let parts = encoder.representation.parts().len();
-    let mut results = Vec::with_capacity(settings.len());
-    for (&(n, k), setting_episodes) in settings.iter().zip(&sampled) {
-        let bar = progress(setting_episodes.len(), &format!("{n}-way {k}-shot"));
-        let mut accuracies = Vec::with_capacity(setting_episodes.len());
-        for episode in setting_episodes {
-            let relations = episode
-                .classes
-                .iter()
-                .map(|(r, support, _)| {
-                    (
-                        data.relations[*r].0.clone(),
-                        support.iter().map(|&i| vector_of(*r, i).clone()).collect(),
-                    )
-                })
-                .collect();
-            let classifier = PrototypeClassifier::new(relations, parts)?;
-            let mut correct = 0usize;
-            let mut total = 0usize;
-            for (r, _, queries) in &episode.classes {
-                for &i in queries {
-                    let prediction = classifier.classify(vector_of(*r, i))?;
-                    correct += usize::from(
-                        prediction
-                            .best()
-                            .is_some_and(|b| b.relation == data.relations[*r].0),
-                    );
-                    total += 1;
-                }
-            }
-            accuracies.push(correct as f64 / total as f64);
-            bar.inc(1);
+    let text_vectors: Option<Vec<Option<Vec<f32>>>> = match texts {
+        None => None,
+        Some(texts) => {
+            let present: Vec<String> = texts.iter().flatten().cloned().collect();
+            let mut encoded = encoder.embed_sentences(&present, batch_size)?.into_iter();
+            Some(
+                texts
+                    .iter()
+                    .map(|t| t.as_ref().and_then(|_| encoded.next()))
+                    .collect(),
+            )
         }
-        bar.finish_and_clear();
-        let (accuracy, ci95) = episodes::mean_ci95(&accuracies);
-        results.push(SettingResult { n, k, accuracy, ci95 });
+    };
+
+    let parts = encoder.representation.parts().len();
+    let mut results = Vec::with_capacity(2 * settings.len());
+    for (&(n, k), setting_episodes) in settings.iter().zip(&sampled) {
+        for with_text in [false, true] {
+            if (with_text && text_vectors.is_none()) || (!with_text && k == 0) {
+                continue;
+            }
+            let label = format!("{n}-way {k}-shot{}", if with_text { " +text" } else { "" });
+            let text_of = |r: usize| {
+                text_vectors
+                    .as_ref()
+                    .filter(|_| with_text)
+                    .and_then(|t| t[r].clone())
+            };
+            let bar = progress(setting_episodes.len(), &label);
+            let mut accuracies = Vec::with_capacity(setting_episodes.len());
+            for episode in setting_episodes {
+                let relations = episode
+                    .classes
+                    .iter()
+                    .map(|(r, support, _)| {
+                        RelationVectors::new(
+                            data.relations[*r].0.clone(),
+                            support.iter().map(|&i| vector_of(*r, i).clone()).collect(),
+                            text_of(*r),
+                        )
+                    })
+                    .collect();
+                let classifier = PrototypeClassifier::new(relations, parts)?;
+                let mut correct = 0usize;
+                let mut total = 0usize;
+                for (r, _, queries) in &episode.classes {
+                    for &i in queries {
+                        let prediction = classifier.classify(vector_of(*r, i))?;
+                        correct += usize::from(
+                            prediction
+                                .best()
+                                .is_some_and(|b| b.relation == data.relations[*r].0),
+                        );
+                        total += 1;
+                    }
+                }
+                accuracies.push(correct as f64 / total as f64);
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            let (accuracy, ci95) = episodes::mean_ci95(&accuracies);
+            results.push(SettingResult {
+                n,
+                k,
+                relation_text: with_text,
+                accuracy,
+                ci95,
+            });
+        }
     }
     Ok(results)
 }
@@ -216,8 +267,14 @@ struct EvalReport {
     n: usize,
     k: usize,
     episodes: usize,
+    /// With relation text when `relation_text` is set, else from the examples alone.
     accuracy: f64,
     ci95: f64,
+    /// The relation-text file fused into the prototypes, if any.
+    relation_text: Option<String>,
+    /// The same episodes without relation text (absent at K = 0 or without a text file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    without_relation_text: Option<Accuracy>,
     queries: usize,
     seed: u64,
     representation: String,
@@ -225,6 +282,34 @@ struct EvalReport {
     data: String,
     relations: usize,
     skipped_records: usize,
+}
+
+#[derive(Serialize)]
+struct Accuracy {
+    accuracy: f64,
+    ci95: f64,
+}
+
+/// Relation text for `data`'s relations from `--relation-descriptions`, if given.
+pub(crate) fn relation_texts(
+    args: &EvalArgs,
+    data: &fewrel::FewRelData,
+    required: bool,
+) -> Result<Option<Vec<Option<String>>>> {
+    let Some(path) = &args.relation_descriptions else {
+        if required {
+            bail!("--k 0 (zero-shot) classifies by relation text alone; give --relation-descriptions FILE");
+        }
+        return Ok(None);
+    };
+    let texts = relation_text::load(path)?;
+    let ids: Vec<String> = data.relations.iter().map(|(r, _)| r.clone()).collect();
+    Ok(Some(relation_text::for_relations(
+        &texts,
+        &ids,
+        required,
+        &path.display().to_string(),
+    )?))
 }
 
 fn progress(len: usize, what: &str) -> ProgressBar {
@@ -239,8 +324,8 @@ fn progress(len: usize, what: &str) -> ProgressBar {
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
-    if args.n == 0 || args.k == 0 || args.queries == 0 || args.episodes == 0 {
-        bail!("--n, --k, --queries and --episodes must all be at least 1");
+    if args.n == 0 || args.queries == 0 || args.episodes == 0 {
+        bail!("--n, --queries and --episodes must all be at least 1");
     }
     let origin = args.data.display().to_string();
     let data = fewrel::load(&args.data)?;
@@ -260,10 +345,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         bail!("--row is for --report mode; give --report PREFIX too (or --model for one model)");
     }
     check_settings(&data, &[(args.n, args.k)], args.queries, &origin)?;
+    let texts = relation_texts(&args, &data, args.k == 0)?;
 
     let mut encoder = load_encoder(&args.model)?;
     encoder.representation = args.representation;
-    let result = evaluate(
+    let results = evaluate(
         &encoder,
         &data,
         &[(args.n, args.k)],
@@ -271,14 +357,27 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         args.episodes,
         args.seed,
         args.model.batch_size,
-    )?
-    .remove(0);
+        texts.as_deref(),
+    )?;
+    let main = results.iter().find(|r| r.relation_text == texts.is_some());
+    let without = results.iter().find(|r| !r.relation_text && texts.is_some());
+    let Some(result) = main else {
+        bail!("no result for {}-way {}-shot", args.n, args.k);
+    };
     let report = EvalReport {
         n: args.n,
         k: args.k,
         episodes: args.episodes,
         accuracy: result.accuracy,
         ci95: result.ci95,
+        relation_text: args
+            .relation_descriptions
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        without_relation_text: without.map(|r| Accuracy {
+            accuracy: r.accuracy,
+            ci95: r.ci95,
+        }),
         queries: args.queries,
         seed: args.seed,
         representation: args.representation.to_string(),

@@ -66,7 +66,10 @@ pub fn accuracy_plot(report: &AccuracyReport, settings: &[(usize, usize)], path:
                 .rows
                 .iter()
                 .filter_map(|r| {
-                    let s = r.results.iter().find(|s| s.n == n && s.k == k)?;
+                    let s = r
+                        .results
+                        .iter()
+                        .find(|s| s.n == n && s.k == k && (!s.relation_text || k == 0))?;
                     Some((x_of(r), 100.0 * s.accuracy, r.name.clone()))
                 })
                 .collect();

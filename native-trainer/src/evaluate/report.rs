@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::fewrel::FewRelData;
-use super::{EvalArgs, SettingResult, check_settings, evaluate, parse_setting};
+use super::{EvalArgs, SettingResult, check_settings, evaluate, parse_setting, relation_texts};
 use crate::runtime::load_encoder;
 
 /// What the accuracies were measured on; rows are reused only under the same protocol.
@@ -24,6 +24,9 @@ pub struct Protocol {
     pub queries: usize,
     pub representation: String,
     pub max_length: usize,
+    /// The relation-text file (`--relation-descriptions`), when rows are also scored with it.
+    #[serde(default)]
+    pub relation_text: Option<String>,
 }
 
 /// Browser latencies from bench/browser.js for the same model files.
@@ -183,6 +186,13 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
         .map(|s| parse_setting(s))
         .collect::<Result<_>>()?;
     check_settings(data, &settings, args.queries, &args.data.display().to_string())?;
+    let texts = relation_texts(args, data, settings.iter().any(|&(_, k)| k == 0))?;
+    // The results each row has: per setting, without text (K > 0) and with it (given a file).
+    let expected: Vec<(usize, usize, bool)> = settings
+        .iter()
+        .flat_map(|&(n, k)| [(n, k, false), (n, k, true)])
+        .filter(|&(_, k, text)| if text { texts.is_some() } else { k > 0 })
+        .collect();
     let references: Vec<serde_json::Value> = match &args.references {
         Some(path) => serde_json::from_str(
             &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
@@ -199,6 +209,10 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
         queries: args.queries,
         representation: args.representation.to_string(),
         max_length: args.model.max_length,
+        relation_text: args
+            .relation_descriptions
+            .as_ref()
+            .map(|p| p.display().to_string()),
     };
     let json_path = prefix.with_extension("json");
     let previous: Vec<RowReport> = std::fs::read_to_string(&json_path)
@@ -236,7 +250,11 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
         // The same model files under the same protocol: reuse (under the new name, if renamed).
         let cached = previous.iter().find(|r| {
             r.fingerprint == fingerprint
-                && r.results.iter().map(|s| (s.n, s.k)).collect::<Vec<_>>() == settings
+                && r.results
+                    .iter()
+                    .map(|s| (s.n, s.k, s.relation_text))
+                    .collect::<Vec<_>>()
+                    == expected
         });
         let mut model_args = args.model.clone();
         model_args.model = Some(dir.clone());
@@ -257,6 +275,7 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
                     args.episodes,
                     args.seed,
                     args.model.batch_size,
+                    texts.as_deref(),
                 )?
             }
         };
@@ -289,7 +308,13 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
             "{name}: {}",
             row.results
                 .iter()
-                .map(|r| format!("{}-{} {:.2}", r.n, r.k, 100.0 * r.accuracy))
+                .map(|r| format!(
+                    "{}-{}{} {:.2}",
+                    r.n,
+                    r.k,
+                    if r.relation_text { "+text" } else { "" },
+                    100.0 * r.accuracy
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -336,6 +361,13 @@ pub fn markdown(report: &AccuracyReport, settings: &[(usize, usize)]) -> String 
         p.representation,
         p.max_length
     );
+    if let Some(file) = &p.relation_text {
+        out += &format!(
+            "Rows marked \"+ relation names and descriptions\" fuse each relation's text from `{file}` into \
+             its prototype (as one more example; K = 0 is the text alone), on the same episodes as the \
+             row above them.\n\n"
+        );
+    }
     out += &format!(
         "Relations evaluated ({}): {}. Excluded (used in training): {}.\n\n",
         p.relations.len(),
@@ -351,6 +383,13 @@ pub fn markdown(report: &AccuracyReport, settings: &[(usize, usize)]) -> String 
         setting_names.join(" | ")
     );
     out += &format!("|---|---|---|---|---|---|{}\n", "---|".repeat(settings.len()));
+    // With relation text, each model has two lines on the same episodes: examples alone, and
+    // examples with the relations' names and descriptions (marked as such).
+    let variants: &[bool] = if p.relation_text.is_some() {
+        &[false, true]
+    } else {
+        &[false]
+    };
     for row in &report.rows {
         let browser = if row.browser.is_empty() {
             "-".to_string()
@@ -361,27 +400,34 @@ pub fn markdown(report: &AccuracyReport, settings: &[(usize, usize)]) -> String 
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let cells: Vec<String> = settings
-            .iter()
-            .map(|&(n, k)| {
-                row.results
-                    .iter()
-                    .find(|r| r.n == n && r.k == k)
-                    .map_or("-".into(), |r| {
-                        format!("{:.2} ± {:.2}", 100.0 * r.accuracy, 100.0 * r.ci95)
-                    })
-            })
-            .collect();
-        out += &format!(
-            "| {} | {} | {:.1} M | {} | {:.1} | {} | {} |\n",
-            row.name,
-            row.precision,
-            row.params as f64 / 1e6,
-            megabytes(row.download_bytes),
-            row.native_query_p50_ms,
-            browser,
-            cells.join(" | ")
-        );
+        for &with_text in variants {
+            let cells: Vec<String> = settings
+                .iter()
+                .map(|&(n, k)| {
+                    row.results
+                        .iter()
+                        .find(|r| r.n == n && r.k == k && r.relation_text == with_text)
+                        .map_or("-".into(), |r| {
+                            format!("{:.2} ± {:.2}", 100.0 * r.accuracy, 100.0 * r.ci95)
+                        })
+                })
+                .collect();
+            let name = if with_text {
+                format!("{} + relation names and descriptions", row.name)
+            } else {
+                row.name.clone()
+            };
+            out += &format!(
+                "| {} | {} | {:.1} M | {} | {:.1} | {} | {} |\n",
+                name,
+                row.precision,
+                row.params as f64 / 1e6,
+                megabytes(row.download_bytes),
+                row.native_query_p50_ms,
+                browser,
+                cells.join(" | ")
+            );
+        }
     }
     if !report.references.is_empty() {
         out += &format!(
