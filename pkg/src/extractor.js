@@ -141,16 +141,16 @@ export class RelationExtractor {
    * Adds a relation: `{name, description, examples}`, each optional, but it needs examples or
    * text (text alone classifies zero-shot). Its text and examples are encoded once, now.
    */
-  addRelation(key, { name, description, examples } = {}) {
-    const options = { name: name ?? undefined, description: description ?? undefined };
-    if (examples !== undefined) options.examples = Array.isArray(examples) ? examples : [examples];
-    return this.#run((x) => x.addRelation(key, options));
+  addRelation(key, options = {}) {
+    // Passed on whole, so that a misspelt field is reported rather than dropped.
+    const sent = { ...options };
+    if (options.examples != null && !Array.isArray(options.examples)) sent.examples = [options.examples];
+    return this.#run((x) => x.addRelation(key, sent));
   }
 
   /** Replaces a relation's name and description (`null` clears them); encoded once, now. */
   async setRelationText(key, text) {
-    const value = text == null ? null : { name: text.name ?? undefined, description: text.description ?? undefined };
-    await this.#run((x) => x.setRelationText(key, value));
+    await this.#run((x) => x.setRelationText(key, text ?? null));
   }
 
   /** Adds examples (marked sentences or {text, head, tail}) to a relation; each is encoded once. */

@@ -94,9 +94,7 @@ export class WorkerExtractor {
   }
 
   async addRelation(key, options = {}) {
-    const { examples } = options;
-    const sent = examples === undefined ? { ...options } : { ...options, examples: Array.isArray(examples) ? examples : [examples] };
-    return this.#remember(await this.#call('addRelation', key, sent));
+    return this.#remember(await this.#call('addRelation', key, options));
   }
   async setRelationText(key, text) {
     return this.#remember(await this.#call('setRelationText', key, text ?? null));

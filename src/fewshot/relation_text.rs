@@ -10,6 +10,8 @@
 //! the TKRE paper, with terse names only (`tests/reference/text_fusion_select.py`,
 //! `reports/text-fusion-selection.json`). There "one extra example" (w = 1) was best at
 //! 1-shot of the rules and weights tried, and within the interval of the best at 5-shot.
+//! Sets that mix text-only relations with relations that have examples need one more step,
+//! in [`crate::fewshot::PrototypeClassifier::classify`]. Numbers: `docs/support-sets.md`.
 
 use serde::{Deserialize, Serialize};
 

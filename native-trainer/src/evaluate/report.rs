@@ -363,9 +363,9 @@ pub fn markdown(report: &AccuracyReport, settings: &[(usize, usize)]) -> String 
     );
     if let Some(file) = &p.relation_text {
         out += &format!(
-            "Rows marked \"+ relation names and descriptions\" fuse each relation's text from `{file}` into \
-             its prototype (as one more example; K = 0 is the text alone), on the same episodes as the \
-             row above them.\n\n"
+            "Rows marked \"+ relation text\" use relation names and descriptions: each relation's text \
+             from `{file}` is fused into its prototype (as one more example; K = 0 is the text alone), \
+             on the same episodes as the row above them.\n\n"
         );
     }
     out += &format!(
@@ -413,7 +413,7 @@ pub fn markdown(report: &AccuracyReport, settings: &[(usize, usize)]) -> String 
                 })
                 .collect();
             let name = if with_text {
-                format!("{} + relation names and descriptions", row.name)
+                format!("{} + relation text", row.name)
             } else {
                 row.name.clone()
             };
