@@ -52,6 +52,8 @@ pub struct PrototypeClassifier {
     /// Per relation: true when it has text and no examples.
     text_only: Vec<bool>,
     parts: usize,
+    /// The weight of relation text in prototypes with examples, after [`text_agreement`].
+    text_weight: f32,
     pub temperature: f32,
     pub none_threshold: Option<f32>,
 }
@@ -118,6 +120,42 @@ pub fn fused_prototype(
     sum
 }
 
+/// How well the relations' texts alone classify the set's own examples, from chance (0) to all
+/// of them right (1; below 0 when worse than chance): each example of a relation with text is
+/// matched to its nearest text. `None` when it cannot be told: fewer than two relations with
+/// text, or no example of one. The classifier gives text the weight
+/// `w * clamp(2 * agreement, 0, 1)`: full weight from half-way between chance and perfect,
+/// none at chance. On the selection data with the texts shuffled between relations, a fixed
+/// weight cost 7-8 points at 1-shot; this keeps the examples-only accuracy, and gives up 0.1-0.2
+/// of the gain with the right texts (`docs/support-sets.md`).
+pub fn text_agreement(relations: &[RelationVectors], parts: usize) -> Option<f32> {
+    let texts: Vec<(usize, Vec<f32>)> = relations
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.text.as_deref().map(|t| (i, fused_prototype(&[], Some(t), parts, 1.0))))
+        .collect();
+    if texts.len() < 2 {
+        return None;
+    }
+    let (mut hits, mut total) = (0usize, 0usize);
+    for (i, relation) in relations.iter().enumerate().filter(|(_, r)| r.text.is_some()) {
+        for example in &relation.examples {
+            let nearest = texts
+                .iter()
+                .map(|(j, t)| (*j, squared_distance(example, t)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(j, _)| j);
+            hits += usize::from(nearest == Some(i));
+            total += 1;
+        }
+    }
+    if total == 0 {
+        return None;
+    }
+    let chance = 1.0 / texts.len() as f32;
+    Some((hits as f32 / total as f32 - chance) / (1.0 - chance))
+}
+
 impl PrototypeClassifier {
     /// `relations`: each relation's key, its examples' representations (each made of `parts`
     /// L2-normalised parts) and its text's embedding. The text joins the prototype with
@@ -127,7 +165,8 @@ impl PrototypeClassifier {
         Self::with_text_weight(relations, parts, TEXT_WEIGHT)
     }
 
-    /// [`Self::new`] with another weight for relation text (0 ignores it).
+    /// [`Self::new`] with another weight for relation text (0 ignores it), before
+    /// [`text_agreement`] scales it.
     pub fn with_text_weight(relations: Vec<RelationVectors>, parts: usize, text_weight: f32) -> Result<Self> {
         if relations.is_empty() {
             return Err(TkreError::SupportSet("no relations to classify into".into()));
@@ -142,29 +181,42 @@ impl PrototypeClassifier {
                     .or_else(|| r.text.as_ref().map(|t| t.len() * parts))
             })
             .unwrap_or(0);
+        let mut relations = relations;
+        for r in &mut relations {
+            if text_weight <= 0.0 {
+                r.text = None;
+            }
+            if r.examples.is_empty() && r.text.is_none() {
+                return Err(TkreError::SupportSet(format!(
+                    "relation {:?} has no examples and no text; give it an example, a name or a description",
+                    r.key
+                )));
+            }
+            if r.examples.iter().any(|v| v.len() != dim) || r.text.as_ref().is_some_and(|t| t.len() * parts != dim) {
+                return Err(TkreError::SupportSet(format!(
+                    "relation {:?}: vectors differ in length (encoded by another model?)",
+                    r.key
+                )));
+            }
+        }
+        // Text that does not recognise the set's own examples would pull the prototypes
+        // astray: its weight falls to 0 as that agreement falls to chance.
+        let text_weight = match text_agreement(&relations, parts) {
+            Some(agreement) => text_weight * (2.0 * agreement).clamp(0.0, 1.0),
+            None => text_weight,
+        };
         let mut names = Vec::with_capacity(relations.len());
         let mut prototypes = Vec::with_capacity(relations.len());
         let mut text_prototypes = Vec::with_capacity(relations.len());
         let mut text_only = Vec::with_capacity(relations.len());
         for RelationVectors { key, examples, text } in relations {
-            let text = text.filter(|_| text_weight > 0.0);
-            if examples.is_empty() && text.is_none() {
-                return Err(TkreError::SupportSet(format!(
-                    "relation {key:?} has no examples and no text; give it an example, a name or a description"
-                )));
-            }
-            if examples.iter().any(|v| v.len() != dim)
-                || text.as_ref().is_some_and(|t| t.len() * parts != dim)
-            {
-                return Err(TkreError::SupportSet(format!(
-                    "relation {key:?}: vectors differ in length (encoded by another model?)"
-                )));
-            }
-            prototypes.push(fused_prototype(&examples, text.as_deref(), parts, text_weight));
-            text_only.push(examples.is_empty());
+            let text_only_relation = examples.is_empty();
+            let weight = if text_only_relation { 1.0 } else { text_weight };
+            prototypes.push(fused_prototype(&examples, text.as_deref(), parts, weight));
+            text_only.push(text_only_relation);
             text_prototypes.push(
                 text.as_deref()
-                    .filter(|_| !examples.is_empty())
+                    .filter(|_| !text_only_relation)
                     .map(|t| fused_prototype(&[], Some(t), parts, 1.0)),
             );
             names.push(key);
@@ -175,9 +227,16 @@ impl PrototypeClassifier {
             text_prototypes,
             text_only,
             parts,
+            text_weight,
             temperature: DEFAULT_TEMPERATURE,
             none_threshold: None,
         })
+    }
+
+    /// The weight relation text got in the prototypes of relations with examples (see
+    /// [`text_agreement`]).
+    pub fn text_weight(&self) -> f32 {
+        self.text_weight
     }
 
     pub fn relation_names(&self) -> &[String] {
@@ -364,32 +423,27 @@ mod tests {
     }
 
     /// Hand-computed: one part of width 2. "both" has example e = [1, 0] and text
-    /// t_b = [0, 1]; "zero" has text t_z = [0.6, 0.8] only. For q = [0.8, 0.6]: both's
-    /// prototype is [0.5, 0.5], d² = 0.09 + 0.01 = 0.1, fused similarity 0.95; its text alone
-    /// gives cos(q, t_b) = 0.6, so the gap is 0.35. zero's text similarity cos(q, t_z) = 0.96
-    /// becomes min(0.96 + 0.35, 1) = 1.
+    /// t_b = [0.8, -0.6] (e's nearest text, so the text keeps its full weight); "zero" has
+    /// text t_z = [0, 1] only. For q = [0.6, 0.8]: both's prototype is [0.9, -0.3],
+    /// d² = 0.09 + 1.21 = 1.3, fused similarity 0.35; its text alone gives cos(q, t_b) = 0, so
+    /// the gap is 0.35, and zero's cos(q, t_z) = 0.8 becomes min(1.15, 1) = 1. For q = [1, 0]:
+    /// both 1 - 0.1 / 2 = 0.95, its text 0.8, gap 0.15; zero 0 + 0.15 = 0.15.
     #[test]
     fn text_only_relations_are_put_on_the_scale_of_the_others() {
         let c = PrototypeClassifier::new(
             vec![
-                RelationVectors::new("both", vec![vec![1.0, 0.0]], Some(vec![0.0, 1.0])),
-                RelationVectors::new("zero", vec![], Some(vec![0.6, 0.8])),
+                RelationVectors::new("both", vec![vec![1.0, 0.0]], Some(vec![0.8, -0.6])),
+                RelationVectors::new("zero", vec![], Some(vec![0.0, 1.0])),
             ],
             1,
         )
         .unwrap();
-        let p = c.classify(&[0.8, 0.6]).unwrap();
-        let of = |k: &str| p.ranked.iter().find(|s| s.relation == k).unwrap().similarity;
-        assert!((of("both") - 0.95).abs() < 1e-6, "{p:?}");
-        assert!((of("zero") - 1.0).abs() < 1e-6, "{p:?}");
-        // For q = [0, 1]: both 1 - (0.25 + 0.25) / 2 = 0.75, its text 1.0, gap -0.25; zero
-        // 0.8 - 0.25 = 0.55.
-        let p = c.classify(&[0.0, 1.0]).unwrap();
-        let of = |k: &str| p.ranked.iter().find(|s| s.relation == k).unwrap().similarity;
-        assert!(
-            (of("both") - 0.75).abs() < 1e-6 && (of("zero") - 0.55).abs() < 1e-6,
-            "{p:?}"
-        );
+        assert_eq!(c.text_weight(), 1.0);
+        for (q, both, zero) in [([0.6, 0.8], 0.35, 1.0), ([1.0, 0.0], 0.95, 0.15)] {
+            let p = c.classify(&q).unwrap();
+            let of = |k: &str| p.ranked.iter().find(|s| s.relation == k).unwrap().similarity;
+            assert!((of("both") - both).abs() < 1e-6 && (of("zero") - zero).abs() < 1e-6, "{q:?}: {p:?}");
+        }
         // Without a relation that has both, text-only similarities stay as they are.
         let alone = PrototypeClassifier::new(
             vec![
@@ -401,5 +455,39 @@ mod tests {
         .unwrap();
         let p = alone.classify(&[0.0, 1.0]).unwrap();
         assert!((p.ranked[0].similarity - 0.8).abs() < 1e-6, "{p:?}");
+    }
+
+    #[test]
+    fn text_that_misnames_the_examples_loses_its_weight() {
+        let set = |ta: [f32; 2], tb: [f32; 2]| {
+            PrototypeClassifier::new(
+                vec![
+                    RelationVectors::new("a", vec![vec![1.0, 0.0]], Some(ta.to_vec())),
+                    RelationVectors::new("b", vec![vec![0.0, 1.0]], Some(tb.to_vec())),
+                ],
+                1,
+            )
+            .unwrap()
+        };
+        // Each example nearest its own text: agreement 1, full weight.
+        let right = set([0.8, 0.6], [0.6, 0.8]);
+        assert_eq!(right.text_weight(), 1.0);
+        // Texts swapped: agreement -1 (below chance), no weight: the examples alone decide.
+        let swapped = set([0.0, 1.0], [1.0, 0.0]);
+        assert_eq!(swapped.text_weight(), 0.0);
+        let p = swapped.classify(&[1.0, 0.0]).unwrap();
+        assert_eq!(p.best().unwrap().relation, "a");
+        assert!((p.best().unwrap().similarity - 1.0).abs() < 1e-6);
+        // Half right (one of two examples; chance is 1/2): agreement 0, weight 0.
+        let agreement = text_agreement(
+            &[
+                RelationVectors::new("a", vec![vec![1.0, 0.0], vec![-0.6, 0.8]], Some(vec![1.0, 0.0])),
+                RelationVectors::new("b", vec![], Some(vec![-1.0, 0.0])),
+            ],
+            1,
+        );
+        assert_eq!(agreement, Some(0.0));
+        // One text cannot be judged: the weight stays.
+        assert_eq!(text_agreement(&[RelationVectors::new("a", vec![vec![1.0]], Some(vec![1.0]))], 1), None);
     }
 }

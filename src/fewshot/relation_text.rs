@@ -1,10 +1,11 @@
 //! What a user says a relation means, in words: a display name and a description.
 //!
 //! The text is encoded once, by the same encoder and model, as a sentence embedding (mean of
-//! every token, L2-normalised), and joins the relation's prototype as [`TEXT_WEIGHT`] extra
-//! examples whose every part is that embedding ([`crate::fewshot::PrototypeClassifier`]). Its
-//! share of the prototype, `w / (K + w)`, falls as examples are added; with no example the
-//! prototype is the text alone (zero-shot).
+//! every token, L2-normalised), and joins the relation's prototype as up to [`TEXT_WEIGHT`]
+//! extra examples whose every part is that embedding ([`crate::fewshot::PrototypeClassifier`]).
+//! Its share of the prototype, `w / (K + w)`, falls as examples are added; with no example the
+//! prototype is the text alone (zero-shot). The weight falls to 0 when the set's texts do not
+//! recognise its own examples ([`crate::fewshot::classifier::text_agreement`]).
 //!
 //! Chosen on relations that are not FewRel 1.0 val's: the TACRED-schema samples released with
 //! the TKRE paper, with terse names only (`tests/reference/text_fusion_select.py`,

@@ -19,8 +19,11 @@ Zero-shot (K = 0) uses the text alone. Then mixed sets: N-way episodes where Z r
 have text only and the others one example + text (extra-example, w = 1), scoring each text-only
 relation by its text similarity as is, or shifted by the query's mean gap between fused and
 text-alone similarity over the relations that have both ("offset"), or mapped by a per-query
-least-squares line over them ("affine"). Writes reports/text-fusion-selection.json and prints
-tables (accuracy %, 95% interval).
+least-squares line over them ("affine"). Last, robustness: the same episodes with the right
+names, the names shuffled between relations, and no information ("relation 7"), under a
+fixed weight w = 1 and under w = clamp(2 * agreement, 0, 1), where agreement is how well the
+texts alone classify the episode's own support examples (0 at chance, 1 all right). Writes
+reports/text-fusion-selection.json and prints tables (accuracy %, 95% interval).
 """
 
 from __future__ import annotations
@@ -174,6 +177,37 @@ def run_mixed(vecs, labels, text, n, zero_shot, episodes, seed, variants):
     return out
 
 
+def agreement_weight(vecs, support, t3):
+    """clamp(2 * agreement, 0, 1): agreement = chance-corrected share of support examples
+    whose nearest text (of the episode's relations) is their own relation's."""
+    n = len(support)
+    hits = [int(np.argmax(similarity(vecs[s], t3, 3)) == j) for j, ss in enumerate(support) for s in ss]
+    agreement = (np.mean(hits) - 1 / n) / (1 - 1 / n)
+    return float(np.clip(2 * agreement, 0, 1))
+
+
+def run_robustness(vecs, labels, texts, n, k, episodes, seed):
+    """Accuracy with no text, a fixed weight 1 and the agreement weight, for one text variant."""
+    labels = np.array(labels)
+    rels = sorted({r for r in labels if (labels == r).sum() >= k + 1})
+    rng = np.random.default_rng(seed)
+    acc = {"none": [], "w = 1": [], "agreement": []}
+    for _ in range(episodes):
+        chosen = rng.choice(len(rels), n, replace=False)
+        support, queries = [], []
+        for c in chosen:
+            idx = rng.choice(np.flatnonzero(labels == rels[c]), k + 1, replace=False)
+            support.append(idx[:k])
+            queries.append(idx[k])
+        t3 = np.array([np.concatenate([texts[rels[c]]] * 3) for c in chosen])
+        sums = np.array([vecs[ss].sum(axis=0) for ss in support])
+        for name, w in (("none", 0.0), ("w = 1", 1.0), ("agreement", agreement_weight(vecs, support, t3))):
+            protos = (sums + w * t3) / (k + w)
+            acc[name].append(np.mean([int(np.argmax(similarity(vecs[q], protos, 3)) == j)
+                                      for j, q in enumerate(queries)]))
+    return {name: (float(np.mean(v)), float(1.96 * np.std(v) / np.sqrt(len(v)))) for name, v in acc.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=DEFAULT_DATA)
@@ -232,6 +266,26 @@ def main(argv=None):
         for variant, r in res.items():
             cells = [f"{100 * r[k][0]:.1f} ± {100 * r[k][1]:.1f}" for k in ("text-only", "with examples")]
             print(f"| {n}-way, {zero_shot} text-only | {variant} | " + " | ".join(cells) + " |")
+    print()
+    print("| names | rule | " + " | ".join(f"{n}-way {k}-shot" for n, k in settings if k) + " |")
+    print("|---|---|" + "---|" * len([1 for _, k in settings if k]))
+    shuffled = np.random.default_rng(7).permutation(len(rels))
+    variants = {
+        "right": [names[r] for r in rels],
+        "shuffled between relations": [names[rels[i]] for i in shuffled],
+        "no information": [f"relation {i}" for i in range(len(rels))],
+    }
+    report["robustness"] = {}
+    for variant, words in variants.items():
+        embedded = dict(zip(rels, nb.l2_normalize(model.embed(words))))
+        rows = {}
+        for n, k in settings:
+            if k:
+                rows[f"{n}-{k}"] = run_robustness(vecs, labels, embedded, n, k, args.episodes, args.seed)
+        report["robustness"][variant] = rows
+        for rule in ("none", "w = 1", "agreement"):
+            cells = [f"{100 * rows[key][rule][0]:.1f} ± {100 * rows[key][rule][1]:.1f}" for key in rows]
+            print(f"| {variant} | {rule} | " + " | ".join(cells) + " |")
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
         f.write("\n")
