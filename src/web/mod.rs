@@ -174,20 +174,8 @@ fn parse_text(text: JsValue, what: &str) -> Result<RelationText, JsValue> {
     if text.is_undefined() || text.is_null() {
         return Ok(RelationText::default());
     }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct TextOptions {
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        description: Option<String>,
-    }
-    let t: TextOptions = serde_wasm_bindgen::from_value(text).map_err(|e| {
-        js_error(format!(
-            "{what} takes {{name?: string, description?: string}}: {e}"
-        ))
-    })?;
-    Ok(RelationText::new(t.name, t.description))
+    serde_wasm_bindgen::from_value(text)
+        .map_err(|e| js_error(format!("{what} takes {{name?: string, description?: string}}: {e}")))
 }
 
 fn to_instances(inputs: Vec<ExampleInput>) -> Result<Vec<(ExampleInput, RelationInstance)>, JsValue> {
