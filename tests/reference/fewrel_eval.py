@@ -23,8 +23,9 @@ Writes reports/reference-fewrel.json ({representation: {"N-K": {"accuracy",
 
 With --relation-text FILE (pid2name.json's {id: [name, description]}), each relation's text
 "name: description" is embedded once (mean of all tokens, L2-normalised) and, for the default
-representation, joins the prototype as one more example whose every part is that embedding:
-prototype = (sum of K support vectors + [t|t|t]) / (K + 1); K = 0 is the text alone. Those
+representation, joins the prototype as w more examples whose every part is that embedding:
+prototype = (sum of K support vectors + w [t|t|t]) / (K + w), with w from how well the texts
+classify the episode's support examples (evaluate_with_text); K = 0 is the text alone. Those
 rows, on the same episodes plus 5-way and 10-way 0-shot, go to --text-report.
 """
 
@@ -174,14 +175,22 @@ def text_embeddings(model_dir, relations, path):
 
 
 def evaluate_with_text(X, labels, text, parts, support, query):
-    """Per-episode accuracy with the relation text as one more example of each prototype."""
+    """Per-episode accuracy with the relation text as w more examples of each prototype,
+    w = clip(2 a, 0, 1), a = chance-corrected share of support examples whose nearest text
+    (squared distance) is their own relation's."""
     E, N, K = support.shape
     acc = np.empty(E)
     tiled = np.tile(text, (1, parts))                      # [R, D]
     for e in range(E):
         rels = labels[query[e]]
+        w = 1.0
+        if K:
+            sup = X[support[e]].reshape(N * K, -1)
+            d = ((sup[:, None, :] - tiled[rels][None, :, :]) ** 2).sum(-1)
+            agreement = ((d.argmin(-1) == np.repeat(np.arange(N), K)).mean() - 1 / N) / (1 - 1 / N)
+            w = float(np.clip(2 * agreement, 0, 1))
         sums = X[support[e]].sum(axis=1) if K else np.zeros((N, X.shape[1]))
-        proto = (sums + tiled[rels]) / (K + 1)
+        proto = (sums + w * tiled[rels]) / (K + w)
         d = ((X[query[e]][:, None, :] - proto[None, :, :]) ** 2).sum(-1)
         acc[e] = (d.argmin(-1) == np.arange(N)).mean()
     return acc
