@@ -132,7 +132,11 @@ pub fn text_agreement(relations: &[RelationVectors], parts: usize) -> Option<f32
     let texts: Vec<(usize, Vec<f32>)> = relations
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.text.as_deref().map(|t| (i, fused_prototype(&[], Some(t), parts, 1.0))))
+        .filter_map(|(i, r)| {
+            r.text
+                .as_deref()
+                .map(|t| (i, fused_prototype(&[], Some(t), parts, 1.0)))
+        })
         .collect();
     if texts.len() < 2 {
         return None;
@@ -192,7 +196,9 @@ impl PrototypeClassifier {
                     r.key
                 )));
             }
-            if r.examples.iter().any(|v| v.len() != dim) || r.text.as_ref().is_some_and(|t| t.len() * parts != dim) {
+            if r.examples.iter().any(|v| v.len() != dim)
+                || r.text.as_ref().is_some_and(|t| t.len() * parts != dim)
+            {
                 return Err(TkreError::SupportSet(format!(
                     "relation {:?}: vectors differ in length (encoded by another model?)",
                     r.key
@@ -442,7 +448,10 @@ mod tests {
         for (q, both, zero) in [([0.6, 0.8], 0.35, 1.0), ([1.0, 0.0], 0.95, 0.15)] {
             let p = c.classify(&q).unwrap();
             let of = |k: &str| p.ranked.iter().find(|s| s.relation == k).unwrap().similarity;
-            assert!((of("both") - both).abs() < 1e-6 && (of("zero") - zero).abs() < 1e-6, "{q:?}: {p:?}");
+            assert!(
+                (of("both") - both).abs() < 1e-6 && (of("zero") - zero).abs() < 1e-6,
+                "{q:?}: {p:?}"
+            );
         }
         // Without a relation that has both, text-only similarities stay as they are.
         let alone = PrototypeClassifier::new(
@@ -488,6 +497,9 @@ mod tests {
         );
         assert_eq!(agreement, Some(0.0));
         // One text cannot be judged: the weight stays.
-        assert_eq!(text_agreement(&[RelationVectors::new("a", vec![vec![1.0]], Some(vec![1.0]))], 1), None);
+        assert_eq!(
+            text_agreement(&[RelationVectors::new("a", vec![vec![1.0]], Some(vec![1.0]))], 1),
+            None
+        );
     }
 }

@@ -170,12 +170,35 @@ struct RelationOptions {
     examples: Option<Vec<ExampleInput>>,
 }
 
+/// Rejects an options object with a field outside `allowed` (serde-wasm-bindgen reads only the
+/// fields a struct declares, so a misspelt one would be dropped without a word).
+fn check_fields(value: &JsValue, allowed: &[&str], what: &str) -> Result<(), JsValue> {
+    if !value.is_object() || js_sys::Array::is_array(value) {
+        return Ok(()); // the typed parse that follows reports the wrong shape
+    }
+    let object: &js_sys::Object = value.unchecked_ref();
+    for key in js_sys::Object::keys(object).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !allowed.contains(&key.as_str()) {
+            return Err(js_error(format!(
+                "{what}: unknown field `{key}`; expected {}",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn parse_text(text: JsValue, what: &str) -> Result<RelationText, JsValue> {
     if text.is_undefined() || text.is_null() {
         return Ok(RelationText::default());
     }
-    serde_wasm_bindgen::from_value(text)
-        .map_err(|e| js_error(format!("{what} takes {{name?: string, description?: string}}: {e}")))
+    check_fields(&text, &["name", "description"], what)?;
+    serde_wasm_bindgen::from_value(text).map_err(|e| {
+        js_error(format!(
+            "{what} takes {{name?: string, description?: string}}: {e}"
+        ))
+    })
 }
 
 fn to_instances(inputs: Vec<ExampleInput>) -> Result<Vec<(ExampleInput, RelationInstance)>, JsValue> {
@@ -289,6 +312,7 @@ impl Extractor {
     pub fn add_relation(&self, key: String, options: JsValue) -> js_sys::Promise {
         let state = self.state.clone();
         future_to_promise(async move {
+            check_fields(&options, &["name", "description", "examples"], "addRelation")?;
             let options: RelationOptions = if options.is_undefined() || options.is_null() {
                 RelationOptions {
                     name: None,
