@@ -399,7 +399,7 @@ mod tests {
     fn text_share_falls_as_examples_are_added() {
         let t = unit(&[0.0, 1.0]);
         let e = unit(&[1.0, 0.0]);
-        let p1 = fused_prototype(&[e.clone()], Some(&t), 1, TEXT_WEIGHT);
+        let p1 = fused_prototype(std::slice::from_ref(&e), Some(&t), 1, TEXT_WEIGHT);
         let p5 = fused_prototype(&vec![e.clone(); 5], Some(&t), 1, TEXT_WEIGHT);
         assert!(
             (p1[1] - 0.5).abs() < 1e-6 && (p5[1] - 1.0 / 6.0).abs() < 1e-6,
