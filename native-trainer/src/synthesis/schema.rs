@@ -94,12 +94,14 @@ impl RelationSchema {
 
     /// FewRel's `pid2name.json`: `{"P17": ["country", "sovereign state of this item"], ...}`.
     /// Relations are named by their label (what prompts and users read); the property id is
-    /// kept in the description.
+    /// kept in the description. Properties without a label (FewRel's file has five named
+    /// `"None"`) give nothing to prompt with and are left out.
     pub fn from_pid2name(text: &str) -> Result<Self> {
         let map: BTreeMap<String, (String, String)> = serde_json::from_str(text)
             .context("pid2name.json: expected {\"P17\": [name, description], ...}")?;
         let relations = map
             .into_iter()
+            .filter(|(_, (name, _))| !name.trim().is_empty() && name != "None")
             .map(|(pid, (name, description))| SchemaRelation {
                 name,
                 description: Some(description),
@@ -169,9 +171,10 @@ mod tests {
     #[test]
     fn converts_pid2name_and_tacred() {
         let schema = RelationSchema::from_pid2name(
-            r#"{"P17": ["country", "sovereign state"], "P26": ["spouse", "married to"]}"#,
+            r#"{"P17": ["country", "sovereign state"], "P26": ["spouse", "married to"], "P0": ["None", "None"], "P1": ["None", "None"]}"#,
         )
         .unwrap();
+        assert_eq!(schema.relations.len(), 2, "unlabelled properties are left out");
         assert_eq!(schema.relations[0].name, "country");
         assert_eq!(schema.relations[0].id.as_deref(), Some("P17"));
         assert_eq!(schema.get("P26").unwrap().name, "spouse");
