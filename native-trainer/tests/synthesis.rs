@@ -160,6 +160,47 @@ fn malformed_answers_are_read_as_far_as_possible_and_rejected_with_reasons() {
     assert_eq!(repaired.subj, "Ann");
     assert_eq!(repaired.obj, "ACME  Corp");
     assert_eq!(repaired.subj_type.as_deref(), Some("PERSON"));
+    // An entity written with a qualifier the sentence leaves out: the part before the comma
+    // (seen from Qwen2.5-Coder-1.5B: "Los Angeles, California" for "born in Los Angeles").
+    let born = relation("place of birth", &[], &[]);
+    let qualified = check_sample(
+        &sample(r#"{"context": "Jessica Chastain was born in Los Angeles and raised in New York .", "head_entity": "Jessica Chastain", "head_type": "PERSON", "tail_entity": "Los Angeles, California", "tail_type": "CITY"}"#),
+        &born,
+        "p",
+    )
+    .unwrap();
+    assert!(qualified.repaired);
+    assert_eq!(qualified.obj, "Los Angeles");
+    // The prompt echoed in the sentence (seen from the same model): a triple line, a long
+    // relation name copied word for word, the answer format's labels.
+    let echo = |relation: &SchemaRelation, context: &str| {
+        let json = format!(
+            r#"{{"context": "{context}", "head_entity": "Ann", "head_type": "PERSON", "tail_entity": "Acme", "tail_type": "ORGANIZATION"}}"#
+        );
+        check_sample(&sample(&json), relation, "p").err()
+    };
+    let performer = relation("performer", &[], &[]);
+    let located = relation("located in the administrative territorial entity", &[], &[]);
+    assert_eq!(
+        echo(&performer, "Ann sang in Acme in 1990. Ann -- performer -- Acme"),
+        Some("the prompt echoed in the context")
+    );
+    assert_eq!(
+        echo(
+            &located,
+            "Ann is located in the administrative territorial entity of Acme ."
+        ),
+        Some("the prompt echoed in the context")
+    );
+    assert_eq!(
+        echo(&employer, "Ann works for Acme . Head Entity: Ann"),
+        Some("the prompt echoed in the context")
+    );
+    // A short name in ordinary words is not an echo.
+    assert_eq!(
+        echo(&performer, "Ann , the lead performer , sang with Acme ."),
+        None
+    );
 
     // Explanations that never mention the object, or nothing at all.
     assert_eq!(

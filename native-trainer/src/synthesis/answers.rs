@@ -237,6 +237,33 @@ pub fn find_entity(text: &str, entity: &str, avoid: Option<CharSpan>) -> Option<
     None
 }
 
+/// Locates an entity the model wrote with a qualifier the sentence leaves out ("Los Angeles,
+/// California" for "... born in Los Angeles"): [`find_entity`] on the part before the first
+/// comma, always a repair.
+fn find_entity_before_comma(text: &str, entity: &str, avoid: Option<CharSpan>) -> Option<(CharSpan, bool)> {
+    let (first, _) = entity.split_once(',')?;
+    let first = first.trim();
+    if first.is_empty() {
+        return None;
+    }
+    find_entity(text, first, avoid).map(|(span, _)| (span, true))
+}
+
+/// The prompt echoed into the sentence: the answer format's labels, the relation set between
+/// dashes as a template writes a triple ("A -- performer -- B"), or a long relation name
+/// copied word for word ("is located in the administrative territorial entity of"), which
+/// teaches the label, not how text says it.
+fn echoes_prompt(text: &str, relation: &str) -> bool {
+    let text = normalise(text);
+    let relation = normalise(relation);
+    let labels = ["head entity", "tail entity", "head type:", "tail type:"];
+    labels.iter().any(|l| text.contains(l))
+        || ["--", "—", "–"]
+            .iter()
+            .any(|d| text.contains(&format!("{d} {relation} {d}")))
+        || (relation.split(' ').count() >= 4 && text.contains(&relation))
+}
+
 /// Checks one raw sample against the request; `Err(reason)` when rejected.
 pub fn check_sample(
     raw: &RawSample,
@@ -256,9 +283,15 @@ pub fn check_sample(
     if raw.head.trim().is_empty() || raw.tail.trim().is_empty() {
         return Err("missing entity");
     }
-    let (head, head_repaired) = find_entity(text, &raw.head, None).ok_or("head entity not in the context")?;
-    let (tail, tail_repaired) =
-        find_entity(text, &raw.tail, Some(head)).ok_or("tail entity not in the context")?;
+    if echoes_prompt(text, &relation.name) {
+        return Err("the prompt echoed in the context");
+    }
+    let (head, head_repaired) = find_entity(text, &raw.head, None)
+        .or_else(|| find_entity_before_comma(text, &raw.head, None))
+        .ok_or("head entity not in the context")?;
+    let (tail, tail_repaired) = find_entity(text, &raw.tail, Some(head))
+        .or_else(|| find_entity_before_comma(text, &raw.tail, Some(head)))
+        .ok_or("tail entity not in the context")?;
     let check_type = |given: &Option<String>, allowed: &[String]| -> Result<Option<String>, ()> {
         match given.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             None if allowed.is_empty() => Ok(None),
