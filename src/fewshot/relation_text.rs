@@ -29,7 +29,6 @@ pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 
 /// A relation's name and description, either optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RelationText {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

@@ -158,9 +158,9 @@ async fn encode_text(state: &Rc<RefCell<State>>, text: &RelationText) -> Result<
     }
 }
 
-/// `addRelation`'s options: `{name?, description?, examples?}`.
+/// `addRelation`'s options: `{name?, description?, examples?}` (fields checked by
+/// [`check_fields`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RelationOptions {
     #[serde(default)]
     name: Option<String>,
