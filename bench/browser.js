@@ -1,6 +1,6 @@
 // Browser benchmark (not a test): the package in headless Chromium on WebGPU (SwiftShader
 // here) and on the CPU. Prints a table and writes reports/bench-browser.json.
-//   node bench/browser.js            (after scripts/build-wasm.sh; see README)
+//   node bench/browser.js            (after scripts/build-wasm.sh; see docs/speed.md)
 import { writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, MODEL_DIR, startServer, launchBrowser } from '../tests/browser/harness.js';

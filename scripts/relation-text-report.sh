@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Relation text on FewRel 1.0 val (README "Relation names and descriptions"): the default
+# Relation text on FewRel 1.0 val (docs/relation-text.md): the default
 # browser model (int8), 1000 episodes per setting, seed 1, each setting scored on the same
 # episodes without and with relation text; zero-shot (K = 0) with text alone. Two text
 # sources: pid2name.json's names and descriptions (reports/relation-text.{md,json,svg}) and

@@ -31,7 +31,7 @@ pub struct ModelArgs {
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Compute device: `cpu` (burn's flex CPU backend: gemm with SIMD, multi-threaded; the
-    /// fastest measured, see README), `ndarray` (burn's ndarray backend), or `browser-cpu`
+    /// fastest measured, see docs/speed.md), `ndarray` (burn's ndarray backend), or `browser-cpu`
     /// (the browser package's CPU arithmetic, one thread: the fused forward pass, in which an
     /// int8 model multiplies in integers; to check its outputs and accuracy natively).
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "ndarray", "browser-cpu"])]

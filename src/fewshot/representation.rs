@@ -36,7 +36,7 @@ pub enum Representation {
     /// Mean of each entity's word pieces.
     EntityMean,
     /// Entity means plus the sentence mean. The default: measured best on FewRel 1.0 val
-    /// for the untrained sentence-embedding base model (see README).
+    /// for the untrained sentence-embedding base model (docs/command-line.md).
     #[default]
     EntityMeanSentence,
     /// Entity-start markers plus the sentence mean.

@@ -12,7 +12,7 @@ export const MODEL_DIR = process.env.TKRE_WEB_MODEL ?? path.join(CACHE, 'web-mod
 const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(CACHE, 'target');
 export const TKRE = path.join(TARGET, 'debug/tkre');
 
-// WebGPU on SwiftShader's Vulkan device: no GPU needed (see README, "Browser tests").
+// WebGPU on SwiftShader's Vulkan device: no GPU needed (see docs/browser.md).
 const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu', '--enable-features=Vulkan',

@@ -183,7 +183,7 @@ pub fn training_devices(spec: &str) -> Result<Vec<Device>> {
     names.into_iter().map(training_device).collect()
 }
 
-#[allow(deprecated)] // ndarray: see README (performance)
+#[allow(deprecated)] // ndarray: see docs/speed.md
 fn training_device(name: &str) -> Result<Device> {
     let (kind, index) = match name.split_once(':') {
         Some((kind, index)) => {
