@@ -680,7 +680,9 @@ pub fn train(
         (None, false) => {
             let _ = fs::remove_file(&metrics_path);
             if !session.quiet && !had_head && config.stage != Stage::Distill {
-                eprintln!("the starting checkpoint has no MLM head: a new one is initialised (see docs/pretraining.md)");
+                eprintln!(
+                    "the starting checkpoint has no MLM head: a new one is initialised (see docs/pretraining.md)"
+                );
             }
         }
     }
