@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tkre::text::CharSpan;
 
-use super::schema::SchemaRelation;
+use super::schema::{RelationTypes, SchemaRelation};
 use crate::pretrain::corpus::locate;
 
 /// A sample as the LLM gave it, before checking.
@@ -44,6 +44,9 @@ pub struct SampleRecord {
     /// True when an entity string had to be matched ignoring case or spacing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub repaired: bool,
+    /// For a paraphrase: the sentence it rewords (same relation, head and tail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paraphrase_of: Option<String>,
 }
 
 /// A checked EDKG explanation, in the record shape `tkre pretrain` reads.
@@ -286,12 +289,22 @@ pub fn check_sample(
     if echoes_prompt(text, &relation.name) {
         return Err("the prompt echoed in the context");
     }
-    let (head, head_repaired) = find_entity(text, &raw.head, None)
-        .or_else(|| find_entity_before_comma(text, &raw.head, None))
-        .ok_or("head entity not in the context")?;
-    let (tail, tail_repaired) = find_entity(text, &raw.tail, Some(head))
-        .or_else(|| find_entity_before_comma(text, &raw.tail, Some(head)))
-        .ok_or("tail entity not in the context")?;
+    let find = |entity: &str, avoid: Option<CharSpan>| {
+        find_entity(text, entity, avoid).or_else(|| find_entity_before_comma(text, entity, avoid))
+    };
+    // The longer entity is placed first: "China" is found inside "People's Bank of China"
+    // otherwise, and the bank then has nowhere left to be.
+    let ((head, head_repaired), (tail, tail_repaired)) =
+        if raw.head.chars().count() >= raw.tail.chars().count() {
+            let head = find(&raw.head, None).ok_or("head entity not in the context")?;
+            let tail = find(&raw.tail, Some(head.0)).ok_or("tail entity not in the context")?;
+            (head, tail)
+        } else {
+            find(&raw.head, None).ok_or("head entity not in the context")?;
+            let tail = find(&raw.tail, None).ok_or("tail entity not in the context")?;
+            let head = find(&raw.head, Some(tail.0)).ok_or("head entity not in the context")?;
+            (head, tail)
+        };
     let check_type = |given: &Option<String>, allowed: &[String]| -> Result<Option<String>, ()> {
         match given.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             None if allowed.is_empty() => Ok(None),
@@ -305,6 +318,18 @@ pub fn check_sample(
                 .ok_or(()),
         }
     };
+    // A small LLM often writes the pair the other way round ("founded by" with the founder as
+    // head) and labels the types accordingly: reject what the relation's types show reversed.
+    // Not turned round: the relation's own types come from the same LLM and are wrong often
+    // enough that a swap would plant errors where a rejection only costs a sample.
+    let reversed = relation.head_types != relation.tail_types
+        && check_type(&raw.head_type, &relation.tail_types).is_ok()
+        && check_type(&raw.tail_type, &relation.head_types).is_ok()
+        && !(check_type(&raw.head_type, &relation.head_types).is_ok()
+            && check_type(&raw.tail_type, &relation.tail_types).is_ok());
+    if reversed {
+        return Err("head and tail reversed (their types are the relation's tail and head types)");
+    }
     let subj_type =
         check_type(&raw.head_type, &relation.head_types).map_err(|_| "head type outside the schema")?;
     let obj_type =
@@ -328,7 +353,111 @@ pub fn check_sample(
         relation: relation.name.clone(),
         prompt_id: prompt_id.to_string(),
         repaired: head_repaired || tail_repaired,
+        paraphrase_of: None,
     })
+}
+
+/// Reads a `tkre synthesize types` answer: both types, each one of `inventory`.
+pub fn check_types(
+    answer: &str,
+    relation: &str,
+    inventory: &[String],
+    prompt_id: &str,
+) -> Result<RelationTypes, &'static str> {
+    let value = first_json(answer).ok_or("no JSON in the answer")?;
+    let field = |name: &str| -> Result<String, &'static str> {
+        let given = value
+            .get(name)
+            .and_then(Value::as_str)
+            .map(|t| t.trim().to_uppercase())
+            .ok_or("a type is missing")?;
+        inventory
+            .iter()
+            .find(|t| **t == given)
+            .cloned()
+            .ok_or("a type outside the schema")
+    };
+    Ok(RelationTypes {
+        relation: relation.to_string(),
+        example: value
+            .get("example")
+            .and_then(Value::as_str)
+            .map(|t| t.trim().to_string()),
+        head_type: field("head_type")?,
+        tail_type: field("tail_type")?,
+        prompt_id: prompt_id.to_string(),
+    })
+}
+
+/// The sentences of a paraphrase answer (`{"sentences": [...]}`, a JSON array, or lines).
+pub fn parse_paraphrases(answer: &str) -> Vec<String> {
+    let strings = |items: &[Value]| -> Vec<String> {
+        items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|t| t.trim().to_string())
+            .collect()
+    };
+    match first_json(answer) {
+        Some(Value::Object(map)) if map.get("sentences").is_some_and(Value::is_array) => {
+            strings(map["sentences"].as_array().map(Vec::as_slice).unwrap_or_default())
+        }
+        Some(Value::Array(items)) => strings(&items),
+        _ => answer
+            .lines()
+            .map(|l| {
+                l.trim()
+                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-' || c == ')')
+                    .trim()
+                    .to_string()
+            })
+            .filter(|l| !l.is_empty())
+            .collect(),
+    }
+}
+
+/// How much of `a`'s vocabulary `b` shares (Jaccard over lower-cased words).
+fn word_overlap(a: &str, b: &str) -> f64 {
+    let words = |t: &str| -> std::collections::BTreeSet<String> {
+        t.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let (a, b) = (words(a), words(b));
+    let union = a.union(&b).count();
+    if union == 0 {
+        return 1.0;
+    }
+    a.intersection(&b).count() as f64 / union as f64
+}
+
+/// Checks one paraphrase of `original`; `Err(reason)` when rejected. It must name the same
+/// head and tail and be worded differently enough to teach something (a positive pair that
+/// repeats the original word for word is no pair).
+pub fn check_paraphrase(
+    sentence: &str,
+    original: &SampleRecord,
+    relation: &SchemaRelation,
+    prompt_id: &str,
+) -> Result<SampleRecord, &'static str> {
+    let raw = RawSample {
+        relation: None,
+        text: sentence.to_string(),
+        head: original.subj.clone(),
+        head_type: original.subj_type.clone(),
+        tail: original.obj.clone(),
+        tail_type: original.obj_type.clone(),
+    };
+    if sentence.split_whitespace().count() < 6 {
+        return Err("paraphrase too short");
+    }
+    if word_overlap(sentence, &original.text) > 0.85 {
+        return Err("paraphrase too close to the original");
+    }
+    let mut record = check_sample(&raw, relation, prompt_id)?;
+    record.paraphrase_of = Some(original.text.clone());
+    Ok(record)
 }
 
 /// Checks an explanation answer; `Err(reason)` when rejected.

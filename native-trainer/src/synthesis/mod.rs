@@ -23,6 +23,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 use crate::pretrain::corpus::{CorpusReport, PretrainRecord, load_files};
+use answers::{SampleRecord, dedup_key};
 use client::{ChatClient, ClientConfig, Structured};
 use prompts::{Template, demonstration};
 use run::{Job, JobKind, Report};
@@ -34,6 +35,12 @@ pub enum SynthesizeCommand {
     Explain(ExplainArgs),
     /// SCDG: new typed example sentences per relation of the schema.
     Samples(SamplesArgs),
+    /// The entity types of each relation's head and tail, asked once per relation; `tkre
+    /// synthesize schema --types` puts them in the schema, and `samples` then checks the
+    /// direction of every pair against them.
+    Types(TypesArgs),
+    /// Differently worded sentences for triples already synthesised (positive pairs).
+    Paraphrases(ParaphraseArgs),
     /// Write a relation schema (JSON) from FewRel's pid2name.json or TACRED-style records.
     Schema(SchemaArgs),
 }
@@ -123,6 +130,33 @@ pub struct SamplesArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct TypesArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Prompt template file (placeholders: {entity_types} {relation} {description}).
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ParaphraseArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Samples to reword (the output of `tkre synthesize samples`).
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// Triples reworded per relation (the first ones in --from).
+    #[arg(long, default_value_t = 2)]
+    pub per_relation: usize,
+    /// New sentences asked for per triple.
+    #[arg(long, default_value_t = 2)]
+    pub n: usize,
+    /// Prompt template file (placeholders: {n} {head} {tail} {relation} {sentence} {description}).
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct SchemaArgs {
     /// FewRel's pid2name.json (Wikidata properties).
     #[arg(long, value_name = "FILE", conflicts_with = "from_tacred")]
@@ -130,6 +164,9 @@ pub struct SchemaArgs {
     /// TACRED-style records (relation, subj_type, obj_type), JSON array or lines.
     #[arg(long, value_name = "FILE")]
     pub from_tacred: Option<PathBuf>,
+    /// Head and tail types from `tkre synthesize types` (its output file) to put in the schema.
+    #[arg(long, value_name = "FILE")]
+    pub types: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
@@ -297,7 +334,16 @@ pub fn samples_jobs(
                 ));
             }
             let n_text = n.to_string();
+            let either = |types: &[String]| {
+                if types.is_empty() {
+                    "any".to_string()
+                } else {
+                    types.join(" or ")
+                }
+            };
             let prompt = template.fill(&[
+                ("head_types", &either(&relation.head_types)),
+                ("tail_types", &either(&relation.tail_types)),
                 ("entity_types", &types),
                 ("relation", &relation.name),
                 ("description", relation.description.as_deref().unwrap_or("")),
@@ -308,10 +354,7 @@ pub fn samples_jobs(
                 id: format!("samples:{}:{round}", relation.name),
                 relation: relation.name.clone(),
                 prompt,
-                format: Some(prompts::samples_format(
-                    &relation.head_types,
-                    &relation.tail_types,
-                )),
+                format: Some(prompts::samples_format(&schema.entity_types)),
                 kind: JobKind::Samples { n },
             });
         }
@@ -319,9 +362,121 @@ pub fn samples_jobs(
     jobs
 }
 
+/// Type prompts: one per relation that has no head or tail types yet.
+pub fn types_jobs(schema: &RelationSchema, template: &Template) -> Vec<Job> {
+    let inventory = schema.type_inventory();
+    let glossed: Vec<String> = inventory
+        .iter()
+        .map(
+            |t| match schema::ENTITY_TYPES.iter().find(|(name, _)| name == t) {
+                Some((name, gloss)) => format!("{name} ({gloss})"),
+                None => t.clone(),
+            },
+        )
+        .collect();
+    let entity_types = glossed.join(", ");
+    schema
+        .relations
+        .iter()
+        .filter(|r| r.head_types.is_empty() || r.tail_types.is_empty())
+        .map(|relation| Job {
+            id: format!("types:{}", relation.name),
+            relation: relation.name.clone(),
+            prompt: template.fill(&[
+                ("entity_types", &entity_types),
+                ("relation", &relation.name),
+                (
+                    "description",
+                    relation.description.as_deref().unwrap_or("no description"),
+                ),
+            ]),
+            format: Some(prompts::types_format(&inventory)),
+            kind: JobKind::Types,
+        })
+        .collect()
+}
+
+/// A short stable hash (FNV-1a) for prompt ids derived from text.
+fn text_id(text: &str) -> String {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// Paraphrase prompts: the first `per_relation` samples of each schema relation in `samples`
+/// (paraphrases themselves are not reworded again).
+pub fn paraphrase_jobs(
+    schema: &RelationSchema,
+    samples: &[SampleRecord],
+    per_relation: usize,
+    n: usize,
+    template: &Template,
+) -> Vec<Job> {
+    let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut jobs = Vec::new();
+    for sample in samples.iter().filter(|s| s.paraphrase_of.is_none()) {
+        let Some(relation) = schema.get(&sample.relation) else {
+            continue;
+        };
+        let count = taken.entry(relation.name.as_str()).or_default();
+        if *count >= per_relation {
+            continue;
+        }
+        *count += 1;
+        let n_text = n.to_string();
+        jobs.push(Job {
+            id: format!(
+                "paraphrase:{}:{}",
+                relation.name,
+                text_id(&dedup_key(&sample.text))
+            ),
+            relation: relation.name.clone(),
+            prompt: template.fill(&[
+                ("n", &n_text),
+                ("head", &sample.subj),
+                ("tail", &sample.obj),
+                ("relation", &relation.name),
+                ("sentence", &sample.text),
+                ("description", relation.description.as_deref().unwrap_or("")),
+            ]),
+            format: Some(prompts::paraphrase_format()),
+            kind: JobKind::Paraphrase {
+                original: Box::new(sample.clone()),
+                n,
+            },
+        });
+    }
+    jobs
+}
+
+/// The sample records of a `tkre synthesize samples` output, with the line of any that
+/// cannot be read.
+fn read_samples(path: &Path) -> Result<Vec<SampleRecord>> {
+    let text = read(path)?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{}:{}: not a sample record of `tkre synthesize samples`",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
 fn execute(server: &ServerArgs, schema: &RelationSchema, jobs: Vec<Job>) -> Result<Report> {
     if jobs.is_empty() {
-        bail!("nothing to ask: no relation of the schema has seed examples (give --seeds)");
+        bail!(
+            "nothing to ask: no relation of the schema has seed examples (give --seeds), needs \
+             types, or has samples to reword"
+        );
     }
     let client = client(server)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -391,12 +546,55 @@ pub fn run(command: SynthesizeCommand) -> Result<ExitCode> {
             let report = execute(&args.server, &schema, jobs)?;
             Ok(finish(&args.server, &report))
         }
+        SynthesizeCommand::Types(args) => {
+            let (schema, _) = load_inputs(&args.server)?;
+            let template = template(
+                &args.template,
+                prompts::TYPES_TEMPLATE,
+                prompts::TYPES_PLACEHOLDERS,
+            )?;
+            let report = execute(&args.server, &schema, types_jobs(&schema, &template))?;
+            Ok(finish(&args.server, &report))
+        }
+        SynthesizeCommand::Paraphrases(args) => {
+            if args.n == 0 || args.per_relation == 0 {
+                bail!("--n and --per-relation must be at least 1");
+            }
+            let (schema, _) = load_inputs(&args.server)?;
+            let template = template(
+                &args.template,
+                prompts::PARAPHRASE_TEMPLATE,
+                prompts::PARAPHRASE_PLACEHOLDERS,
+            )?;
+            let samples = read_samples(&args.from)?;
+            let jobs = paraphrase_jobs(&schema, &samples, args.per_relation, args.n, &template);
+            let report = execute(&args.server, &schema, jobs)?;
+            Ok(finish(&args.server, &report))
+        }
         SynthesizeCommand::Schema(args) => {
-            let schema = match (&args.from_pid2name, &args.from_tacred) {
+            let mut schema = match (&args.from_pid2name, &args.from_tacred) {
                 (Some(path), None) => RelationSchema::from_pid2name(&read(path)?)?,
                 (None, Some(path)) => RelationSchema::from_tacred_records(&read(path)?)?,
                 _ => bail!("give --from-pid2name FILE or --from-tacred FILE"),
             };
+            if let Some(path) = &args.types {
+                let answers: Vec<schema::RelationTypes> = read(path)?
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                    .map(|(i, l)| {
+                        serde_json::from_str(l).with_context(|| {
+                            format!(
+                                "{}:{}: not an answer of `tkre synthesize types`",
+                                path.display(),
+                                i + 1
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                let typed = schema.apply_types(&answers)?;
+                eprintln!("types for {typed} of {} relations", schema.relations.len());
+            }
             schema.validate("converted schema")?;
             std::fs::write(&args.out, serde_json::to_vec_pretty(&schema)?)
                 .with_context(|| format!("writing {}", args.out.display()))?;

@@ -16,7 +16,42 @@ a pair of head and tail entities in the context and their entity types. The head
 tail entity and entities are pre-categorized as the following types: {entity_types}. Here are some samples for \
 relation '{relation}':\n{demonstrations}Generate {n} more samples like above for the relation '{relation}':";
 
-pub const SAMPLES_PLACEHOLDERS: &[&str] = &["entity_types", "relation", "description", "demonstrations", "n"];
+pub const SAMPLES_PLACEHOLDERS: &[&str] = &[
+    "entity_types",
+    "relation",
+    "description",
+    "demonstrations",
+    "n",
+    "head_types",
+    "tail_types",
+];
+
+/// Asks which entity types a relation links (once per relation; the answers become the
+/// schema's `head_types`/`tail_types`, which the samples' direction is checked against).
+/// The fixed part comes first so that a server reusing the previous prompt's prefix (llama.cpp
+/// does) only reads the relation.
+pub const TYPES_TEMPLATE: &str = "A relation links a head entity (the subject) to a tail entity (the value) in a \
+true statement \"<head> -- relation -- <tail>\". For the relation given, write one real example statement, then \
+give the entity type of its head and of its tail, each one of: {entity_types}.\n\
+Examples:\n\
+Relation \"director\" (director of a film, TV series or play): {\"example\": \"Jaws -- director -- Steven Spielberg\", \"head_type\": \"WORK\", \"tail_type\": \"PERSON\"}\n\
+Relation \"place of birth\" (where a person was born): {\"example\": \"Marie Curie -- place of birth -- Warsaw\", \"head_type\": \"PERSON\", \"tail_type\": \"LOCATION\"}\n\
+Relation \"member of sports team\" (team a person plays for): {\"example\": \"Pele -- member of sports team -- Santos FC\", \"head_type\": \"PERSON\", \"tail_type\": \"ORGANIZATION\"}\n\
+Relation \"drug used for treatment\" (drug or therapy used to treat a disease): {\"example\": \"malaria -- drug used for treatment -- chloroquine\", \"head_type\": \"MEDICAL\", \"tail_type\": \"PRODUCT\"}\n\
+Relation \"genre\" (genre of a creative work or artist): {\"example\": \"Nirvana -- genre -- grunge\", \"head_type\": \"ORGANIZATION\", \"tail_type\": \"CONCEPT\"}\n\
+Relation \"highest point\" (point with the highest elevation in a region): {\"example\": \"Japan -- highest point -- Mount Fuji\", \"head_type\": \"LOCATION\", \"tail_type\": \"LOCATION\"}\n\
+Now the relation \"{relation}\" ({description}):";
+
+pub const TYPES_PLACEHOLDERS: &[&str] = &["entity_types", "relation", "description"];
+
+/// Asks for differently worded sentences stating the same fact (positive pairs, as Matching
+/// the Blanks pairs sentences that share an entity pair).
+pub const PARAPHRASE_TEMPLATE: &str = "Rewrite the sentence below as {n} new sentences in the style of Wikipedia. \
+Each states the same fact, that \"{head}\" has the relation \"{relation}\" with \"{tail}\", names both exactly \
+as written here, and is worded and built differently from the original and from each other (another verb, word \
+order, voice or clause structure; you may add a true detail). Sentence: {sentence}";
+
+pub const PARAPHRASE_PLACEHOLDERS: &[&str] = &["n", "head", "tail", "relation", "sentence", "description"];
 
 /// A template checked against the placeholders it may use.
 #[derive(Debug, Clone)]
@@ -86,16 +121,58 @@ pub fn explain_format() -> Value {
     })
 }
 
-/// `response_format` asking for `{"samples": [{context, head_entity, head_type, tail_entity,
-/// tail_type}]}`, with the types restricted to the schema's where it lists them.
-pub fn samples_format(head_types: &[String], tail_types: &[String]) -> Value {
-    let typed = |types: &[String]| {
-        if types.is_empty() {
-            json!({"type": "string"})
-        } else {
-            json!({"type": "string", "enum": types})
+fn typed(types: &[String]) -> Value {
+    if types.is_empty() {
+        json!({"type": "string"})
+    } else {
+        json!({"type": "string", "enum": types})
+    }
+}
+
+/// `response_format` asking for `{"example": "h -- r -- t", "head_type": T, "tail_type": T}`
+/// with T one of `types`: a concrete statement first grounds a small model's choice of types.
+pub fn types_format(types: &[String]) -> Value {
+    json!({
+        "type": "json_schema",
+        "json_schema": {
+            "name": "relation_types",
+            "strict": true,
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "example": {"type": "string"},
+                    "head_type": typed(types),
+                    "tail_type": typed(types)
+                },
+                "required": ["example", "head_type", "tail_type"],
+                "additionalProperties": false
+            }
         }
-    };
+    })
+}
+
+/// `response_format` asking for `{"sentences": [...]}`.
+pub fn paraphrase_format() -> Value {
+    json!({
+        "type": "json_schema",
+        "json_schema": {
+            "name": "paraphrases",
+            "strict": true,
+            "schema": {
+                "type": "object",
+                "properties": {"sentences": {"type": "array", "items": {"type": "string"}}},
+                "required": ["sentences"],
+                "additionalProperties": false
+            }
+        }
+    })
+}
+
+/// `response_format` asking for `{"samples": [{context, head_entity, head_type, tail_entity,
+/// tail_type}]}`, the types restricted to `entity_types` (all of the schema's, not the
+/// relation's: a model held to the relation's types would label a reversed pair with them,
+/// and the direction check could not see it).
+pub fn samples_format(entity_types: &[String]) -> Value {
     json!({
         "type": "json_schema",
         "json_schema": {
@@ -111,9 +188,9 @@ pub fn samples_format(head_types: &[String], tail_types: &[String]) -> Value {
                             "properties": {
                                 "context": {"type": "string"},
                                 "head_entity": {"type": "string"},
-                                "head_type": typed(head_types),
+                                "head_type": typed(entity_types),
                                 "tail_entity": {"type": "string"},
-                                "tail_type": typed(tail_types)
+                                "tail_type": typed(entity_types)
                             },
                             "required": ["context", "head_entity", "head_type", "tail_entity", "tail_type"],
                             "additionalProperties": false

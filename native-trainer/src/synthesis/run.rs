@@ -24,7 +24,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::answers::{check_explanation, check_sample, dedup_key, parse_samples};
+use super::answers::{
+    SampleRecord, check_explanation, check_paraphrase, check_sample, check_types, dedup_key,
+    parse_paraphrases, parse_samples,
+};
 use super::client::ChatClient;
 use super::schema::RelationSchema;
 
@@ -37,6 +40,13 @@ pub enum JobKind {
         sentence: String,
     },
     Samples {
+        n: usize,
+    },
+    /// The entity types of `Job::relation`.
+    Types,
+    /// `n` rewordings of `original`.
+    Paraphrase {
+        original: Box<SampleRecord>,
         n: usize,
     },
 }
@@ -339,6 +349,44 @@ pub async fn run_jobs(
                         "tail": raw.tail, "tail_type": raw.tail_type, "relation": raw.relation,
                     });
                     match check_sample(raw, relation, &job.id) {
+                        Ok(record) if !seen.insert(dedup_key(&record.text)) => {
+                            reject(&mut entry, "duplicate", detail)?
+                        }
+                        Ok(record) => {
+                            entry.repaired += usize::from(record.repaired);
+                            append(&mut records_file, &record)?;
+                            entry.valid += 1;
+                        }
+                        Err(reason) => reject(&mut entry, reason, detail)?,
+                    }
+                }
+            }
+            JobKind::Types => {
+                entry.asked = 1;
+                match check_types(&answer.content, &job.relation, &schema.type_inventory(), &job.id) {
+                    Ok(record) => {
+                        append(&mut records_file, &record)?;
+                        entry.valid += 1;
+                    }
+                    Err(reason) => reject(&mut entry, reason, Value::String(answer.content.clone()))?,
+                }
+            }
+            JobKind::Paraphrase { original, n } => {
+                entry.asked = *n;
+                let relation = schema
+                    .get(&job.relation)
+                    .context("internal: job for a relation not in the schema")?;
+                let sentences = parse_paraphrases(&answer.content);
+                if sentences.is_empty() {
+                    reject(
+                        &mut entry,
+                        "no sentence could be read from the answer",
+                        Value::String(answer.content.clone()),
+                    )?;
+                }
+                for sentence in sentences.iter().take(*n) {
+                    let detail = serde_json::json!({"text": sentence, "original": original.text});
+                    match check_paraphrase(sentence, original, relation, &job.id) {
                         Ok(record) if !seen.insert(dedup_key(&record.text)) => {
                             reject(&mut entry, "duplicate", detail)?
                         }

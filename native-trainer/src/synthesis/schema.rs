@@ -8,6 +8,42 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+/// The entity types `tkre synthesize types` chooses from when a schema names none, with the
+/// gloss the prompt shows. Coarse on purpose: a small LLM labels a dozen types consistently,
+/// and the direction check only needs the head's and tail's types to differ.
+pub const ENTITY_TYPES: &[(&str, &str)] = &[
+    ("PERSON", "a human or fictional character"),
+    ("ORGANIZATION", "company, team, party, band, school, institution"),
+    ("LOCATION", "country, city, region, building, river, mountain"),
+    ("WORK", "book, film, song, album, painting, periodical, software"),
+    ("EVENT", "battle, war, election, competition, festival"),
+    ("PRODUCT", "vehicle, ship, aircraft, device, weapon, drug"),
+    ("TAXON", "species, genus or other group of organisms"),
+    ("CHEMICAL", "element, compound, mineral, gene, protein"),
+    ("MEDICAL", "disease, symptom, treatment, body part"),
+    ("LANGUAGE", "a language or writing system"),
+    (
+        "CONCEPT",
+        "occupation, position, genre, field, award, class, sport",
+    ),
+    ("TIME", "date, year or period"),
+    ("QUANTITY", "number or amount"),
+    ("OTHER", "anything else"),
+];
+
+/// One answer of `tkre synthesize types`: the entity types a relation links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationTypes {
+    pub relation: String,
+    /// The example statement the LLM wrote before choosing ("Jaws -- director -- Steven
+    /// Spielberg"); kept to judge the types by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
+    pub head_type: String,
+    pub tail_type: String,
+    pub prompt_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaRelation {
@@ -83,6 +119,46 @@ impl RelationSchema {
         self.relations.retain(|r| {
             !excluded.contains(&r.name) && !r.id.as_ref().is_some_and(|id| excluded.contains(id))
         });
+    }
+
+    /// The types a relation may have when the schema lists none: [`ENTITY_TYPES`].
+    pub fn type_inventory(&self) -> Vec<String> {
+        if self.entity_types.is_empty() {
+            ENTITY_TYPES.iter().map(|(t, _)| t.to_string()).collect()
+        } else {
+            self.entity_types.clone()
+        }
+    }
+
+    /// Sets head and tail types from `tkre synthesize types` answers (relations without an
+    /// answer stay untyped); the schema's types become the inventory the answers chose from.
+    /// Returns how many relations got types.
+    pub fn apply_types(&mut self, answers: &[RelationTypes]) -> Result<usize> {
+        let inventory = self.type_inventory();
+        let mut applied = 0;
+        for answer in answers {
+            for ty in [&answer.head_type, &answer.tail_type] {
+                if !inventory.contains(ty) {
+                    bail!(
+                        "types for {:?}: {ty:?} is not one of the schema's entity types ({})",
+                        answer.relation,
+                        inventory.join(", ")
+                    );
+                }
+            }
+            let Some(relation) = self
+                .relations
+                .iter_mut()
+                .find(|r| r.name == answer.relation || r.id.as_deref() == Some(&answer.relation))
+            else {
+                bail!("types for {:?}, which is not in the schema", answer.relation);
+            };
+            relation.head_types = vec![answer.head_type.clone()];
+            relation.tail_types = vec![answer.tail_type.clone()];
+            applied += 1;
+        }
+        self.entity_types = inventory;
+        Ok(applied)
     }
 
     /// The relation called `name`, by name or id.
@@ -188,6 +264,34 @@ mod tests {
         assert_eq!(schema.relations[0].tail_types, vec!["LOCATION", "ORGANIZATION"]);
         assert_eq!(schema.entity_types, vec!["LOCATION", "ORGANIZATION", "PERSON"]);
         schema.validate("test").unwrap();
+    }
+
+    #[test]
+    fn types_answers_become_head_and_tail_types() {
+        let mut schema = RelationSchema::from_pid2name(
+            r#"{"P57": ["director", "director of a film"], "P19": ["place of birth", "where born"]}"#,
+        )
+        .unwrap();
+        let answer = |relation: &str, head: &str, tail: &str| RelationTypes {
+            relation: relation.into(),
+            example: None,
+            head_type: head.into(),
+            tail_type: tail.into(),
+            prompt_id: String::new(),
+        };
+        assert_eq!(schema.apply_types(&[answer("P57", "WORK", "PERSON")]).unwrap(), 1);
+        assert_eq!(schema.get("director").unwrap().head_types, vec!["WORK"]);
+        assert!(
+            schema.get("P19").unwrap().head_types.is_empty(),
+            "no answer: untyped"
+        );
+        assert!(schema.entity_types.contains(&"TAXON".to_string()));
+        schema.validate("typed").unwrap();
+        let error = schema
+            .apply_types(&[answer("P19", "CITY", "PERSON")])
+            .unwrap_err();
+        assert!(error.to_string().contains("\"CITY\" is not one of"), "{error}");
+        assert!(schema.apply_types(&[answer("P999", "WORK", "PERSON")]).is_err());
     }
 
     #[test]
