@@ -2,6 +2,7 @@
 //! that its tests reach the parts (masking, losses, resume) directly.
 //! Pipeline order: synthesis -> pre-training -> distillation/export.
 
+pub mod evaluation;
 pub mod manifest;
 pub mod paths;
 pub mod pretrain;

@@ -657,3 +657,336 @@ fn distillation_matches_the_teacher_and_writes_a_smaller_checkpoint() {
     let encoder = tkre::RelationEncoder::load_dir(&out, Device::flex()).unwrap();
     assert_eq!(encoder.model.encoder.layer.len(), 1);
 }
+
+/// Reference relation-stage losses in f64, from their definitions: parts pooled and
+/// L2-normalised; r_i = concatenated parts / sqrt(parts); supervised contrastive loss over
+/// the rows with positives; text loss = cross-entropy of the mean part cosine with each text
+/// (L2-normalised) over t, for rows with text.
+#[allow(clippy::too_many_arguments)]
+fn reference_relation_losses(
+    hidden: &[f64],
+    [b, seq, h]: [usize; 3],
+    pooling: &[f64],
+    parts: usize,
+    labels: &[usize],
+    texts: &[f64],
+    text_rows: &[bool],
+    t: f64,
+) -> (f64, f64) {
+    let unit = |v: Vec<f64>| {
+        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        v.into_iter().map(|x| x / n).collect::<Vec<f64>>()
+    };
+    let part = |row: usize, p: usize| -> Vec<f64> {
+        unit(
+            (0..h)
+                .map(|k| {
+                    (0..seq)
+                        .map(|s| pooling[(row * parts + p) * seq + s] * hidden[(row * seq + s) * h + k])
+                        .sum()
+                })
+                .collect(),
+        )
+    };
+    let dot = |a: &[f64], c: &[f64]| a.iter().zip(c).map(|(x, y)| x * y).sum::<f64>();
+    let reps: Vec<Vec<f64>> = (0..b)
+        .map(|i| {
+            (0..parts)
+                .flat_map(|p| part(i, p))
+                .map(|x| x / (parts as f64).sqrt())
+                .collect()
+        })
+        .collect();
+    let (mut contrastive, mut anchored) = (0.0, 0);
+    for i in 0..b {
+        let positives: Vec<usize> = (0..b).filter(|&j| j != i && labels[j] == labels[i]).collect();
+        if positives.is_empty() {
+            continue;
+        }
+        let logits: Vec<f64> = (0..b).map(|j| dot(&reps[i], &reps[j]) / t).collect();
+        let others: Vec<f64> = (0..b).filter(|&j| j != i).map(|j| logits[j]).collect();
+        let m = others.iter().cloned().fold(f64::MIN, f64::max);
+        let log_z = m + others.iter().map(|l| (l - m).exp()).sum::<f64>().ln();
+        contrastive += positives.iter().map(|&p| log_z - logits[p]).sum::<f64>() / positives.len() as f64;
+        anchored += 1;
+    }
+    let r = texts.len() / h;
+    let unit_texts: Vec<Vec<f64>> = (0..r).map(|q| unit(texts[q * h..(q + 1) * h].to_vec())).collect();
+    let (mut text, mut with_text) = (0.0, 0);
+    for i in 0..b {
+        if !text_rows[i] {
+            continue;
+        }
+        let logits: Vec<f64> = (0..r)
+            .map(|q| (0..parts).map(|p| dot(&part(i, p), &unit_texts[q])).sum::<f64>() / parts as f64 / t)
+            .collect();
+        let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let log_z = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln();
+        text += log_z - logits[labels[i]];
+        with_text += 1;
+    }
+    (contrastive / anchored as f64, text / with_text as f64)
+}
+
+#[test]
+fn relation_losses_and_gradients_match_an_independent_computation() {
+    use tkre_trainer::pretrain::model::{RelationBatch, relation_losses};
+    let device = Device::flex().autodiff();
+    let (b, seq, h, parts) = (5, 4, 3, 2);
+    // Rows 0, 1 and 3 share relation 0, row 2 is relation 1 and alone (no positive), row 4 is
+    // relation 1 too; row 3 has no text.
+    let labels = [0usize, 0, 1, 0, 1];
+    let text_rows = [true, true, true, false, true];
+    let hidden_values: Vec<f32> = (0..b * seq * h)
+        .map(|i| ((i * 29 % 17) as f32 / 8.0) - 1.0)
+        .collect();
+    let text_values: Vec<f32> = (0..2 * h).map(|i| ((i * 7 % 5) as f32 / 2.0) - 0.9).collect();
+    let mut pooling = vec![0f32; b * parts * seq];
+    for row in 0..b {
+        pooling[(row * parts) * seq + (row % seq)] = 1.0;
+        pooling[(row * parts + 1) * seq] = 0.5;
+        pooling[(row * parts + 1) * seq + 3] = 0.5;
+    }
+    let hidden =
+        Tensor::<3>::from_data(TensorData::new(hidden_values.clone(), [b, seq, h]), &device).require_grad();
+    let texts = Tensor::<2>::from_data(TensorData::new(text_values.clone(), [2, h]), &device).require_grad();
+    let mut positives = vec![0f32; b * b];
+    for i in 0..b {
+        for j in 0..b {
+            if i != j && labels[i] == labels[j] {
+                positives[i * b + j] = 1.0;
+            }
+        }
+    }
+    let batch = RelationBatch {
+        positives: Tensor::from_data(TensorData::new(positives, [b, b]), &device),
+        anchored: 5,
+        texts: None,
+        with_text: 4,
+    };
+    let t = 0.2;
+    let (contrastive, text) = relation_losses(
+        hidden.clone(),
+        &Tensor::from_data(TensorData::new(pooling.clone(), [b, parts, seq]), &device),
+        &batch,
+        Some((
+            texts.clone(),
+            Tensor::from_data(
+                TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [b]),
+                &device,
+            ),
+            Tensor::from_data(
+                TensorData::new(
+                    text_rows
+                        .iter()
+                        .map(|&w| f32::from(u8::from(w)))
+                        .collect::<Vec<_>>(),
+                    [b],
+                ),
+                &device,
+            ),
+        )),
+        t,
+    );
+    let (contrastive, text) = (contrastive.unwrap(), text.unwrap());
+    let to64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let (hidden64, pooling64, texts64) = (to64(&hidden_values), to64(&pooling), to64(&text_values));
+    let reference = |hidden: &[f64], texts: &[f64]| {
+        reference_relation_losses(
+            hidden,
+            [b, seq, h],
+            &pooling64,
+            parts,
+            &labels,
+            texts,
+            &text_rows,
+            t,
+        )
+    };
+    let (want_c, want_t) = reference(&hidden64, &texts64);
+    let got_c = contrastive.clone().into_scalar::<f32>() as f64;
+    let got_t = text.clone().into_scalar::<f32>() as f64;
+    // All five rows have a positive except none: row 2's partner is row 4, so every row counts.
+    assert!((got_c - want_c).abs() < 1e-5, "contrastive {got_c} vs {want_c}");
+    assert!((got_t - want_t).abs() < 1e-5, "text {got_t} vs {want_t}");
+
+    let grads = (contrastive + text).backward();
+    let got_hidden = to64(
+        &hidden
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    );
+    let got_texts = to64(
+        &texts
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    );
+    let eps = 1e-6;
+    let total = |h: &[f64], x: &[f64]| {
+        let (c, t) = reference(h, x);
+        c + t
+    };
+    let numeric = |values: &[f64], f: &dyn Fn(&[f64]) -> f64| -> Vec<f64> {
+        (0..values.len())
+            .map(|i| {
+                let (mut up, mut down) = (values.to_vec(), values.to_vec());
+                up[i] += eps;
+                down[i] -= eps;
+                (f(&up) - f(&down)) / (2.0 * eps)
+            })
+            .collect()
+    };
+    let want_hidden = numeric(&hidden64, &|x| total(x, &texts64));
+    let want_texts = numeric(&texts64, &|x| total(&hidden64, x));
+    for (what, got, want) in [
+        ("hidden", &got_hidden, &want_hidden),
+        ("texts", &got_texts, &want_texts),
+    ] {
+        let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+        assert!(scale > 1e-3, "{what}: reference gradient is zero");
+        for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+            assert!(
+                (g - w).abs() < 2e-3 * scale.max(1.0),
+                "d loss / d {what}[{i}]: {g} vs {w}"
+            );
+        }
+    }
+}
+
+/// A labelled corpus of `relations` relations x `per` sentences, each relation with its own
+/// sentence pattern, as marked records; and its relation text.
+fn pattern_corpus(path: &Path, prefix: &str, relations: usize, per: usize) -> BTreeMap<String, String> {
+    let verbs = [
+        "was born in",
+        "works for",
+        "is the capital of",
+        "wrote",
+        "founded",
+        "married",
+        "plays for",
+        "was directed by",
+        "flows into",
+        "is located in",
+        "was composed by",
+        "succeeded",
+    ];
+    let mut lines = String::new();
+    let mut texts = BTreeMap::new();
+    for r in 0..relations {
+        let label = format!("{prefix}{r}");
+        let verb = verbs[r % verbs.len()];
+        texts.insert(label.clone(), format!("{verb}: the head {verb} the tail"));
+        for i in 0..per {
+            let record = serde_json::json!({
+                "marked": format!("In {} , [E1]Person{i}x{r}[/E1] {verb} [E2]Place{}y[/E2] ({prefix}).", 1900 + i, i * 7 + r),
+                "relation": label,
+            });
+            lines.push_str(&format!("{record}\n"));
+        }
+    }
+    std::fs::write(path, lines).unwrap();
+    texts
+}
+
+#[test]
+fn the_relation_stage_learns_relations_keeps_its_best_dev_model_and_stops_early() {
+    let _rng = lock_rng();
+    let (dir, init) = tiny_init();
+    let train = dir.path().join("train.jsonl");
+    let dev = dir.path().join("dev.jsonl");
+    let mut texts = pattern_corpus(&train, "t", 6, 6);
+    texts.extend(pattern_corpus(&dev, "d", 5, 3));
+    let text_file = dir.path().join("texts.json");
+    std::fs::write(&text_file, serde_json::to_string(&texts).unwrap()).unwrap();
+    let out = dir.path().join("relation");
+    let config = PretrainConfig {
+        corpus: vec![train.clone()],
+        relation_text: Some(text_file.clone()),
+        dev: Some(dev.clone()),
+        eval_every: 3,
+        dev_episodes: 20,
+        patience: 100,
+        epochs: 6,
+        batch_size: 12,
+        per_relation: 3,
+        learning_rate: 2e-3,
+        mslm_weight: 0.0,
+        ..tiny_config(&init, Stage::Relation)
+    };
+    let outcome = pretrain(&config, &out, &quiet()).unwrap();
+    let m = metrics(&out);
+    assert_eq!(outcome, TrainOutcome::Finished { steps: m.len() });
+    assert_eq!(m.len(), 6 * 3, "36 records in batches of 4 relations x 3");
+    assert!(
+        m.iter()
+            .all(|s| s.contrastive.is_some() && s.text.is_some() && s.mslm.is_none())
+    );
+    let mean =
+        |xs: &[StepMetrics], f: &dyn Fn(&StepMetrics) -> f64| xs.iter().map(f).sum::<f64>() / xs.len() as f64;
+    let (first, last) = (
+        mean(&m[..3], &|s| s.contrastive.unwrap() + s.text.unwrap()),
+        mean(&m[15..], &|s| s.contrastive.unwrap() + s.text.unwrap()),
+    );
+    assert!(
+        last < first * 0.9,
+        "relation losses did not fall: {first} -> {last}"
+    );
+
+    // Development evaluations: before training, every 3 steps; the result is the best.
+    let evaluations: Vec<serde_json::Value> = json_lines(&out.join("dev.jsonl"));
+    let steps: Vec<u64> = evaluations.iter().map(|e| e["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![0, 3, 6, 9, 12, 15, 18]);
+    assert!(evaluations.iter().all(|e| e["accuracy_with_text"].is_number()));
+    let best: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("best/score.json")).unwrap()).unwrap();
+    let top = evaluations
+        .iter()
+        .map(|e| e["score"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(best["score"].as_f64().unwrap(), top);
+    assert_eq!(
+        tensors(&out.join("model.safetensors")),
+        tensors(&out.join("best/model.safetensors"))
+    );
+    tkre::RelationEncoder::load_dir(&out, Device::flex()).unwrap();
+
+    // Patience 1: training stops at the first evaluation that does not improve.
+    let early = dir.path().join("early");
+    let config = PretrainConfig {
+        patience: 1,
+        learning_rate: 0.5,
+        ..config
+    };
+    match pretrain(&config, &early, &quiet()).unwrap() {
+        TrainOutcome::StoppedEarly { step, best_step } => {
+            assert!(step < 18 && best_step < step, "{step} {best_step}")
+        }
+        other => panic!("expected an early stop, got {other:?}"),
+    }
+
+    // Development relations must be held out of training, and enough for 5-way episodes.
+    let config = PretrainConfig {
+        dev: Some(train.clone()),
+        ..config
+    };
+    let error = pretrain(&config, &dir.path().join("leak"), &quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("held out of training"), "{error}");
+    let few = dir.path().join("few.jsonl");
+    pattern_corpus(&few, "f", 3, 3);
+    let config = PretrainConfig {
+        dev: Some(few),
+        ..config
+    };
+    let error = pretrain(&config, &dir.path().join("few"), &quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("need 5"), "{error}");
+}

@@ -7,21 +7,20 @@
 //! K = 0 is zero-shot: text alone). `--report` evaluates several models and writes the
 //! accuracy report ([`report`]).
 
-mod episodes;
-mod fewrel;
 mod plot;
-mod relation_text;
 mod report;
 
-use std::collections::BTreeSet;
+pub(crate) use tkre_trainer::evaluation::{
+    SettingResult, check_settings, evaluate, fewrel, parse_setting, relation_text, without_relations,
+};
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tkre::fewshot::{PrototypeClassifier, RelationVectors, Representation};
+use tkre::fewshot::Representation;
 
 use crate::ModelArgs;
 use crate::runtime::load_encoder;
@@ -83,185 +82,6 @@ pub struct EvalArgs {
     browser_bench: Vec<PathBuf>,
 }
 
-/// Accuracy of one N-way K-shot setting.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct SettingResult {
-    pub n: usize,
-    pub k: usize,
-    /// Whether relation text (names, descriptions) was fused into the prototypes.
-    #[serde(default)]
-    pub relation_text: bool,
-    pub accuracy: f64,
-    pub ci95: f64,
-}
-
-/// Parses `N-K`.
-pub fn parse_setting(text: &str) -> Result<(usize, usize)> {
-    let parsed = text
-        .split_once('-')
-        .and_then(|(n, k)| Some((n.trim().parse().ok()?, k.trim().parse().ok()?)));
-    match parsed {
-        Some((n, k)) if n > 0 => Ok((n, k)),
-        _ => bail!(
-            "setting {text:?}: expected N-K with N >= 1, K >= 0, e.g. 5-1 for 5-way 1-shot (5-0: zero-shot)"
-        ),
-    }
-}
-
-/// The data with `exclude` relations removed; errors name ids not in the data.
-fn without_relations(
-    mut data: fewrel::FewRelData,
-    exclude: &[String],
-    origin: &str,
-) -> Result<fewrel::FewRelData> {
-    for id in exclude {
-        if !data.relations.iter().any(|(r, _)| r == id) {
-            bail!("--exclude-relations: {id} is not a relation of {origin}");
-        }
-    }
-    data.relations.retain(|(r, _)| !exclude.contains(r));
-    Ok(data)
-}
-
-/// Checks that `data` has enough relations and instances for every setting.
-fn check_settings(
-    data: &fewrel::FewRelData,
-    settings: &[(usize, usize)],
-    queries: usize,
-    origin: &str,
-) -> Result<()> {
-    for &(n, k) in settings {
-        let eligible = data
-            .relations
-            .iter()
-            .filter(|(_, v)| v.len() >= k + queries)
-            .count();
-        if eligible < n {
-            bail!(
-                "{origin}: only {eligible} relation(s) have at least K+queries = {} instances; {n}-way episodes need {n}",
-                k + queries
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Accuracy of `encoder` in each setting over `episodes` episodes (seeded; the same episodes
-/// whatever the other settings are). Every instance is encoded once for all settings. With
-/// `texts` (one per relation of `data`, each relation's text), each setting is scored without
-/// and with the text (K = 0: with it only).
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate(
-    encoder: &tkre::RelationEncoder,
-    data: &fewrel::FewRelData,
-    settings: &[(usize, usize)],
-    queries: usize,
-    episodes: usize,
-    seed: u64,
-    batch_size: usize,
-    texts: Option<&[Option<String>]>,
-) -> Result<Vec<SettingResult>> {
-    let sizes: Vec<usize> = data.relations.iter().map(|(_, v)| v.len()).collect();
-    let sampled: Vec<Vec<episodes::Episode>> = settings
-        .iter()
-        .map(|&(n, k)| episodes::sample_episodes(&sizes, n, k, queries, episodes, seed))
-        .collect();
-
-    // Encode each needed instance once.
-    let needed: BTreeSet<(usize, usize)> = sampled
-        .iter()
-        .flatten()
-        .flat_map(|e| e.classes.iter())
-        .flat_map(|(r, s, q)| s.iter().chain(q).map(move |&i| (*r, i)))
-        .collect();
-    let needed: Vec<(usize, usize)> = needed.into_iter().collect();
-    let instances: Vec<_> = needed
-        .iter()
-        .map(|&(r, i)| data.relations[r].1[i].clone())
-        .collect();
-    let plan = encoder.plan_instances(&instances)?;
-    let bar = progress(instances.len(), "encode");
-    let vectors = encoder.run_plan_with_progress(&plan, batch_size, |done| bar.inc(done as u64))?;
-    bar.finish_and_clear();
-    let vector_of = |r: usize, i: usize| -> &Vec<f32> {
-        // `needed` is sorted and holds every (r, i) an episode uses.
-        let at = needed.binary_search(&(r, i)).unwrap_or_default();
-        &vectors[at]
-    };
-
-    let text_vectors: Option<Vec<Option<Vec<f32>>>> = match texts {
-        None => None,
-        Some(texts) => {
-            let present: Vec<String> = texts.iter().flatten().cloned().collect();
-            let mut encoded = encoder.embed_sentences(&present, batch_size)?.into_iter();
-            Some(
-                texts
-                    .iter()
-                    .map(|t| t.as_ref().and_then(|_| encoded.next()))
-                    .collect(),
-            )
-        }
-    };
-
-    let parts = encoder.representation.parts().len();
-    let mut results = Vec::with_capacity(2 * settings.len());
-    for (&(n, k), setting_episodes) in settings.iter().zip(&sampled) {
-        for with_text in [false, true] {
-            if (with_text && text_vectors.is_none()) || (!with_text && k == 0) {
-                continue;
-            }
-            let label = format!("{n}-way {k}-shot{}", if with_text { " +text" } else { "" });
-            let text_of = |r: usize| {
-                text_vectors
-                    .as_ref()
-                    .filter(|_| with_text)
-                    .and_then(|t| t[r].clone())
-            };
-            let bar = progress(setting_episodes.len(), &label);
-            let mut accuracies = Vec::with_capacity(setting_episodes.len());
-            for episode in setting_episodes {
-                let relations = episode
-                    .classes
-                    .iter()
-                    .map(|(r, support, _)| {
-                        RelationVectors::new(
-                            data.relations[*r].0.clone(),
-                            support.iter().map(|&i| vector_of(*r, i).clone()).collect(),
-                            text_of(*r),
-                        )
-                    })
-                    .collect();
-                let classifier = PrototypeClassifier::new(relations, parts)?;
-                let mut correct = 0usize;
-                let mut total = 0usize;
-                for (r, _, queries) in &episode.classes {
-                    for &i in queries {
-                        let prediction = classifier.classify(vector_of(*r, i))?;
-                        correct += usize::from(
-                            prediction
-                                .best()
-                                .is_some_and(|b| b.relation == data.relations[*r].0),
-                        );
-                        total += 1;
-                    }
-                }
-                accuracies.push(correct as f64 / total as f64);
-                bar.inc(1);
-            }
-            bar.finish_and_clear();
-            let (accuracy, ci95) = episodes::mean_ci95(&accuracies);
-            results.push(SettingResult {
-                n,
-                k,
-                relation_text: with_text,
-                accuracy,
-                ci95,
-            });
-        }
-    }
-    Ok(results)
-}
-
 #[derive(Serialize)]
 struct EvalReport {
     n: usize,
@@ -312,17 +132,6 @@ pub(crate) fn relation_texts(
     )?))
 }
 
-fn progress(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
-}
-
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
     if args.n == 0 || args.queries == 0 || args.episodes == 0 {
         bail!("--n, --queries and --episodes must all be at least 1");
@@ -358,6 +167,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         args.seed,
         args.model.batch_size,
         texts.as_deref(),
+        true,
     )?;
     let main = results.iter().find(|r| r.relation_text == texts.is_some());
     let without = results.iter().find(|r| !r.relation_text && texts.is_some());

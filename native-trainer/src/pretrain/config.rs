@@ -21,6 +21,11 @@ pub enum Stage {
     /// Distillation (`tkre distill`): a student with a subset of the starting checkpoint's
     /// layers learns the teacher's relation representations and hidden states.
     Distill,
+    /// Relation-aware training for unseen relations: a supervised contrastive loss over the
+    /// classifier's own relation representation (other relations' instances as negatives),
+    /// alignment of each instance with its relation's text, entity mentions blanked; MSLM
+    /// optional. Batches hold several instances of each of several relations.
+    Relation,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +75,32 @@ pub struct PretrainConfig {
     /// Distillation: weight of the hidden-state loss (mean squared difference of the last
     /// hidden states over real tokens, divided by the teacher's mean squared state).
     pub hidden_weight: f64,
+    /// Relation stage: weight of the supervised contrastive loss.
+    pub contrastive_weight: f64,
+    /// Relation stage: weight of the instance-to-relation-text alignment (needs
+    /// `relation_text`).
+    pub text_weight: f64,
+    /// Relation stage: text of each relation, keyed by the corpus's relation labels
+    /// (pid2name.json's `{"P19": [name, description]}` or `{"label": "text"}`).
+    pub relation_text: Option<PathBuf>,
+    /// Relation stage: probability that an entity's mention is blanked (every word piece
+    /// replaced by `[MASK]`, markers kept), so names are not a shortcut (MTB, CP: 0.7).
+    pub blank_probability: f64,
+    /// Relation stage: instances of one relation that a batch holds together (the batch
+    /// holds batch_size / this many relations).
+    pub per_relation: usize,
+    /// Steps at the start in which only the heads learn (the encoder frozen), so a freshly
+    /// initialised MLM head does not send large gradients into the encoder.
+    pub freeze_encoder_steps: usize,
+    /// Development data (a corpus of relations held out of training): N-way K-shot accuracy
+    /// on it every `eval_every` steps picks the result (early stopping).
+    pub dev: Option<PathBuf>,
+    pub eval_every: usize,
+    /// Evaluations without improvement before training stops (0: never stop early).
+    pub patience: usize,
+    /// Development episodes (5-way 1-shot, seeded; with relation text also scored with it,
+    /// and the score is the mean of the two).
+    pub dev_episodes: usize,
 }
 
 impl Default for PretrainConfig {
@@ -99,6 +130,16 @@ impl Default for PretrainConfig {
             student_layers: None,
             distill_weight: 1.0,
             hidden_weight: 1.0,
+            contrastive_weight: 1.0,
+            text_weight: 1.0,
+            relation_text: None,
+            blank_probability: 0.7,
+            per_relation: 4,
+            freeze_encoder_steps: 0,
+            dev: None,
+            eval_every: 50,
+            patience: 4,
+            dev_episodes: 500,
         }
     }
 }
@@ -164,6 +205,24 @@ impl PretrainConfig {
         {
             bail!("student_layers must list at least one layer, in increasing order, e.g. 1,3,5");
         }
+        if !(0.0..=1.0).contains(&self.blank_probability) {
+            bail!(
+                "blank_probability must be in [0, 1], not {}",
+                self.blank_probability
+            );
+        }
+        if self.stage == Stage::Relation && (self.per_relation < 2 || self.batch_size < 2 * self.per_relation)
+        {
+            bail!(
+                "the relation stage needs per_relation >= 2 (instances of a relation per batch) and \
+                 batch_size >= 2 * per_relation (at least two relations per batch); got {} and {}",
+                self.per_relation,
+                self.batch_size
+            );
+        }
+        if self.dev.is_some() && self.eval_every == 0 {
+            bail!("eval_every must be at least 1");
+        }
         if self.checkpoint_every == 0 || self.keep_checkpoints == 0 {
             bail!("checkpoint_every and keep_checkpoints must be at least 1");
         }
@@ -175,7 +234,7 @@ impl PretrainConfig {
     pub fn run_identity(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
-            for transient in ["checkpoint_every", "keep_checkpoints", "device"] {
+            for transient in ["checkpoint_every", "keep_checkpoints", "device", "patience"] {
                 map.remove(transient);
             }
         }

@@ -96,6 +96,36 @@ pub struct PretrainArgs {
     pub distill_weight: Option<f64>,
     #[arg(long)]
     pub hidden_weight: Option<f64>,
+    /// Relation stage: weight of the supervised contrastive loss.
+    #[arg(long)]
+    pub contrastive_weight: Option<f64>,
+    /// Relation stage: weight of the instance-to-relation-text alignment.
+    #[arg(long)]
+    pub text_weight: Option<f64>,
+    /// Relation stage: relation text keyed by the corpus's labels (pid2name.json's shape, or
+    /// {"label": "text"}).
+    #[arg(long, value_name = "FILE")]
+    pub relation_text: Option<PathBuf>,
+    /// Relation stage: probability of blanking an entity mention.
+    #[arg(long)]
+    pub blank_probability: Option<f64>,
+    /// Relation stage: instances per relation in a batch.
+    #[arg(long)]
+    pub per_relation: Option<usize>,
+    /// Steps with the encoder frozen while new heads warm up.
+    #[arg(long)]
+    pub freeze_encoder_steps: Option<usize>,
+    /// Development corpus (relations held out of training) for early stopping.
+    #[arg(long, value_name = "FILE")]
+    pub dev: Option<PathBuf>,
+    /// Steps between development evaluations.
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Development evaluations without improvement before stopping (0: never).
+    #[arg(long)]
+    pub patience: Option<usize>,
+    #[arg(long)]
+    pub dev_episodes: Option<usize>,
     /// No progress bar or notes on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -135,6 +165,22 @@ impl PretrainArgs {
             distill_weight,
             hidden_weight
         );
+        set!(
+            contrastive_weight,
+            text_weight,
+            blank_probability,
+            per_relation,
+            freeze_encoder_steps,
+            eval_every,
+            patience,
+            dev_episodes
+        );
+        if self.relation_text.is_some() {
+            config.relation_text = self.relation_text.clone();
+        }
+        if self.dev.is_some() {
+            config.dev = self.dev.clone();
+        }
         if self.teacher.is_some() {
             config.teacher = self.teacher.clone();
         }
@@ -236,6 +282,15 @@ pub fn run(args: PretrainArgs) -> Result<ExitCode> {
                 eprintln!("done: {steps} steps; checkpoint in {}", args.out.display());
             }
         }
+        TrainOutcome::StoppedEarly { step, best_step } => {
+            if !args.quiet {
+                eprintln!(
+                    "stopped early at step {step}: development accuracy stopped improving; the result \
+                     (in {}) is the model of step {best_step}",
+                    args.out.display()
+                );
+            }
+        }
         TrainOutcome::Stopped { step } => {
             if !args.quiet {
                 eprintln!("stopped at step {step}; continue with the same command and --resume");
@@ -265,6 +320,11 @@ pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Resul
     })?;
     let tokenizer = tkre::text::TextTokenizer::from_bytes(&tokenizer_bytes, "tokenizer.json")?;
     let (records, schema, summary, report) = train::load_corpus(config, &tokenizer)?;
+    let relation_texts = train::relation_text_ids(config, &schema, &tokenizer)?;
+    let dev = match &config.dev {
+        Some(path) => Some(train::load_dev(config, path, &schema)?),
+        None => None,
+    };
     if !session.quiet {
         eprintln!("corpus: {}", report.describe());
         let detail = match config.stage {
@@ -276,6 +336,11 @@ pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Resul
                 schema.len()
             ),
             Stage::Distill => "read unmasked, as the classifier reads them".to_string(),
+            Stage::Relation => format!(
+                "{} relations, {} with text",
+                schema.len(),
+                relation_texts.iter().flatten().count()
+            ),
         };
         eprintln!(
             "prepared {} records ({} tokens, {} windowed to {} tokens; {detail})",
@@ -304,6 +369,8 @@ pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Resul
         tokenizer: &tokenizer,
         out,
         devices,
+        relation_texts,
+        dev,
     };
     train::train(inputs, &records, schema.len(), session)
 }

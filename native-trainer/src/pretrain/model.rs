@@ -117,9 +117,25 @@ pub struct PretrainBatch {
     pub scl_samples: usize,
     /// Real (unpadded) tokens in the batch.
     pub tokens: usize,
-    /// Distillation: the relation representation's pooling weights, `[batch, parts, seq]`
-    /// (rows sum to 1 over a part's tokens, as the classifier pools).
+    /// Distillation and the relation stage: the relation representation's pooling weights,
+    /// `[batch, parts, seq]` (rows sum to 1 over a part's tokens, as the classifier pools).
     pub pooling: Option<Tensor<3>>,
+    /// The relation stage: labels and relation texts (see [`relation_losses`]).
+    pub relation: Option<RelationBatch>,
+}
+
+/// What the relation stage adds to a batch.
+#[derive(Debug, Clone)]
+pub struct RelationBatch {
+    /// `[batch, batch]`: 1 where two different rows share a relation (the positives).
+    pub positives: Tensor<2>,
+    /// Rows with at least one positive.
+    pub anchored: usize,
+    /// The texts ("name: description") of the relations in the batch that have one, as one
+    /// encoder batch, with `[rows]` the index of each row's relation text and `[rows]` 1.0
+    /// for rows whose relation has text.
+    pub texts: Option<(EncoderBatch, Tensor<1, Int>, Tensor<1>)>,
+    pub with_text: usize,
 }
 
 /// The weights of one step's losses (for one shard of a data-parallel step: the configured
@@ -128,6 +144,9 @@ pub struct PretrainBatch {
 pub struct LossWeights {
     pub mslm: f64,
     pub scl: f64,
+    /// The relation stage: supervised contrastive and relation-text alignment.
+    pub contrastive: f64,
+    pub text: f64,
     pub distill: f64,
     pub hidden: f64,
     pub temperature: f64,
@@ -142,6 +161,10 @@ pub struct PretrainLosses {
     pub distill: Option<Tensor<1>>,
     /// Distillation: normalised mean squared hidden-state difference over real tokens.
     pub hidden: Option<Tensor<1>>,
+    /// The relation stage: supervised contrastive loss over relation representations.
+    pub contrastive: Option<Tensor<1>>,
+    /// The relation stage: alignment of each instance with its relation's text.
+    pub text: Option<Tensor<1>>,
 }
 
 impl PretrainModel {
@@ -199,6 +222,20 @@ impl PretrainModel {
             )),
             _ => None,
         };
+        let (contrastive, text) = match (&batch.relation, &batch.pooling) {
+            (Some(relation), Some(pooling)) => {
+                let texts = relation.texts.as_ref().map(|(encoder, targets, weights)| {
+                    let states = self.bert.forward(encoder);
+                    (
+                        sentence_means(states, &encoder.attention_mask),
+                        targets.clone(),
+                        weights.clone(),
+                    )
+                });
+                relation_losses(hidden.clone(), pooling, relation, texts, weights.temperature)
+            }
+            _ => (None, None),
+        };
         let (distill, hidden_loss) = match (teacher, &batch.pooling) {
             (Some(teacher), Some(pooling)) => {
                 let (distill, hidden_loss) = distillation_losses(
@@ -218,6 +255,8 @@ impl PretrainModel {
             (&scl, weights.scl),
             (&distill, weights.distill),
             (&hidden_loss, weights.hidden),
+            (&contrastive, weights.contrastive),
+            (&text, weights.text),
         ] {
             if let Some(loss) = loss {
                 total = total + loss.clone() * weight;
@@ -229,8 +268,78 @@ impl PretrainModel {
             scl,
             distill,
             hidden: hidden_loss,
+            contrastive,
+            text,
         }
     }
+}
+
+/// Mean of each sequence's token states over its real tokens (the sentence embedding the
+/// classifier uses for relation text), `[batch, hidden]`.
+pub fn sentence_means(states: Tensor<3>, attention_mask: &Tensor<2>) -> Tensor<2> {
+    let [b, seq, h] = states.dims();
+    let mask = attention_mask.clone().reshape([b, seq, 1]);
+    let counts = attention_mask.clone().sum_dim(1).clamp_min(1.0);
+    (states * mask).sum_dim(1).reshape([b, h]) / counts
+}
+
+/// The relation stage's losses, on the classifier's own relation representation (the
+/// `pooling` parts, each L2-normalised, concatenated and scaled to unit length, so a dot
+/// product is the mean cosine of the parts):
+/// - contrastive: supervised contrastive loss (Khosla et al. 2020) over the batch: for each
+///   row with positives, the mean over its positives p of -log softmax_{a != i}(r_i.r_a / t)
+///   at p. Other relations' instances are the negatives, as in an N-way episode;
+/// - text: each row's mean part cosine with every relation text of the batch, over t, is a
+///   softmax whose target is the row's own relation: the instance learns to sit where
+///   relation-text fusion puts the text (in every part).
+///
+/// `texts`: the text embeddings `[relations, hidden]`, each row's text index and weight.
+pub fn relation_losses(
+    hidden: Tensor<3>,
+    pooling: &Tensor<3>,
+    relation: &RelationBatch,
+    texts: Option<(Tensor<2>, Tensor<1, Int>, Tensor<1>)>,
+    temperature: f64,
+) -> (Option<Tensor<1>>, Option<Tensor<1>>) {
+    let [b, _, h] = hidden.dims();
+    let parts = pooling.dims()[1];
+    let pooled = pooling.clone().matmul(hidden);
+    let norm = pooled.clone().powf_scalar(2.0).sum_dim(2).sqrt().clamp_min(1e-12);
+    let unit_parts = pooled / norm;
+    let device = unit_parts.device();
+    let contrastive = (relation.anchored > 0).then(|| {
+        let reps = unit_parts.clone().reshape([b, parts * h]) / (parts as f64).sqrt();
+        let diagonal = Tensor::<2>::eye(b, &device) * -1e4;
+        let logits = reps.clone().matmul(reps.transpose()) / temperature + diagonal;
+        let log_probs = log_softmax(logits, 1);
+        let positives = relation.positives.clone();
+        let counts = positives.clone().sum_dim(1).reshape([b]);
+        let anchored = counts.clone().greater_elem(0.0).float();
+        let per_row = (positives * log_probs).sum_dim(1).reshape([b]).neg() / counts.clamp_min(1.0);
+        (per_row * anchored).sum() / (relation.anchored as f64)
+    });
+    let text = texts
+        .filter(|_| relation.with_text > 0)
+        .map(|(embeddings, targets, weights)| {
+            let r = embeddings.dims()[0];
+            let norm = embeddings
+                .clone()
+                .powf_scalar(2.0)
+                .sum_dim(1)
+                .sqrt()
+                .clamp_min(1e-12);
+            let unit_texts = embeddings / norm;
+            let cosines = unit_parts
+                .reshape([b * parts, h])
+                .matmul(unit_texts.transpose())
+                .reshape([b, parts, r])
+                .mean_dim(1)
+                .reshape([b, r]);
+            let log_probs = log_softmax(cosines / temperature, 1);
+            let picked = log_probs.gather(1, targets.reshape([b, 1])).reshape([b]).neg();
+            (picked * weights).sum() / (relation.with_text as f64)
+        });
+    (contrastive, text)
 }
 
 /// Distillation losses of a student's last hidden states against the teacher's (same shape):

@@ -22,15 +22,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use burn::module::{ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn_store::{
     BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot, PathFilter, SafetensorsStore,
 };
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tkre::fewshot::Representation;
 use tkre::model::BertModel;
@@ -40,7 +41,8 @@ use tkre::text::{EncodedInstance, TextTokenizer, encode_instance};
 use super::config::{PretrainConfig, Stage};
 use super::corpus::{CorpusReport, PretrainRecord, load_files};
 use super::masking::{MaskProbabilities, MaskedInstance, TokenRole, mask_instance, token_roles};
-use super::model::{LossWeights, PretrainBatch, PretrainModel, clip_global_norm};
+use super::model::{LossWeights, PretrainBatch, PretrainModel, RelationBatch, clip_global_norm};
+use crate::evaluation::{self, fewrel::FewRelData};
 
 /// A corpus record ready for batching.
 #[derive(Debug, Clone)]
@@ -140,31 +142,173 @@ pub fn mask_batch(
 ) -> Vec<MaskedInstance> {
     let mut rng = StdRng::seed_from_u64(mixed_seed(config.seed, 2, step as u64));
     // Distillation reads unmasked sentences, as the classifier does.
+    let none = MaskProbabilities {
+        relation: 0.0,
+        entity: 0.0,
+        other: 0.0,
+    };
     let probabilities = match config.stage {
-        Stage::Distill => MaskProbabilities {
-            relation: 0.0,
-            entity: 0.0,
-            other: 0.0,
-        },
+        Stage::Distill => none,
+        // The relation stage masks for MSLM only when MSLM is on; it blanks entities below.
+        Stage::Relation if config.mslm_weight <= 0.0 => none,
         _ => config.mask,
+    };
+    let blank = if config.stage == Stage::Relation {
+        config.blank_probability
+    } else {
+        0.0
     };
     indices
         .iter()
         .map(|&i| {
             let record = &records[i];
-            mask_instance(&record.encoded, &record.roles, &probabilities, mask_id, &mut rng)
+            let mut masked = mask_instance(&record.encoded, &record.roles, &probabilities, mask_id, &mut rng);
+            for entity in [record.encoded.head.clone(), record.encoded.tail.clone()] {
+                if blank > 0.0 && rng.random_bool(blank) {
+                    for id in &mut masked.input_ids[entity] {
+                        *id = mask_id;
+                    }
+                }
+            }
+            masked
         })
         .collect()
 }
 
-/// The tensors of the rows `indices` (masked as `masked`, one per index) on `device`;
-/// `distill`: with the classifier's pooling weights.
+/// The relation stage's batches for `epoch`: each relation's records shuffled and cut into
+/// groups of `per_relation` (a last group of one joins the one before it, so every record
+/// has a positive), the groups shuffled and packed into batches of about `batch_size` rows.
+/// Records without a relation are left out.
+pub fn relation_batches(
+    records: &[PreparedRecord],
+    seed: u64,
+    epoch: usize,
+    batch_size: usize,
+    per_relation: usize,
+) -> Vec<Vec<usize>> {
+    let mut rng = StdRng::seed_from_u64(mixed_seed(seed, 5, epoch as u64));
+    let mut by_relation: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, record) in records.iter().enumerate() {
+        if let Some(relation) = record.relation {
+            by_relation.entry(relation).or_default().push(i);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for members in by_relation.values_mut() {
+        members.shuffle(&mut rng);
+        let mut chunks: Vec<Vec<usize>> = members.chunks(per_relation).map(<[usize]>::to_vec).collect();
+        if chunks.len() > 1 && chunks.last().is_some_and(|c| c.len() == 1) {
+            let last = chunks.pop().unwrap_or_default();
+            if let Some(previous) = chunks.last_mut() {
+                previous.extend(last);
+            }
+        }
+        groups.extend(chunks);
+    }
+    groups.shuffle(&mut rng);
+    let per_batch = (batch_size / per_relation).max(2);
+    groups.chunks(per_batch).map(|c| c.concat()).collect()
+}
+
+/// Token ids of each schema relation's text (`relation_text` in the config), for the
+/// relation stage; `None` for relations without text (and for every relation in other
+/// stages).
+pub fn relation_text_ids(
+    config: &PretrainConfig,
+    schema: &[String],
+    tokenizer: &TextTokenizer,
+) -> Result<Vec<Option<Vec<u32>>>> {
+    let Some(texts) = relation_texts(config, schema)? else {
+        return Ok(vec![None; schema.len()]);
+    };
+    texts
+        .iter()
+        .map(|text| {
+            text.as_ref()
+                .map(|t| tkre::text::encode_sentence(tokenizer, t, config.max_length).map(|(ids, _)| ids))
+                .transpose()
+                .map_err(anyhow::Error::from)
+        })
+        .collect()
+}
+
+/// The text ("name: description") of each relation in `labels` from `relation_text`.
+fn relation_texts(config: &PretrainConfig, labels: &[String]) -> Result<Option<Vec<Option<String>>>> {
+    let Some(path) = config
+        .relation_text
+        .as_ref()
+        .filter(|_| config.stage == Stage::Relation)
+    else {
+        return Ok(None);
+    };
+    let texts = evaluation::relation_text::load(path)?;
+    Ok(Some(
+        labels
+            .iter()
+            .map(|label| texts.get(label).and_then(tkre::fewshot::RelationText::sentence))
+            .collect(),
+    ))
+}
+
+/// Development data: relations held out of training, evaluated N-way K-shot.
+pub struct DevSet {
+    pub data: FewRelData,
+    pub texts: Option<Vec<Option<String>>>,
+}
+
+/// Loads the development corpus (any corpus form with relation labels). Its relations must
+/// be held out of training: one that is also in `schema` is an error.
+pub fn load_dev(config: &PretrainConfig, path: &Path, schema: &[String]) -> Result<DevSet> {
+    let mut report = CorpusReport::default();
+    let records = load_files(&[path.to_path_buf()], &mut report)?;
+    let mut by_relation: BTreeMap<String, Vec<tkre::text::RelationInstance>> = BTreeMap::new();
+    for record in records {
+        if let Some(label) = record.relation {
+            by_relation.entry(label).or_default().push(record.instance);
+        }
+    }
+    if let Some(shared) = by_relation.keys().find(|r| schema.contains(r)) {
+        bail!(
+            "{}: relation {shared:?} is also in the training corpus; development relations must be held out of training",
+            path.display()
+        );
+    }
+    by_relation.retain(|_, v| v.len() >= 2);
+    if by_relation.len() < 5 {
+        bail!(
+            "{}: {} relation(s) have at least 2 instances; development episodes (5-way 1-shot) need 5",
+            path.display(),
+            by_relation.len()
+        );
+    }
+    let labels: Vec<String> = by_relation.keys().cloned().collect();
+    let texts = relation_texts(config, &labels)?;
+    Ok(DevSet {
+        data: FewRelData {
+            relations: by_relation.into_iter().collect(),
+            skipped: report.skipped_total(),
+            skipped_examples: Vec::new(),
+        },
+        texts,
+    })
+}
+
+/// What a batch needs beyond masked token ids.
+#[derive(Clone, Copy)]
+pub struct BatchNeeds<'a> {
+    /// The classifier's pooling weights (distillation, the relation stage).
+    pub pooling: bool,
+    /// The relation stage: labels, positives and each schema relation's text ids.
+    pub relation_texts: Option<&'a [Option<Vec<u32>>]>,
+}
+
+/// The tensors of the rows `indices` (masked as `masked`, one per index) on `device`.
 pub fn batch_tensors(
     records: &[PreparedRecord],
     indices: &[usize],
     masked: &[MaskedInstance],
     pad_id: u32,
-    distill: bool,
+    needs: BatchNeeds<'_>,
     device: &Device,
 ) -> PretrainBatch {
     let sequences: Vec<Vec<u32>> = masked.iter().map(|m| m.input_ids.clone()).collect();
@@ -197,7 +341,10 @@ pub fn batch_tensors(
     }
     let n_masked = positions.len();
     let scl_samples = weights.iter().filter(|w| **w > 0.0).count();
-    let pooling = distill.then(|| {
+    let relation = needs
+        .relation_texts
+        .map(|texts| relation_batch(records, indices, texts, pad_id, device));
+    let pooling = needs.pooling.then(|| {
         let representation = Representation::default();
         let parts = representation.parts().len();
         let mut matrix = vec![0f32; batch * parts * seq];
@@ -226,6 +373,70 @@ pub fn batch_tensors(
         scl_samples,
         encoder,
         pooling,
+        relation,
+    }
+}
+
+/// The relation stage's part of a batch: which rows share a relation, and the texts of the
+/// relations present.
+fn relation_batch(
+    records: &[PreparedRecord],
+    indices: &[usize],
+    texts: &[Option<Vec<u32>>],
+    pad_id: u32,
+    device: &Device,
+) -> RelationBatch {
+    let b = indices.len();
+    let labels: Vec<Option<usize>> = indices.iter().map(|&i| records[i].relation).collect();
+    let mut positives = vec![0f32; b * b];
+    let mut anchored = 0;
+    for (i, a) in labels.iter().enumerate() {
+        let mut any = false;
+        for (j, c) in labels.iter().enumerate() {
+            if i != j && a.is_some() && a == c {
+                positives[i * b + j] = 1.0;
+                any = true;
+            }
+        }
+        anchored += usize::from(any);
+    }
+    // The texts of the relations present, each once, in order of first appearance.
+    let mut present: Vec<usize> = Vec::new();
+    let mut targets = vec![0i64; b];
+    let mut weights = vec![0f32; b];
+    for (row, label) in labels.iter().enumerate() {
+        let Some(relation) = *label else { continue };
+        if texts.get(relation).is_none_or(Option::is_none) {
+            continue;
+        }
+        let at = match present.iter().position(|&r| r == relation) {
+            Some(at) => at,
+            None => {
+                present.push(relation);
+                present.len() - 1
+            }
+        };
+        targets[row] = at as i64;
+        weights[row] = 1.0;
+    }
+    let with_text = weights.iter().filter(|w| **w > 0.0).count();
+    // Text alignment needs another relation's text to tell apart.
+    let texts = (present.len() >= 2).then(|| {
+        let sequences: Vec<Vec<u32>> = present
+            .iter()
+            .map(|&r| texts[r].clone().unwrap_or_default())
+            .collect();
+        (
+            EncoderBatch::new(&sequences, pad_id, device),
+            Tensor::from_data(TensorData::new(targets, [b]), device),
+            Tensor::from_data(TensorData::new(weights, [b]), device),
+        )
+    });
+    RelationBatch {
+        positives: Tensor::from_data(TensorData::new(positives, [b, b]), device),
+        anchored,
+        with_text: if texts.is_some() { with_text } else { 0 },
+        texts,
     }
 }
 
@@ -237,6 +448,8 @@ pub struct StepGradients {
     pub scl: Option<f64>,
     pub distill: Option<f64>,
     pub hidden: Option<f64>,
+    pub contrastive: Option<f64>,
+    pub text: Option<f64>,
     pub masked: usize,
     pub scl_samples: usize,
     pub tokens: usize,
@@ -253,10 +466,13 @@ pub struct StepGradients {
 /// are means over those; the distillation losses by its share of the rows and of the real
 /// tokens). Only dropout differs: each device draws from its own seeded stream.
 /// `teachers`: for distillation, the teacher on each device (empty otherwise).
+/// `relation_texts`: for the relation stage, each schema relation's text ids (the contrastive
+/// losses are taken within each device's shard).
 #[allow(clippy::too_many_arguments)]
 pub fn step_gradients(
     model: &PretrainModel,
     teachers: &[BertModel],
+    relation_texts: Option<&[Option<Vec<u32>>]>,
     records: &[PreparedRecord],
     indices: &[usize],
     config: &PretrainConfig,
@@ -277,7 +493,10 @@ pub fn step_gradients(
                 &indices[rows.clone()],
                 &masked[rows],
                 pad_id,
-                !teachers.is_empty(),
+                BatchNeeds {
+                    pooling: !teachers.is_empty() || relation_texts.is_some(),
+                    relation_texts,
+                },
                 &devices[k],
             )
         })
@@ -285,6 +504,10 @@ pub fn step_gradients(
     let total_masked: usize = batches.iter().map(|b| b.masked).sum();
     let total_scl: usize = batches.iter().map(|b| b.scl_samples).sum();
     let tokens: usize = batches.iter().map(|b| b.tokens).sum();
+    let relation_counts =
+        |b: &PretrainBatch| b.relation.as_ref().map_or((0, 0), |r| (r.anchored, r.with_text));
+    let total_anchored: usize = batches.iter().map(|b| relation_counts(b).0).sum();
+    let total_with_text: usize = batches.iter().map(|b| relation_counts(b).1).sum();
     let share = |part: usize, whole: usize| {
         if whole == 0 {
             0.0
@@ -303,9 +526,14 @@ pub fn step_gradients(
         let scl_share = share(batch.scl_samples, total_scl);
         let row_share = share(batch.encoder.lengths.len(), indices.len());
         let token_share = share(batch.tokens, tokens);
+        let (anchored, with_text) = relation_counts(&batch);
+        let contrastive_share = share(anchored, total_anchored);
+        let text_share = share(with_text, total_with_text);
         let weights = LossWeights {
             mslm: config.mslm_weight * mslm_share,
             scl: config.scl_weight * scl_share,
+            contrastive: config.contrastive_weight * contrastive_share,
+            text: config.text_weight * text_share,
             distill: config.distill_weight * row_share,
             hidden: config.hidden_weight * token_share,
             temperature: config.temperature,
@@ -317,6 +545,8 @@ pub fn step_gradients(
             losses.scl.as_ref().map(|l| scalar(l) * scl_share),
             losses.distill.as_ref().map(|l| scalar(l) * row_share),
             losses.hidden.as_ref().map(|l| scalar(l) * token_share),
+            losses.contrastive.as_ref().map(|l| scalar(l) * contrastive_share),
+            losses.text.as_ref().map(|l| scalar(l) * text_share),
         ];
         let total = scalar(&losses.total);
         let grads = GradientsParams::from_grads(losses.total.backward(), &replica);
@@ -354,7 +584,7 @@ pub fn step_gradients(
 
     let mut accumulator = GradientsAccumulator::new();
     let mut loss = 0.0;
-    let mut sums: [Option<f64>; 4] = [None; 4];
+    let mut sums: [Option<f64>; 6] = [None; 6];
     for (grads, total, parts) in outputs {
         accumulator.accumulate(model, grads);
         loss += total;
@@ -365,7 +595,7 @@ pub fn step_gradients(
             };
         }
     }
-    let [mslm, scl, distill, hidden] = sums;
+    let [mslm, scl, distill, hidden, contrastive, text] = sums;
     Ok(StepGradients {
         grads: accumulator.grads(),
         loss,
@@ -373,6 +603,8 @@ pub fn step_gradients(
         scl,
         distill,
         hidden,
+        contrastive,
+        text,
         masked: total_masked,
         scl_samples: total_scl,
         tokens,
@@ -388,6 +620,24 @@ pub struct TrainState {
     pub tokens_seen: u64,
     pub elapsed_s: f64,
     pub run: serde_json::Value,
+    /// Development evaluations: the best score so far and its step.
+    #[serde(default)]
+    pub best: Option<DevScore>,
+    /// Development evaluations since the best one.
+    #[serde(default)]
+    pub evals_without_gain: usize,
+}
+
+/// One development evaluation (a line of `OUT/dev.jsonl`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DevScore {
+    pub step: usize,
+    /// Mean of the accuracies below.
+    pub score: f64,
+    /// 5-way 1-shot accuracy, and with relation text when the run has it.
+    pub accuracy: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_with_text: Option<f64>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -404,6 +654,11 @@ pub struct StepMetrics {
     pub distill: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden: Option<f64>,
+    /// Relation stage: supervised contrastive and relation-text losses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contrastive: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<f64>,
     pub grad_norm: f64,
     pub masked_tokens: usize,
     pub scl_samples: usize,
@@ -421,6 +676,9 @@ pub enum TrainOutcome {
     Finished { steps: usize },
     /// Stopped early on request (`stop_after`); resume to continue.
     Stopped { step: usize },
+    /// Development accuracy stopped improving (`patience`); the result is the best
+    /// checkpoint, from `best_step`.
+    StoppedEarly { step: usize, best_step: usize },
 }
 
 /// Options of one invocation that do not change what the run computes.
@@ -478,6 +736,10 @@ pub struct TrainInputs<'a> {
     /// The first is the main device (parameters, optimiser state); more than one trains
     /// data-parallel.
     pub devices: Vec<Device>,
+    /// The relation stage: each schema relation's text ids (see [`relation_text_ids`]).
+    pub relation_texts: Vec<Option<Vec<u32>>>,
+    /// Development data for early stopping.
+    pub dev: Option<DevSet>,
 }
 
 fn checkpoint_dir(out: &Path, step: usize) -> PathBuf {
@@ -564,7 +826,10 @@ pub fn train(
         tokenizer,
         out,
         devices,
+        relation_texts,
+        dev,
     } = inputs;
+    let relation_stage = config.stage == Stage::Relation;
     let Some(device) = devices.first().cloned() else {
         bail!("no training device given");
     };
@@ -607,13 +872,22 @@ pub fn train(
         _ => Vec::new(),
     };
 
-    let steps_per_epoch = records.len().div_ceil(config.batch_size);
+    let steps_per_epoch = if relation_stage {
+        relation_batches(records, config.seed, 0, config.batch_size, config.per_relation).len()
+    } else {
+        records.len().div_ceil(config.batch_size)
+    };
+    if steps_per_epoch == 0 {
+        bail!("no batch can be made: the relation stage needs records with relation labels");
+    }
     let total = (steps_per_epoch * config.epochs).min(config.max_steps.unwrap_or(usize::MAX));
     let run = config.run_identity();
 
     // The model: fresh heads seeded, the encoder (and MLM head if any) from the checkpoint.
     device.seed(mixed_seed(config.seed, 3, 0));
-    let model = PretrainModel::new(&init_config, relations, &device);
+    // Only stage 2 (SCL) has learned anchors, one per relation.
+    let anchors = if config.stage == Stage::Scl { relations } else { 0 };
+    let model = PretrainModel::new(&init_config, anchors, &device);
     let (mut model, had_head) = load_init(model, &init_dir.join("model.safetensors"))?;
     if let Some(layers) = &student_layers {
         let all = std::mem::take(&mut model.bert.encoder.layer);
@@ -626,6 +900,8 @@ pub fn train(
         tokens_seen: 0,
         elapsed_s: 0.0,
         run: run.clone(),
+        best: None,
+        evals_without_gain: 0,
     };
 
     fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("creating {}", out.display()))?;
@@ -660,6 +936,14 @@ pub fn train(
                     .collect();
                 write_atomic(&metrics_path, kept.as_bytes())?;
             }
+            if let Ok(text) = fs::read_to_string(out.join("dev.jsonl")) {
+                let kept: String = text
+                    .lines()
+                    .filter(|l| serde_json::from_str::<DevScore>(l).is_ok_and(|d| d.step <= state.step))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                write_atomic(&out.join("dev.jsonl"), kept.as_bytes())?;
+            }
             if !session.quiet {
                 eprintln!("resuming from {} (step {} of {total})", dir.display(), state.step);
             }
@@ -679,7 +963,7 @@ pub fn train(
         ),
         (None, false) => {
             let _ = fs::remove_file(&metrics_path);
-            if !session.quiet && !had_head && config.stage != Stage::Distill {
+            if !session.quiet && !had_head && config.mslm_weight > 0.0 && config.stage != Stage::Distill {
                 eprintln!(
                     "the starting checkpoint has no MLM head: a new one is initialised (see docs/pretraining.md)"
                 );
@@ -705,20 +989,108 @@ pub fn train(
     bar.set_prefix(format!("{:?}", config.stage).to_lowercase());
     bar.set_position(state.step as u64);
 
+    // Development evaluations write the model where the classifier can load it.
+    let dev_path = out.join("dev.jsonl");
+    let evaluate_dev = |model: &PretrainModel, step: usize| -> Result<Option<DevScore>> {
+        let Some(dev) = &dev else { return Ok(None) };
+        let dir = out.join("dev-model");
+        fs::create_dir_all(&dir)?;
+        save_bert_layout(model, &dir.join("model.safetensors"))?;
+        fs::write(
+            dir.join("config.json"),
+            serde_json::to_vec_pretty(&encoder_config)?,
+        )?;
+        fs::write(dir.join("tokenizer.json"), tokenizer_json)?;
+        let encoder = tkre::RelationEncoder::load_dir(&dir, Device::flex())
+            .with_context(|| format!("loading the development model in {}", dir.display()))?;
+        let results = evaluation::evaluate(
+            &encoder,
+            &dev.data,
+            &[(5, 1)],
+            1,
+            config.dev_episodes,
+            1,
+            32,
+            dev.texts.as_deref(),
+            false,
+        )?;
+        let of = |text: bool| {
+            results
+                .iter()
+                .find(|r| r.relation_text == text)
+                .map(|r| r.accuracy)
+        };
+        let accuracy = of(false).unwrap_or_default();
+        let accuracy_with_text = of(true);
+        let score = accuracy_with_text.map_or(accuracy, |t| (accuracy + t) / 2.0);
+        let line = DevScore {
+            step,
+            score,
+            accuracy,
+            accuracy_with_text,
+        };
+        let mut file = fs::OpenOptions::new().create(true).append(true).open(&dev_path)?;
+        writeln!(file, "{}", serde_json::to_string(&line)?)?;
+        Ok(Some(line))
+    };
+    let best_dir = out.join("best");
+    // Keeps `model` as the best when `score` beats the best so far; true when it did.
+    let record_dev = |state: &mut TrainState, model: &PretrainModel, score: DevScore| -> Result<bool> {
+        let improved = state.best.as_ref().is_none_or(|b| score.score > b.score);
+        if improved {
+            fs::create_dir_all(&best_dir)?;
+            save_bert_layout(model, &best_dir.join("model.safetensors"))?;
+            write_atomic(&best_dir.join("score.json"), &serde_json::to_vec_pretty(&score)?)?;
+            state.best = Some(score);
+            state.evals_without_gain = 0;
+        } else {
+            state.evals_without_gain += 1;
+        }
+        Ok(improved)
+    };
+    if state.step == 0 && dev.is_some() {
+        let _ = fs::remove_file(&dev_path);
+        if let Some(score) = evaluate_dev(&model, 0)? {
+            if !session.quiet {
+                eprintln!(
+                    "development 5-way 1-shot before training: {}",
+                    describe_dev(&score)
+                );
+            }
+            record_dev(&mut state, &model, score)?;
+        }
+    }
+
     let started = Instant::now();
     let elapsed_before = state.elapsed_s;
     let mut order_epoch = usize::MAX;
     let mut order = Vec::new();
+    let mut batches: Vec<Vec<usize>> = Vec::new();
     let mut last_checkpoint = state.step;
+    let mut stopped_early = false;
     while state.step < total {
         let step = state.step;
         let epoch = step / steps_per_epoch;
         if epoch != order_epoch {
-            order = epoch_order(records.len(), config.seed, epoch);
+            if relation_stage {
+                batches = relation_batches(
+                    records,
+                    config.seed,
+                    epoch,
+                    config.batch_size,
+                    config.per_relation,
+                );
+            } else {
+                order = epoch_order(records.len(), config.seed, epoch);
+            }
             order_epoch = epoch;
         }
-        let first = (step % steps_per_epoch) * config.batch_size;
-        let indices = &order[first..(first + config.batch_size).min(records.len())];
+        let indices: &[usize] = if relation_stage {
+            &batches[step % steps_per_epoch]
+        } else {
+            let first = (step % steps_per_epoch) * config.batch_size;
+            &order[first..(first + config.batch_size).min(records.len())]
+        };
         let step_started = Instant::now();
 
         let StepGradients {
@@ -728,11 +1100,22 @@ pub fn train(
             scl,
             distill,
             hidden,
+            contrastive,
+            text,
             masked,
             scl_samples,
             tokens,
         } = step_gradients(
-            &model, &teachers, records, indices, config, mask_id, pad_id, step, &devices,
+            &model,
+            &teachers,
+            relation_stage.then_some(relation_texts.as_slice()),
+            records,
+            indices,
+            config,
+            mask_id,
+            pad_id,
+            step,
+            &devices,
         )?;
         if !loss.is_finite() {
             bar.abandon();
@@ -742,6 +1125,11 @@ pub fn train(
                 step + 1
             );
         }
+        let grads = if step < config.freeze_encoder_steps {
+            without_encoder_grads(&model, grads)
+        } else {
+            grads
+        };
         let (grads, grad_norm) = clip_global_norm(&model, grads, config.max_grad_norm);
         let lr = config.learning_rate_at(step, total);
         model = optim.step(lr, model, grads);
@@ -759,6 +1147,8 @@ pub fn train(
             scl,
             distill,
             hidden,
+            contrastive,
+            text,
             grad_norm,
             masked_tokens: masked,
             scl_samples,
@@ -774,14 +1164,47 @@ pub fn train(
         if let (Some(d), Some(h)) = (distill, hidden) {
             message = format!("loss {loss:.3} (representation {d:.4}, hidden {h:.3})");
         }
+        if relation_stage {
+            let part = |name: &str, v: Option<f64>| v.map(|v| format!(", {name} {v:.3}")).unwrap_or_default();
+            message = format!(
+                "loss {loss:.3} ({}{}{})",
+                part("contrastive", contrastive).trim_start_matches(", "),
+                part("text", text),
+                part("mslm", mslm)
+            );
+            if let Some(best) = &state.best {
+                message.push_str(&format!("  dev best {:.1} @{}", 100.0 * best.score, best.step));
+            }
+        }
         bar.set_message(format!("{message}  {tokens_per_s:.0} tok/s"));
         bar.set_position(state.step as u64);
 
-        let stop = session.stop_after.is_some_and(|n| state.step >= n);
+        if dev.is_some() && (state.step.is_multiple_of(config.eval_every) || state.step == total) {
+            bar.suspend(|| -> Result<()> {
+                if let Some(score) = evaluate_dev(&model, state.step)? {
+                    let improved = record_dev(&mut state, &model, score.clone())?;
+                    if !session.quiet {
+                        eprintln!(
+                            "step {}: development {}{}",
+                            state.step,
+                            describe_dev(&score),
+                            if improved { " (best)" } else { "" }
+                        );
+                    }
+                }
+                Ok(())
+            })?;
+            stopped_early = config.patience > 0 && state.evals_without_gain >= config.patience;
+        }
+        let stop = session.stop_after.is_some_and(|n| state.step >= n) || stopped_early;
         if state.step.is_multiple_of(config.checkpoint_every) || state.step == total || stop {
             metrics_file.flush()?;
             save_checkpoint(out, &model, &optim, &state, config.keep_checkpoints)?;
             last_checkpoint = state.step;
+        }
+        if stopped_early {
+            bar.abandon_with_message("stopped early: development accuracy stopped improving");
+            break;
         }
         if stop && state.step < total {
             bar.abandon_with_message(format!(
@@ -791,15 +1214,56 @@ pub fn train(
             return Ok(TrainOutcome::Stopped { step: state.step });
         }
     }
-    bar.finish_with_message("done");
+    if !stopped_early {
+        bar.finish_with_message("done");
+    }
 
-    save_bert_layout(&model, &out.join("model.safetensors"))?;
+    // With development data the result is the best evaluated model, else the last.
+    match &state.best {
+        Some(_) => fs::copy(best_dir.join("model.safetensors"), out.join("model.safetensors"))
+            .map(|_| ())
+            .with_context(|| format!("copying the best model from {}", best_dir.display()))?,
+        None => save_bert_layout(&model, &out.join("model.safetensors"))?,
+    }
     fs::write(
         out.join("config.json"),
         serde_json::to_vec_pretty(&encoder_config)?,
     )?;
     fs::write(out.join("tokenizer.json"), tokenizer_json)?;
-    Ok(TrainOutcome::Finished { steps: state.step })
+    let _ = fs::remove_dir_all(out.join("dev-model"));
+    match (&state.best, stopped_early) {
+        (Some(best), true) => Ok(TrainOutcome::StoppedEarly {
+            step: state.step,
+            best_step: best.step,
+        }),
+        _ => Ok(TrainOutcome::Finished { steps: state.step }),
+    }
+}
+
+fn describe_dev(score: &DevScore) -> String {
+    match score.accuracy_with_text {
+        Some(t) => format!(
+            "{:.2} without relation text, {:.2} with",
+            100.0 * score.accuracy,
+            100.0 * t
+        ),
+        None => format!("{:.2}", 100.0 * score.accuracy),
+    }
+}
+
+/// `grads` without the encoder's gradients (it stays as it is this step).
+fn without_encoder_grads(model: &PretrainModel, grads: GradientsParams) -> GradientsParams {
+    struct Drop<'a> {
+        grads: &'a mut GradientsParams,
+    }
+    impl ModuleVisitor for Drop<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = self.grads.remove::<D>(param.id);
+        }
+    }
+    let mut grads = grads;
+    model.bert.visit(&mut Drop { grads: &mut grads });
+    grads
 }
 
 /// Loads the distillation teacher (frozen) after checking it fits the student: the same
@@ -846,21 +1310,22 @@ pub fn load_corpus(
     let records = load_files(&config.corpus, &mut report)?;
     let schema: Vec<String> = match (config.stage, &config.relations) {
         (Stage::Mslm | Stage::Distill, _) => Vec::new(),
-        (Stage::Scl, Some(relations)) => relations.clone(),
-        (Stage::Scl, None) => {
+        (Stage::Scl | Stage::Relation, Some(relations)) => relations.clone(),
+        (Stage::Scl | Stage::Relation, None) => {
             let mut found: Vec<String> = records.iter().filter_map(|r| r.relation.clone()).collect();
             found.sort();
             found.dedup();
             found
         }
     };
-    if config.stage == Stage::Scl && schema.is_empty() {
+    let labelled = matches!(config.stage, Stage::Scl | Stage::Relation);
+    if labelled && schema.is_empty() {
         bail!(
             "stage 2 (SCL) needs relation labels, and no record of the corpus has one; add the \
              synthesis outputs (explanations or samples) to --corpus"
         );
     }
-    let schema_ref = (config.stage == Stage::Scl).then_some(schema.as_slice());
+    let schema_ref = labelled.then_some(schema.as_slice());
     let (prepared, summary) = prepare(&records, tokenizer, config.max_length, schema_ref, &mut report);
     if prepared.is_empty() {
         bail!("the corpus has no usable records:\n{}", report.describe());

@@ -354,7 +354,7 @@ pub fn samples_jobs(
                 id: format!("samples:{}:{round}", relation.name),
                 relation: relation.name.clone(),
                 prompt,
-                format: Some(prompts::samples_format(&schema.entity_types)),
+                format: Some(prompts::samples_format(&schema.entity_types, n)),
                 kind: JobKind::Samples { n },
             });
         }
@@ -442,7 +442,7 @@ pub fn paraphrase_jobs(
                 ("sentence", &sample.text),
                 ("description", relation.description.as_deref().unwrap_or("")),
             ]),
-            format: Some(prompts::paraphrase_format()),
+            format: Some(prompts::paraphrase_format(n)),
             kind: JobKind::Paraphrase {
                 original: Box::new(sample.clone()),
                 n,

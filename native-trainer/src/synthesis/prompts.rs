@@ -151,8 +151,8 @@ pub fn types_format(types: &[String]) -> Value {
     })
 }
 
-/// `response_format` asking for `{"sentences": [...]}`.
-pub fn paraphrase_format() -> Value {
+/// `response_format` asking for `{"sentences": [...]}` with `n` sentences.
+pub fn paraphrase_format(n: usize) -> Value {
     json!({
         "type": "json_schema",
         "json_schema": {
@@ -160,7 +160,9 @@ pub fn paraphrase_format() -> Value {
             "strict": true,
             "schema": {
                 "type": "object",
-                "properties": {"sentences": {"type": "array", "items": {"type": "string"}}},
+                "properties": {
+                    "sentences": {"type": "array", "items": {"type": "string"}, "minItems": n, "maxItems": n}
+                },
                 "required": ["sentences"],
                 "additionalProperties": false
             }
@@ -171,8 +173,9 @@ pub fn paraphrase_format() -> Value {
 /// `response_format` asking for `{"samples": [{context, head_entity, head_type, tail_entity,
 /// tail_type}]}`, the types restricted to `entity_types` (all of the schema's, not the
 /// relation's: a model held to the relation's types would label a reversed pair with them,
-/// and the direction check could not see it).
-pub fn samples_format(entity_types: &[String]) -> Value {
+/// and the direction check could not see it). Exactly `n` samples: left free, a small model
+/// often stops after one or two (or none) for a relation it knows little about.
+pub fn samples_format(entity_types: &[String], n: usize) -> Value {
     json!({
         "type": "json_schema",
         "json_schema": {
@@ -183,6 +186,8 @@ pub fn samples_format(entity_types: &[String]) -> Value {
                 "properties": {
                     "samples": {
                         "type": "array",
+                        "minItems": n,
+                        "maxItems": n,
                         "items": {
                             "type": "object",
                             "properties": {
