@@ -55,6 +55,15 @@ fn released_samples_in_the_papers_line_format_parse_to_their_offsets() {
         let samples = parse_samples(&answer);
         assert_eq!(samples.len(), 1, "{answer}");
         let schema_relation = relation(&s("relation"), &[&s("subj_type")], &[&s("obj_type")]);
+        // One released sample pairs "company" with "the top management": no name, rejected.
+        let named = |t: &str| t.chars().any(|c| c.is_uppercase() || c.is_ascii_digit());
+        if !named(&s("subj")) && !named(&s("obj")) {
+            assert_eq!(
+                check_sample(&samples[0], &schema_relation, "p"),
+                Err("neither entity is a name")
+            );
+            continue;
+        }
         let checked = check_sample(&samples[0], &schema_relation, "p").unwrap();
         assert_eq!(checked.text, s("text"));
         assert_eq!(
@@ -554,4 +563,75 @@ fn killed_and_resumed_runs_lose_and_duplicate_nothing() {
         sent <= 10 + 2,
         "{sent} requests for 10 prompts (at most the 2 in flight resent)"
     );
+}
+
+#[test]
+fn samples_without_a_name_naming_the_relation_or_reversed_are_rejected() {
+    let director = relation("director", &["WORK"], &["PERSON"]);
+    let sample = |text: &str, head: &str, head_type: &str, tail: &str, tail_type: &str| {
+        tkre_trainer::synthesis::answers::RawSample {
+            relation: None,
+            text: text.into(),
+            head: head.into(),
+            head_type: Some(head_type.into()),
+            tail: tail.into(),
+            tail_type: Some(tail_type.into()),
+        }
+    };
+    let check = |raw| check_sample(&raw, &director, "p").map(|r| (r.subj, r.obj));
+    assert_eq!(
+        check(sample(
+            "Jaws was directed by Steven Spielberg.",
+            "Jaws",
+            "WORK",
+            "Steven Spielberg",
+            "PERSON"
+        )),
+        Ok(("Jaws".into(), "Steven Spielberg".into()))
+    );
+    assert_eq!(
+        check(sample(
+            "Steven Spielberg directed Jaws in 1975.",
+            "Steven Spielberg",
+            "PERSON",
+            "Jaws",
+            "WORK"
+        )),
+        Err("head and tail reversed (their types are the relation's tail and head types)")
+    );
+    assert_eq!(
+        check(sample(
+            "The studio hired a director for the film.",
+            "film",
+            "WORK",
+            "director",
+            "PERSON"
+        )),
+        Err("neither entity is a name")
+    );
+    assert_eq!(
+        check(sample(
+            "Jaws names its directors in the credits.",
+            "Jaws",
+            "WORK",
+            "directors",
+            "PERSON"
+        )),
+        Err("an entity is the relation's name")
+    );
+    // The longer entity is placed first, so a short one inside it is found elsewhere.
+    let bank = relation("central bank", &[], &[]);
+    let record = check_sample(
+        &sample(
+            "The People's Bank of China is the central bank of China.",
+            "China",
+            "LOCATION",
+            "People's Bank of China",
+            "ORGANIZATION",
+        ),
+        &bank,
+        "p",
+    )
+    .unwrap();
+    assert_eq!((record.subj_start, record.obj_start), (50, 4));
 }

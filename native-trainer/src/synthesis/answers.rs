@@ -7,6 +7,8 @@
 //! or the paper's line format (`Relation: r. Context: ... Head Entity: h. Head Type: T. Tail
 //! Entity: t. Tail Type: T.`).
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tkre::text::CharSpan;
@@ -267,6 +269,58 @@ fn echoes_prompt(text: &str, relation: &str) -> bool {
         || (relation.split(' ').count() >= 4 && text.contains(&relation))
 }
 
+/// Whether `entity` looks like a name: a capital letter or a digit somewhere. Wikipedia
+/// sentences name their entities ("Marie Curie", "Warsaw"); "the government" or "the
+/// environmental movement" are what a small model writes when it knows no real pair.
+fn is_named(entity: &str) -> bool {
+    entity.chars().any(|c| c.is_uppercase() || c.is_ascii_digit())
+}
+
+/// Crude stems of the words of `text` that have 3 letters or more (the first 5 letters,
+/// lower-cased): enough to see "criteria used" in the relation "criterion used".
+fn stems(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3)
+        .map(|w| w.to_lowercase().chars().take(5).collect())
+        .collect()
+}
+
+/// Whether `entity` is the relation's name rather than a thing ("criteria used" as the tail
+/// of "criterion used").
+fn names_the_relation(entity: &str, relation: &str) -> bool {
+    let entity = stems(entity);
+    !entity.is_empty() && entity.is_subset(&stems(relation))
+}
+
+/// The words of a sample's sentence outside its two entities (lower-cased): what is left
+/// when the entities are taken away is the sentence's pattern.
+pub fn pattern_words(record: &SampleRecord) -> BTreeSet<String> {
+    let outside: String = record
+        .text
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let inside = (record.subj_start..record.subj_end).contains(&i)
+                || (record.obj_start..record.obj_end).contains(&i);
+            if inside { ' ' } else { c }
+        })
+        .collect();
+    outside
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Jaccard similarity of two word sets.
+pub fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
+    let union = a.union(b).count();
+    if union == 0 {
+        return 1.0;
+    }
+    a.intersection(b).count() as f64 / union as f64
+}
+
 /// Checks one raw sample against the request; `Err(reason)` when rejected.
 pub fn check_sample(
     raw: &RawSample,
@@ -305,6 +359,13 @@ pub fn check_sample(
             let head = find(&raw.head, Some(tail.0)).ok_or("head entity not in the context")?;
             (head, tail)
         };
+    let (head_text, tail_text) = (raw.head.trim(), raw.tail.trim());
+    if !is_named(head_text) && !is_named(tail_text) {
+        return Err("neither entity is a name");
+    }
+    if names_the_relation(head_text, &relation.name) || names_the_relation(tail_text, &relation.name) {
+        return Err("an entity is the relation's name");
+    }
     let check_type = |given: &Option<String>, allowed: &[String]| -> Result<Option<String>, ()> {
         match given.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             None if allowed.is_empty() => Ok(None),
@@ -416,20 +477,15 @@ pub fn parse_paraphrases(answer: &str) -> Vec<String> {
     }
 }
 
-/// How much of `a`'s vocabulary `b` shares (Jaccard over lower-cased words).
+/// How much of its vocabulary one text shares with another (Jaccard over lower-cased words).
 fn word_overlap(a: &str, b: &str) -> f64 {
-    let words = |t: &str| -> std::collections::BTreeSet<String> {
+    let words = |t: &str| -> BTreeSet<String> {
         t.split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
             .map(str::to_lowercase)
             .collect()
     };
-    let (a, b) = (words(a), words(b));
-    let union = a.union(&b).count();
-    if union == 0 {
-        return 1.0;
-    }
-    a.intersection(&b).count() as f64 / union as f64
+    jaccard(&words(a), &words(b))
 }
 
 /// Checks one paraphrase of `original`; `Err(reason)` when rejected. It must name the same

@@ -25,9 +25,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::answers::{
-    SampleRecord, check_explanation, check_paraphrase, check_sample, check_types, dedup_key,
-    parse_paraphrases, parse_samples,
+    SampleRecord, check_explanation, check_paraphrase, check_sample, check_types, dedup_key, jaccard,
+    parse_paraphrases, parse_samples, pattern_words,
 };
+
+/// Samples of one relation may share a sentence pattern (the words outside the entities,
+/// compared by [`jaccard`] at this level or more) this many times; more is one template
+/// filled with other names, which teaches the template.
+const SAME_PATTERN: f64 = 0.75;
+const PATTERN_REPEATS: usize = 2;
 use super::client::ChatClient;
 use super::schema::RelationSchema;
 
@@ -221,8 +227,17 @@ pub async fn run_jobs(
     };
     let done: HashSet<String> = previous.iter().map(|d| d.prompt_id.clone()).collect();
     let mut seen: HashSet<String> = HashSet::new();
+    let mut patterns: BTreeMap<String, Vec<BTreeSet<String>>> = BTreeMap::new();
     if resume {
         for record in keep_done(out, &done)? {
+            if let Ok(sample) = serde_json::from_value::<SampleRecord>(record.clone())
+                && sample.paraphrase_of.is_none()
+            {
+                patterns
+                    .entry(sample.relation.clone())
+                    .or_default()
+                    .push(pattern_words(&sample));
+            }
             let text = record
                 .get("text")
                 .or_else(|| record.get("generated_text"))
@@ -348,10 +363,24 @@ pub async fn run_jobs(
                         "text": raw.text, "head": raw.head, "head_type": raw.head_type,
                         "tail": raw.tail, "tail_type": raw.tail_type, "relation": raw.relation,
                     });
-                    match check_sample(raw, relation, &job.id) {
-                        Ok(record) if !seen.insert(dedup_key(&record.text)) => {
-                            reject(&mut entry, "duplicate", detail)?
+                    let checked = check_sample(raw, relation, &job.id).and_then(|record| {
+                        let pattern = pattern_words(&record);
+                        let known = patterns.entry(record.relation.clone()).or_default();
+                        let repeats = known
+                            .iter()
+                            .filter(|p| jaccard(p, &pattern) >= SAME_PATTERN)
+                            .count();
+                        if repeats >= PATTERN_REPEATS {
+                            return Err("the sentence pattern of two other samples");
                         }
+                        if seen.contains(&dedup_key(&record.text)) {
+                            return Err("duplicate");
+                        }
+                        seen.insert(dedup_key(&record.text));
+                        known.push(pattern);
+                        Ok(record)
+                    });
+                    match checked {
                         Ok(record) => {
                             entry.repaired += usize::from(record.repaired);
                             append(&mut records_file, &record)?;
