@@ -3,9 +3,12 @@ nothing of FewRel 1.0 val leaks into them.
 
 Reads, beside this file, samples.jsonl and paraphrases.jsonl (`tkre synthesize` output) and
 dev-relations.txt, and FewRel's val_wiki.json and pid2name.json. Writes:
-- train.jsonl: records of the training relations, minus any that leaks (below);
+- train.jsonl: records of the training relations, minus any that leaks (below), labelled by
+  property id (`relation`; the name is `relation_name`);
 - dev.jsonl: records of the development relations (choosing settings, stopping training);
-- leak-check.json: what was compared and what was found. A record leaks when its sentence
+- leak-check.json: what was compared and what was found;
+- yield.md: per relation, prompts, samples asked, valid, paraphrases and rejections by
+  reason (from the runs' .report.json files), and the totals. A record leaks when its sentence
   is a val sentence (compared as lower-cased words), shares a run of 12 words with one, or
   names a val entity pair (in either order); it is dropped. A val relation in the corpus is
   an error: split.py keeps them out.
@@ -67,7 +70,8 @@ def main(fewrel: Path) -> None:
         if reasons:
             leaks.append({"text": record["text"], "subj": record["subj"], "obj": record["obj"], "why": reasons})
             continue
-        record = {**record, "relation_id": pid}
+        # Labelled by property id, so pid2name.json is the relation text file for training.
+        record = {**record, "relation": pid, "relation_name": record["relation"]}
         if pid in dev:
             development.append(record)
             relations_dev.add(pid)
@@ -91,10 +95,68 @@ def main(fewrel: Path) -> None:
         "leaks": leaks,
     }
     (here / "leak-check.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    write_yield(here, pid2name, name_to_pid, dev, records)
     print(
         f"train {len(train)} records / {len(relations_train)} relations, dev {len(development)} / "
         f"{len(relations_dev)}, {len(leaks)} dropped as leaks of FewRel val"
     )
+
+
+def write_yield(here, pid2name, name_to_pid, dev, records):
+    def report(name):
+        path = here / name
+        return json.loads(path.read_text())["relations"] if path.exists() else {}
+
+    types = {r["relation"]: r for r in read_lines(here / "types.jsonl")}
+    samples, paraphrases = report("samples.jsonl.report.json"), report("paraphrases.jsonl.report.json")
+    rows, totals = [], {"asked": 0, "valid": 0, "paraphrases": 0}
+    rejected_total = {}
+    for name, y in samples.items():
+        pid = name_to_pid.get(name, "?")
+        p = paraphrases.get(name, {})
+        typed = types.get(name)
+        reasons = dict(y.get("rejected", {}))
+        for reason, n in reasons.items():
+            rejected_total[reason] = rejected_total.get(reason, 0) + n
+        rows.append(
+            "| %s | %s%s | %s | %d | %d | %d | %s |"
+            % (
+                pid,
+                name,
+                " (dev)" if pid in dev else "",
+                f"{typed['head_type']} -> {typed['tail_type']}" if typed else "-",
+                y["asked"],
+                y["valid"],
+                p.get("valid", 0),
+                ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())),
+            )
+        )
+        totals["asked"] += y["asked"]
+        totals["valid"] += y["valid"]
+        totals["paraphrases"] += p.get("valid", 0)
+    per_relation = {}
+    for r in records:
+        per_relation[r["relation"]] = per_relation.get(r["relation"], 0) + 1
+    enough = sum(1 for n in per_relation.values() if n >= 8)
+    lines = [
+        "# Yield per relation",
+        "",
+        "Written by `build.py` from the synthesis reports. Types: the entity types `tkre synthesize",
+        "types` chose (head -> tail). Valid: samples that passed every check; paraphrases: valid",
+        "rewordings of the first samples.",
+        "",
+        f"Relations: {len(samples)}; samples asked {totals['asked']}, valid {totals['valid']}"
+        f" ({100 * totals['valid'] / max(1, totals['asked']):.0f}%); paraphrases {totals['paraphrases']};"
+        f" sentences {len(records)}; relations with at least 8 sentences: {enough}.",
+        "",
+        "Rejections: " + ", ".join(f"{r}: {n}" for r, n in sorted(rejected_total.items(), key=lambda x: -x[1])),
+        "",
+        "| property | relation | types | asked | valid | paraphrases | rejected |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    (here / "yield.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
