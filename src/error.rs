@@ -26,6 +26,9 @@ pub enum TkreError {
     /// A support set is empty, inconsistent or malformed.
     #[error("support set: {0}")]
     SupportSet(String),
+    /// An option or setting outside what it may be (a length, a threshold, a count).
+    #[error("{0}")]
+    Option(String),
     /// JSON that could not be parsed, with where it came from.
     #[error("{origin}: malformed JSON: {source}")]
     Json {
@@ -39,6 +42,20 @@ pub enum TkreError {
 pub type Result<T, E = TkreError> = std::result::Result<T, E>;
 
 impl TkreError {
+    /// A stable name for the kind of error, for callers that act on errors (the JavaScript
+    /// side decides on kinds, never on message text, which quotes user input).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::Model(_) => "model",
+            Self::Tokenizer(_) => "tokenizer",
+            Self::Instance(_) => "instance",
+            Self::SupportSet(_) => "support-set",
+            Self::Option(_) => "option",
+            Self::Json { .. } => "json",
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),

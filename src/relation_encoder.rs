@@ -134,11 +134,13 @@ impl RelationEncoder {
             .map_err(|_| TkreError::Model("config.json is not UTF-8 text".into()))?;
         let config = EncoderConfig::from_json(config_text, "config.json")?;
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json, "tokenizer.json")?;
-        if tokenizer.vocab_size() > config.vocab_size {
+        // The largest id, not the count: a vocabulary with gaps can still name an id past
+        // the embedding table.
+        if tokenizer.max_id() >= config.vocab_size {
             return Err(TkreError::Model(format!(
-                "tokenizer.json has {} tokens but config.json's vocab_size is {}; \
+                "tokenizer.json has token id {} but config.json's vocab_size is {}; \
                  the two files come from different models",
-                tokenizer.vocab_size(),
+                tokenizer.max_id(),
                 config.vocab_size
             )));
         }
@@ -209,9 +211,17 @@ impl RelationEncoder {
         self.fused_cpu.as_ref().is_some_and(FusedCpuEncoder::uses_int8)
     }
 
-    /// Sets the maximum sequence length (clamped to the model's position table, at least 8).
-    pub fn set_max_len(&mut self, max_len: usize) {
-        self.max_len = max_len.clamp(8, self.config.max_position_embeddings);
+    /// Sets the maximum sequence length, [CLS]/[SEP] included: at least
+    /// [`crate::model::MIN_POSITIONS`] and at most the model's position table.
+    pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
+        let (low, high) = (crate::model::MIN_POSITIONS, self.config.max_position_embeddings);
+        if !(low..=high).contains(&max_len) {
+            return Err(TkreError::Option(format!(
+                "maximum length {max_len}: give {low} to {high} tokens (this model's position table holds {high})"
+            )));
+        }
+        self.max_len = max_len;
+        Ok(())
     }
 
     /// Token ids and mean-pooling plan for sentence embeddings.

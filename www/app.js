@@ -7,7 +7,22 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const backend = params.get('backend') ?? 'auto';
 const useWorker = params.get('worker') !== '0';
-const modelUrl = params.get('model') ?? '/models/default/';
+// A model from this page's own origin only: a crafted link must not feed the page a model
+// (or files) from elsewhere.
+const modelUrl = sameOriginModel(params.get('model'));
+
+function sameOriginModel(requested) {
+  const fallback = '/models/default/';
+  if (!requested) return fallback;
+  try {
+    const url = new URL(requested, location.href);
+    if (url.origin === location.origin) return url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
+  } catch {
+    // not a URL: fall through
+  }
+  queueMicrotask(() => showError(`?model= must name a model folder on this site; loading the default model instead`));
+  return fallback;
+}
 
 let extractor = null;
 let supportSet = { relations: [] };
@@ -34,12 +49,34 @@ function renderMarked(container, example) {
   }
 }
 
-function toMarked({ text, head, tail }) {
+/** A support-set example in any of its forms (docs/support-sets.md) as a marked sentence. */
+function toMarked(example) {
+  if (typeof example?.marked === 'string') return example.marked;
+  if (Array.isArray(example?.tokens)) return fewRelToMarked(example);
+  const { text, head, tail } = example ?? {};
+  const valid = (span) => Number.isInteger(span?.start) && Number.isInteger(span?.end);
+  if (typeof text !== 'string' || !valid(head) || !valid(tail)) return '(an example in a form this page cannot show)';
   const chars = Array.from(text);
   const marks = [[head.start, '[E1]'], [head.end, '[/E1]'], [tail.start, '[E2]'], [tail.end, '[/E2]']];
   marks.sort((a, b) => b[0] - a[0] || (b[1].startsWith('[/') ? -1 : 1));
-  for (const [pos, m] of marks) chars.splice(pos, 0, m);
+  for (const [pos, m] of marks) chars.splice(Math.min(pos, chars.length), 0, m);
   return chars.join('');
+}
+
+/** A FewRel record ({tokens, h: [name, id, [[indexes]]], t}) as a marked sentence. */
+function fewRelToMarked({ tokens, h, t }) {
+  const tokensOut = tokens.map(String);
+  const wrap = (entity, open, close) => {
+    const indexes = entity?.[2]?.[0];
+    if (!Array.isArray(indexes) || !indexes.length) return;
+    const [first, last] = [indexes[0], indexes[indexes.length - 1]];
+    if (!(first in tokensOut) || !(last in tokensOut)) return;
+    tokensOut[first] = open + tokensOut[first];
+    tokensOut[last] += close;
+  };
+  wrap(h, '[E1]', '[/E1]');
+  wrap(t, '[E2]', '[/E2]');
+  return tokensOut.join(' ');
 }
 
 /** Wraps the selection of a textarea in [E1]..[/E1] or [E2]..[/E2]. */

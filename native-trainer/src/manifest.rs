@@ -20,6 +20,17 @@ pub fn sha256_hex_of(parts: &[&[u8]]) -> String {
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The files a model directory needs; a manifest must list each of them.
+pub const MODEL_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
+
+/// A file name inside the model folder: no separator, not `.`/`..`, not hidden, not empty.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', ':', '\0'])
+        && std::path::Path::new(name).components().count() == 1
+}
+
 /// Checks every file `dir/manifest.json` lists against its recorded size and sha256. A
 /// directory without a manifest (a training checkpoint) passes unchecked; returns whether a
 /// manifest was checked.
@@ -37,7 +48,23 @@ pub fn verify(dir: &Path) -> Result<bool> {
             path.display()
         );
     };
+    for required in MODEL_FILES {
+        if !files.contains_key(*required) {
+            bail!(
+                "{}: \"files\" does not list {required}; every model file must be checked, so a \
+                 manifest without it is refused (export the model again)",
+                path.display()
+            );
+        }
+    }
     for (name, entry) in files {
+        if !is_plain_file_name(name) {
+            bail!(
+                "{}: \"files\" names {name:?}; a manifest lists files of its own folder by plain \
+                 name (no folders, no \"..\", no absolute paths)",
+                path.display()
+            );
+        }
         let (Some(expected), Some(size)) = (entry["sha256"].as_str(), entry["bytes"].as_u64()) else {
             bail!(
                 "{}: \"files\".\"{name}\" needs \"sha256\" and \"bytes\"",

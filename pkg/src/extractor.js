@@ -28,7 +28,14 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
   const { manifest, files, fromCache } = await fetchModelFiles(modelUrl, { onProgress, useCache });
   const create = async (which) => {
     const inner = await Extractor.create(files['config.json'], files['model.safetensors'], files['tokenizer.json'], which);
-    if (maxLength !== undefined) inner.maxLength = maxLength;
+    if (maxLength !== undefined) {
+      try {
+        inner.setMaxLength(maxLength);
+      } catch (error) {
+        inner.free();
+        throw error;
+      }
+    }
     return inner;
   };
   const { value: inner, devices } = await withDeviceCapture(() => create(backend));

@@ -21,9 +21,18 @@ async function openCache() {
   }
 }
 
-async function readWithProgress(response, expectedBytes, onChunk) {
+// Reads a response, refusing more than the manifest's size: an endless or oversized response
+// must not fill the tab's memory.
+async function readWithProgress(response, expectedBytes, onChunk, url) {
+  const tooLarge = (n) =>
+    new Error(`model file ${url} is larger than the manifest says (${n} > ${expectedBytes} bytes); refusing it`);
+  const declared = Number(response.headers?.get?.('content-length'));
+  if (Number.isFinite(declared) && declared > expectedBytes && !response.headers.get('content-encoding')) {
+    throw tooLarge(declared);
+  }
   if (!response.body || !response.body.getReader) {
     const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.length > expectedBytes) throw tooLarge(bytes.length);
     onChunk(bytes.length);
     return bytes;
   }
@@ -33,8 +42,12 @@ async function readWithProgress(response, expectedBytes, onChunk) {
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    chunks.push(value);
     received += value.length;
+    if (received > expectedBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(received);
+    }
+    chunks.push(value);
     onChunk(value.length);
   }
   const bytes = new Uint8Array(received);
@@ -114,10 +127,15 @@ export async function fetchModelFiles(baseUrl, { onProgress, useCache = true } =
       if (!response.ok) {
         throw new Error(`model file ${url}: HTTP ${response.status} (missing from the model directory?)`);
       }
-      bytes = await readWithProgress(response, entry.bytes, (n) => {
-        loaded += n;
-        onProgress?.({ loaded, total, file: name, cached: false });
-      });
+      bytes = await readWithProgress(
+        response,
+        entry.bytes,
+        (n) => {
+          loaded += n;
+          onProgress?.({ loaded, total, file: name, cached: false });
+        },
+        url,
+      );
       loaded -= bytes.length; // re-added below, once, whatever the chunks said
       const digest = await sha256Hex(bytes);
       if (digest !== entry.sha256) {
@@ -129,6 +147,7 @@ export async function fetchModelFiles(baseUrl, { onProgress, useCache = true } =
       if (cache) {
         try {
           await cache.put(cacheKey, new Response(bytes));
+          await evictOtherVersions(cache, url, cacheKey);
         } catch {
           // quota exceeded: keep working without caching
         }
@@ -139,6 +158,14 @@ export async function fetchModelFiles(baseUrl, { onProgress, useCache = true } =
     files[name] = bytes;
   }
   return { manifest, files, fromCache };
+}
+
+/** Deletes the cached copies of `url` other than `keep` (older versions of a model file). */
+async function evictOtherVersions(cache, url, keep) {
+  for (const request of await cache.keys()) {
+    const cached = request.url;
+    if (cached !== keep && cached.startsWith(`${url}?sha256=`)) await cache.delete(request);
+  }
 }
 
 /** Deletes every cached model file of this package. */

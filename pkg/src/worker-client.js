@@ -1,9 +1,17 @@
 // The worker wrapper: the same API as RelationExtractor, with the model in a Web Worker so
 // that encoding never freezes the page.
 
-// Messages of errors after which the module or its GPU device cannot be trusted: a wasm trap
-// (a panic aborts), or WebGPU reporting its device lost.
-const FATAL = /unreachable|RuntimeError|device (was |is )?lost|DeviceLost|GPU.*lost|worker failed/i;
+// Kinds of errors after which the worker cannot be trusted: a wasm trap (a panic aborts the
+// module) or the worker itself failing. Decided on the kind the worker sends, never on the
+// message, which may quote user text ("the device was lost" is a fine sentence to classify).
+// A lost WebGPU device is handled inside the worker (RelationExtractor moves to the CPU).
+const FATAL_KINDS = new Set(['trap', 'worker-failed']);
+
+function errorOfKind(message, kind) {
+  const error = new Error(message);
+  error.kind = kind;
+  return error;
+}
 
 export class WorkerExtractor {
   #worker;
@@ -35,11 +43,11 @@ export class WorkerExtractor {
       const pending = this.#pending.get(data.id);
       if (!pending) return;
       this.#pending.delete(data.id);
-      if ('error' in data) pending.reject(new Error(data.error));
+      if ('error' in data) pending.reject(errorOfKind(data.error, data.kind ?? 'error'));
       else pending.resolve(data.result);
     };
     worker.onerror = (event) => {
-      const error = new Error(`worker failed: ${event.message ?? 'unknown error'}`);
+      const error = errorOfKind(`worker failed: ${event.message ?? 'unknown error'}`, 'worker-failed');
       for (const { reject } of this.#pending.values()) reject(error);
       this.#pending.clear();
     };
@@ -61,7 +69,7 @@ export class WorkerExtractor {
     try {
       return await this.#send(method, ...args);
     } catch (error) {
-      if (!FATAL.test(error.message) || !this.#options || this.#recovered) throw error;
+      if (!FATAL_KINDS.has(error.kind) || !this.#options || this.#recovered) throw error;
       this.#recovered = true;
       await this.#recoverOnCpu(error);
       return this.#send(method, ...args);

@@ -39,6 +39,8 @@ self.onmessage = async ({ data: { id, method, args } }) => {
     const result = await fn(...(args ?? []));
     self.postMessage({ id, result });
   } catch (e) {
-    self.postMessage({ id, error: e instanceof Error ? e.message : String(e) });
+    // The kind travels with the message: the client decides on kinds, never on text.
+    const kind = e instanceof WebAssembly.RuntimeError ? 'trap' : typeof e?.kind === 'string' ? e.kind : 'error';
+    self.postMessage({ id, error: e instanceof Error ? e.message : String(e), kind });
   }
 };

@@ -49,6 +49,13 @@ fn default_position_embedding_type() -> String {
     "absolute".into()
 }
 
+/// The fewest positions an instance needs: [CLS], four entity markers, one piece per entity
+/// and [SEP], with one to spare.
+pub const MIN_POSITIONS: usize = 8;
+
+/// The most parameters a config may describe (BERT-large has 0.34 billion).
+pub const MAX_PARAMETERS: u64 = 2_000_000_000;
+
 impl EncoderConfig {
     /// Parses and validates a `config.json`; `origin` names the file in error messages.
     pub fn from_json(text: &str, origin: &str) -> Result<Self> {
@@ -95,6 +102,49 @@ impl EncoderConfig {
                 return Err(format!("`{name}` must be greater than 0"));
             }
         }
+        // Bounds far above any encoder that runs in a browser: a config asking for more is a
+        // mistake or an attack, and is refused before anything is allocated.
+        let bounded = [
+            ("vocab_size", self.vocab_size, 1 << 21),
+            ("hidden_size", self.hidden_size, 1 << 14),
+            ("num_hidden_layers", self.num_hidden_layers, 256),
+            ("num_attention_heads", self.num_attention_heads, 1 << 10),
+            ("intermediate_size", self.intermediate_size, 1 << 16),
+            ("max_position_embeddings", self.max_position_embeddings, 1 << 16),
+            ("type_vocab_size", self.type_vocab_size, 1 << 10),
+        ];
+        for (name, value, limit) in bounded {
+            if value > limit {
+                return Err(format!("`{name}` is {value}; at most {limit} is supported"));
+            }
+        }
+        let parameters = self.parameter_count();
+        if parameters > MAX_PARAMETERS {
+            return Err(format!(
+                "these sizes make {parameters} parameters; at most {MAX_PARAMETERS} are supported"
+            ));
+        }
+        if self.max_position_embeddings < MIN_POSITIONS {
+            return Err(format!(
+                "`max_position_embeddings` is {}; at least {MIN_POSITIONS} is needed ([CLS], four entity markers, \
+                 the entities and [SEP])",
+                self.max_position_embeddings
+            ));
+        }
+        for (name, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("`{name}` is {p}; a dropout probability must be in [0, 1)"));
+            }
+        }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
+            return Err(format!(
+                "`layer_norm_eps` is {}; it must be a small positive number such as 1e-12",
+                self.layer_norm_eps
+            ));
+        }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
                 "`hidden_size` ({}) must be divisible by `num_attention_heads` ({})",
@@ -114,6 +164,21 @@ impl EncoderConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Parameters of an encoder of these sizes (embeddings, layers, pooler), saturating.
+    pub fn parameter_count(&self) -> u64 {
+        let (v, h, i, p, t, l) = (
+            self.vocab_size as u64,
+            self.hidden_size as u64,
+            self.intermediate_size as u64,
+            self.max_position_embeddings as u64,
+            self.type_vocab_size as u64,
+            self.num_hidden_layers as u64,
+        );
+        let embeddings = (v.saturating_add(p).saturating_add(t)).saturating_mul(h);
+        let layer = (4 * h * h + 2 * h * i).saturating_add(9 * h + i);
+        embeddings.saturating_add(l.saturating_mul(layer)).saturating_add(h * h)
     }
 
     /// Size of one attention head.

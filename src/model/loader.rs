@@ -61,7 +61,16 @@ fn int8_scales(bytes: &[u8], remapper: &KeyRemapper, origin: &str) -> Result<Has
         ))
     })?;
     let mut scales = HashMap::new();
+    let mut paths: HashMap<String, String> = HashMap::new();
     for (name, view) in file.tensors() {
+        // Two names for one module path ("bert.x" and "x") would load one tensor over the
+        // other, and an int8 tensor could meet another's scales.
+        if let Some(other) = paths.insert(module_path(&name), name.clone()) {
+            return Err(TkreError::Model(format!(
+                "{origin}: tensors {other} and {name} are the same parameter once the `bert.` prefix \
+                 is removed; a checkpoint must name each parameter once"
+            )));
+        }
         if view.dtype() != safetensors::Dtype::I8 {
             continue;
         }
@@ -113,7 +122,9 @@ impl ModuleAdapter for Int8Dequantize {
             let values: Vec<f32> = data
                 .iter::<i8>()
                 .enumerate()
-                .map(|(i, q)| f32::from(q) * scales[i / cols])
+                // Rows were checked against the scales when the file was read; a mismatch
+                // here gives NaN, which the load's finiteness check reports, not a trap.
+                .map(|(i, q)| f32::from(q) * scales.get(i / cols).copied().unwrap_or(f32::NAN))
                 .collect();
             TensorData::new(values, shape.clone())
         })

@@ -18,7 +18,7 @@ pub mod pooling;
 pub mod quantized_linear;
 
 pub use attention::MASKED_SCORE;
-pub use config::EncoderConfig;
+pub use config::{EncoderConfig, MAX_PARAMETERS, MIN_POSITIONS};
 pub use embeddings::Embeddings;
 pub use encoder::{BertModel, EncoderBatch, LayerStack};
 pub use fused_cpu::FusedCpuEncoder;

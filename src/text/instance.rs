@@ -140,7 +140,8 @@ impl RelationInstance {
                 TkreError::Instance(format!("FewRel record: `{field}` has no token indexes"))
             })?;
             let (first, last) = (indexes[0], indexes[indexes.len() - 1]);
-            if indexes.windows(2).any(|w| w[1] != w[0] + 1) {
+            // checked: an index near usize::MAX must be an error, not an overflow.
+            if indexes.windows(2).any(|w| w[0].checked_add(1) != Some(w[1])) {
                 return Err(TkreError::Instance(format!(
                     "FewRel record: `{field}` token indexes {indexes:?} are not consecutive"
                 )));

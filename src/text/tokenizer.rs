@@ -82,6 +82,16 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The largest token id the tokenizer can produce (added tokens included).
+    pub fn max_id(&self) -> usize {
+        self.inner
+            .get_vocab(true)
+            .values()
+            .copied()
+            .max()
+            .map_or(0, |id| id as usize)
+    }
+
     /// The underlying `tokenizers` tokenizer (for writing it back out with a checkpoint).
     pub fn inner(&self) -> &Tokenizer {
         &self.inner

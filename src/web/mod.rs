@@ -3,7 +3,7 @@
 //! State lives behind `Rc<RefCell<..>>` so that every method can return a `Promise` whose
 //! future owns what it needs: GPU results are read back asynchronously, and no borrow is held
 //! across an `await`. No path on user input panics; every error becomes a rejected promise
-//! (a `JsError` with the library's message).
+//! (an `Error` with the library's message and a `kind`: input, model, device, ...).
 
 mod backend;
 
@@ -62,8 +62,52 @@ pub struct Extractor {
     backend_reason: String,
 }
 
-fn js_error(e: impl std::fmt::Display) -> JsValue {
-    JsError::new(&e.to_string()).into()
+/// What kind of failure an error is, for JavaScript callers: they act on `error.kind`, never
+/// on the message, which quotes user input.
+trait ErrorKind: std::fmt::Display {
+    fn kind(&self) -> &'static str;
+}
+
+impl ErrorKind for crate::TkreError {
+    fn kind(&self) -> &'static str {
+        crate::TkreError::kind(self)
+    }
+}
+
+/// Messages written here are about the caller's input.
+impl ErrorKind for String {
+    fn kind(&self) -> &'static str {
+        "input"
+    }
+}
+
+impl ErrorKind for serde_wasm_bindgen::Error {
+    fn kind(&self) -> &'static str {
+        "internal"
+    }
+}
+
+/// A failure of the compute device (reading results back, choosing a backend).
+struct DeviceError(String);
+
+impl std::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ErrorKind for DeviceError {
+    fn kind(&self) -> &'static str {
+        "device"
+    }
+}
+
+/// A JavaScript `Error` with the message and a `kind` property.
+fn js_error(e: impl ErrorKind) -> JsValue {
+    let error = js_sys::Error::new(&e.to_string());
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(&error, &JsValue::from_str("kind"), &JsValue::from_str(e.kind()));
+    error.into()
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
@@ -116,11 +160,11 @@ async fn encode(state: &Rc<RefCell<State>>, plan: PoolingPlan) -> Result<Vec<Vec
     let data = tensor
         .into_data_async()
         .await
-        .map_err(|e| js_error(format!("reading results from the device failed: {e:?}")))?;
+        .map_err(|e| js_error(DeviceError(format!("reading results from the device failed: {e:?}"))))?;
     let values = data
         .convert::<f32>()
         .try_into_vec::<f32>()
-        .map_err(|e| js_error(format!("reading results failed: {e:?}")))?;
+        .map_err(|e| js_error(DeviceError(format!("reading results failed: {e:?}"))))?;
     let mut out = vec![Vec::new(); order.len()];
     for (i, vector) in order
         .into_iter()
@@ -239,7 +283,9 @@ impl Extractor {
         tokenizer_json: Vec<u8>,
         backend: String,
     ) -> Result<Extractor, JsValue> {
-        let chosen = backend::choose(&backend).await.map_err(js_error)?;
+        let chosen = backend::choose(&backend)
+            .await
+            .map_err(|e| js_error(DeviceError(e)))?;
         let files = ModelFiles {
             config_json,
             weights_safetensors: model_safetensors,

@@ -80,6 +80,38 @@ test('bad input is a message on the page, not a crash', async () => {
   await page.close();
 });
 
+test('a loaded support set with a FewRel record renders every example', async () => {
+  const { page, errors } = await openDemo(browser, server.url, '?backend=cpu');
+  const set = {
+    version: 2,
+    relations: [
+      { key: 'born in', examples: [
+        { tokens: ['Marie', 'Curie', 'was', 'born', 'in', 'Warsaw', '.'], h: ['Marie Curie', 'Q7186', [[0, 1]]], t: ['Warsaw', 'Q270', [[5]]] },
+        '[E1]Einstein[/E1] was born in [E2]Ulm[/E2].',
+      ] },
+      { key: 'works for', examples: [{ text: 'Tim Cook works for Apple.', head: { start: 0, end: 8 }, tail: { start: 19, end: 24 } }] },
+    ],
+  };
+  await page.setInputFiles('#load-set', { name: 'set.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(set)) });
+  await page.waitForFunction(() => document.querySelectorAll('#relations .e1').length === 3);
+  const heads = await page.$$eval('#relations .e1', (spans) => spans.map((s) => s.textContent));
+  assert.deepEqual(heads, ['Marie Curie', 'Einstein', 'Tim Cook']);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('?model= from another origin is refused and the default model loads', async () => {
+  const { page, errors } = await openDemo(browser, server.url, '?backend=cpu&model=https://example.invalid/models/x/');
+  assert.match(await page.textContent('#error'), /must name a model folder on this site/);
+  await page.evaluate(() => { document.getElementById('error').textContent = ''; });
+  const { prediction } = await classifyOnPage(page, '[E1]Tokyo[/E1] became the capital of [E2]Japan[/E2] in 1868.');
+  assert.equal(prediction.ranked.length, 5);
+  const csp = await page.$eval('meta[http-equiv="Content-Security-Policy"]', (m) => m.content);
+  assert.match(csp, /connect-src 'self'/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('screenshot of the demo after a classification (phone and desktop)', async () => {
   const dir = path.join(ROOT, 'reports/screenshots');
   mkdirSync(dir, { recursive: true });
@@ -153,6 +185,55 @@ test('a worker whose module dies recovers on the CPU with the same support set',
   assert.deepEqual(result.after.ranked.map((r) => r.relation), result.before.ranked.map((r) => r.relation));
   assert.ok(Math.abs(result.after.ranked[0].probability - result.before.ranked[0].probability) < 1e-5);
   assert.match(result.reason, /fell back to CPU after: .*unreachable/);
+  await page.close();
+});
+
+test('errors quoting "device lost" or a trap do not tear the worker down; errors carry a kind', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  const result = await page.evaluate(async () => {
+    const m = await import('/pkg/src/index.js');
+    const changes = [];
+    const x = await m.createWorkerExtractor({ modelUrl: '/models/default/', backend: 'cpu', onBackendChange: (c) => changes.push(c) });
+    await x.addExamples('GPU lost', ['[E1]The device was lost[/E1] in [E2]RuntimeError unreachable[/E2].']);
+    await x.addExamples('works for', ['[E1]Tim Cook[/E1] works for [E2]Apple[/E2].']);
+    const answer = await x.classify('[E1]the device was lost[/E1] said [E2]GPU lost[/E2].');
+    const errors = [];
+    for (const bad of [
+      () => x.classify('the device was lost: no markers, RuntimeError unreachable'),
+      () => x.addExamples('GPU lost', ['[E1]unreachable[/E1] without a tail']),
+      () => x.setNoneThreshold('device lost'),
+    ]) {
+      try {
+        await bad();
+        errors.push(null);
+      } catch (e) {
+        errors.push({ kind: e.kind, message: e.message });
+      }
+    }
+    const still = await x.classify('[E1]Einstein[/E1] works for [E2]Princeton[/E2].');
+    let badLength = null;
+    try {
+      await m.createExtractor({ modelUrl: '/models/default/', backend: 'cpu', maxLength: 3 });
+    } catch (e) {
+      badLength = { kind: e.kind, message: e.message };
+    }
+    const state = { backend: x.backend, reason: x.backendReason };
+    await x.dispose();
+    return { answer, errors, still, changes, state, badLength };
+  });
+  assert.equal(result.answer.ranked.length, 2);
+  assert.equal(result.still.ranked.length, 2);
+  assert.equal(result.changes.length, 0, 'no recovery: nothing was fatal');
+  assert.doesNotMatch(result.state.reason, /fell back/);
+  for (const error of result.errors) {
+    assert.ok(error, 'bad input must be rejected');
+    assert.notEqual(error.kind, 'trap', error.message);
+    assert.ok(['input', 'instance', 'support-set', 'option', 'error'].includes(error.kind), JSON.stringify(error));
+  }
+  assert.equal(result.badLength?.kind, 'option', JSON.stringify(result.badLength));
+  assert.match(result.badLength.message, /maximum length 3: give 8 to \d+ tokens/);
   await page.close();
 });
 
