@@ -130,22 +130,45 @@ pub struct RelationEncoder {
 impl RelationEncoder {
     /// Builds an encoder from a checkpoint's files.
     pub fn from_files(files: ModelFiles, device: Device) -> Result<Self> {
+        Self::build(
+            files,
+            ["config.json", "model.safetensors", "tokenizer.json"].map(String::from),
+            device,
+        )
+    }
+
+    /// The one place a model is put together from its three files (`origins`: how errors name
+    /// config.json, model.safetensors and tokenizer.json); every check happens here, before
+    /// anything large is allocated.
+    fn build(files: ModelFiles, origins: [String; 3], device: Device) -> Result<Self> {
+        let [config_origin, weights_origin, tokenizer_origin] = origins;
         let config_text = std::str::from_utf8(&files.config_json)
-            .map_err(|_| TkreError::Model("config.json is not UTF-8 text".into()))?;
-        let config = EncoderConfig::from_json(config_text, "config.json")?;
-        let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json, "tokenizer.json")?;
+            .map_err(|_| TkreError::Model(format!("{config_origin} is not UTF-8 text")))?;
+        let config = EncoderConfig::from_json(config_text, &config_origin)?;
+        let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json, &tokenizer_origin)?;
         // The largest id, not the count: a vocabulary with gaps can still name an id past
         // the embedding table.
         if tokenizer.max_id() >= config.vocab_size {
             return Err(TkreError::Model(format!(
-                "tokenizer.json has token id {} but config.json's vocab_size is {}; \
+                "{tokenizer_origin} has token id {} but {config_origin}'s vocab_size is {}; \
                  the two files come from different models",
                 tokenizer.max_id(),
                 config.vocab_size
             )));
         }
+        // Building the encoder allocates every parameter: a config far larger than its weights
+        // file (a mistake, or a crafted file) is refused first. Four parameters per byte leaves
+        // room for 4-bit weights.
+        let bytes = files.weights_safetensors.len() as u64;
+        if config.parameter_count() > bytes.saturating_mul(4) {
+            return Err(TkreError::Model(format!(
+                "{config_origin} describes {} parameters but {weights_origin} holds {bytes} bytes; \
+                 the two files come from different models",
+                config.parameter_count()
+            )));
+        }
         let model = config.init(&device);
-        let model = load_weights_from_bytes(model, files.weights_safetensors, "model.safetensors")?;
+        let model = load_weights_from_bytes(model, files.weights_safetensors, &weights_origin)?;
         Ok(Self::new(model, tokenizer, config, device))
     }
 
@@ -169,16 +192,24 @@ impl RelationEncoder {
                 _ => TkreError::io(path, e),
             })
         };
-        let config_path = dir.join("config.json");
-        let config_text = String::from_utf8(read("config.json")?)
-            .map_err(|_| TkreError::Model(format!("{} is not UTF-8 text", config_path.display())))?;
-        let config = EncoderConfig::from_json(&config_text, &config_path.display().to_string())?;
-        let tokenizer_path = dir.join("tokenizer.json");
-        let tokenizer =
-            TextTokenizer::from_bytes(&read("tokenizer.json")?, &tokenizer_path.display().to_string())?;
-        let model =
-            crate::model::load_weights_from_file(config.init(&device), &dir.join("model.safetensors"))?;
-        Ok(Self::new(model, tokenizer, config, device))
+        // Read in the order the checks run, so a missing config is reported first.
+        let config_json = read("config.json")?;
+        let tokenizer_json = read("tokenizer.json")?;
+        let weights_safetensors = read("model.safetensors")?;
+        let origin = |name: &str| dir.join(name).display().to_string();
+        Self::build(
+            ModelFiles {
+                config_json,
+                weights_safetensors,
+                tokenizer_json,
+            },
+            [
+                origin("config.json"),
+                origin("model.safetensors"),
+                origin("tokenizer.json"),
+            ],
+            device,
+        )
     }
 
     pub fn new(model: BertModel, tokenizer: TextTokenizer, config: EncoderConfig, device: Device) -> Self {

@@ -57,3 +57,22 @@ fn odd_support_sets_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn fewrel_token_indexes_near_usize_max_are_errors() {
+    let record: tkre::text::FewRelRecord = serde_json::from_value(serde_json::json!({
+        "tokens": ["a", "b", "c"],
+        "h": ["a", "Q1", [[usize::MAX, 0]]],
+        "t": ["c", "Q2", [[2]]]
+    }))
+    .unwrap();
+    let err = RelationInstance::from_fewrel(&record).unwrap_err();
+    assert!(err.to_string().contains("not consecutive"), "{err}");
+    let record: tkre::text::FewRelRecord = serde_json::from_value(serde_json::json!({
+        "tokens": ["a", "b", "c"],
+        "h": ["a", "Q1", [[usize::MAX]]],
+        "t": ["c", "Q2", [[2]]]
+    }))
+    .unwrap();
+    assert!(RelationInstance::from_fewrel(&record).is_err());
+}

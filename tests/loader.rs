@@ -310,3 +310,96 @@ fn half_precision_checkpoints_load_as_f32() {
         assert!(diff > 0.0, "{dtype:?}: expected rounding differences");
     }
 }
+
+/// Configs that used to panic in burn (dropout outside [0, 1), fewer than 8 positions),
+/// print all-null vectors (layer_norm_eps <= 0) or allocate until the process aborts
+/// (a billion layers) are refused, before anything is allocated, with the field named.
+#[test]
+fn configs_that_would_panic_or_exhaust_memory_are_refused() {
+    let config = tiny_config();
+    let dir = tempfile::tempdir().unwrap();
+    checkpoint(dir.path(), &config, "");
+    let refused = |edit: &dyn Fn(&mut serde_json::Value), needle: &str| {
+        let mut value = serde_json::to_value(&config).unwrap();
+        edit(&mut value);
+        std::fs::write(dir.path().join("config.json"), value.to_string()).unwrap();
+        let started = std::time::Instant::now();
+        let err = RelationEncoder::load_dir(dir.path(), common::cpu())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "refused only after {:?}",
+            started.elapsed()
+        );
+    };
+    refused(&|v| v["hidden_dropout_prob"] = 1.5.into(), "hidden_dropout_prob");
+    refused(
+        &|v| v["attention_probs_dropout_prob"] = (-0.1).into(),
+        "attention_probs_dropout_prob",
+    );
+    refused(&|v| v["max_position_embeddings"] = 4.into(), "at least 8");
+    refused(&|v| v["layer_norm_eps"] = 0.0.into(), "layer_norm_eps");
+    refused(&|v| v["layer_norm_eps"] = (-1e-12).into(), "layer_norm_eps");
+    refused(
+        &|v| v["num_hidden_layers"] = 1_000_000_000u64.into(),
+        "num_hidden_layers",
+    );
+    refused(
+        &|v| {
+            v["vocab_size"] = 2_000_000.into();
+            v["hidden_size"] = 16_384.into();
+        },
+        "parameters",
+    );
+    // Within every bound but far larger than the weights file: refused before it is built.
+    refused(
+        &|v| {
+            v["intermediate_size"] = 60_000.into();
+            v["num_hidden_layers"] = 200.into();
+        },
+        "model.safetensors holds",
+    );
+}
+
+/// The check compares the tokenizer's largest id with vocab_size, not its count: a vocabulary
+/// whose ids have gaps can name an id past the embedding table.
+#[test]
+fn a_tokenizer_id_past_the_embedding_table_is_refused() {
+    let mut config = tiny_config();
+    config.vocab_size = 30523;
+    let dir = tempfile::tempdir().unwrap();
+    checkpoint(dir.path(), &config, "");
+    let mut tokenizer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("tokenizer.json")).unwrap()).unwrap();
+    // WordPiece ids are whatever the vocabulary map says: one more word, with a far id.
+    tokenizer["model"]["vocab"]["zzfarword"] = 40000.into();
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let err = RelationEncoder::load_dir(dir.path(), common::cpu())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("token id 40000") && err.contains("vocab_size is 30523"),
+        "{err}"
+    );
+}
+
+/// "bert.x" and "x" are one parameter once the prefix is removed: refused, not loaded one over
+/// the other (with int8 scales of one applied to the other, an out-of-bounds index).
+#[test]
+fn tensor_names_that_collide_without_the_prefix_are_refused() {
+    let config = tiny_config();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tensors = checkpoint(dir.path(), &config, "bert.");
+    let (shape, values) = tensors["embeddings.word_embeddings.weight"].clone();
+    tensors.insert("bert.embeddings.word_embeddings.weight".into(), (shape, values));
+    write_safetensors(&dir.path().join("model.safetensors"), &tensors, "");
+    let err = RelationEncoder::load_dir(dir.path(), common::cpu())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("same parameter"), "{err}");
+}

@@ -86,3 +86,52 @@ pub fn verify(dir: &Path) -> Result<bool> {
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest that names files outside its folder (a sha256 oracle on any file) or leaves
+    /// the weights unlisted (corrupted weights would load) is refused.
+    #[test]
+    fn manifests_must_list_the_model_files_by_plain_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |bytes: &[u8]| serde_json::json!({"sha256": sha256_hex(bytes), "bytes": bytes.len()});
+        let mut files = serde_json::Map::new();
+        for name in MODEL_FILES {
+            std::fs::write(dir.path().join(name), name.as_bytes()).unwrap();
+            files.insert(name.to_string(), entry(name.as_bytes()));
+        }
+        let write = |files: &serde_json::Map<String, serde_json::Value>| {
+            let manifest = serde_json::json!({"format": "tkre-model", "files": files});
+            std::fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+        };
+        write(&files);
+        assert!(verify(dir.path()).unwrap());
+
+        let secret = dir.path().parent().unwrap().join("secret.txt");
+        std::fs::write(&secret, b"secret").unwrap();
+        for name in [
+            "../secret.txt",
+            "/etc/passwd",
+            "sub/config.json",
+            "..",
+            ".hidden",
+            "a\\b",
+            "C:x",
+        ] {
+            let mut bad = files.clone();
+            bad.insert(name.to_string(), entry(b"secret"));
+            write(&bad);
+            let error = verify(dir.path()).unwrap_err().to_string();
+            assert!(error.contains("plain"), "{name}: {error}");
+        }
+        let _ = std::fs::remove_file(secret);
+
+        let mut without = files.clone();
+        without.remove("model.safetensors");
+        write(&without);
+        let error = verify(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("does not list model.safetensors"), "{error}");
+    }
+}

@@ -136,7 +136,9 @@ impl EncoderConfig {
             ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
         ] {
             if !(0.0..1.0).contains(&p) {
-                return Err(format!("`{name}` is {p}; a dropout probability must be in [0, 1)"));
+                return Err(format!(
+                    "`{name}` is {p}; a dropout probability must be in [0, 1)"
+                ));
             }
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
@@ -178,7 +180,9 @@ impl EncoderConfig {
         );
         let embeddings = (v.saturating_add(p).saturating_add(t)).saturating_mul(h);
         let layer = (4 * h * h + 2 * h * i).saturating_add(9 * h + i);
-        embeddings.saturating_add(l.saturating_mul(layer)).saturating_add(h * h)
+        embeddings
+            .saturating_add(l.saturating_mul(layer))
+            .saturating_add(h * h)
     }
 
     /// Size of one attention head.

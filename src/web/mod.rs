@@ -157,10 +157,11 @@ async fn encode(state: &Rc<RefCell<State>>, plan: PoolingPlan) -> Result<Vec<Vec
             .collect();
         burn::tensor::Tensor::cat(pooled, 0)
     };
-    let data = tensor
-        .into_data_async()
-        .await
-        .map_err(|e| js_error(DeviceError(format!("reading results from the device failed: {e:?}"))))?;
+    let data = tensor.into_data_async().await.map_err(|e| {
+        js_error(DeviceError(format!(
+            "reading results from the device failed: {e:?}"
+        )))
+    })?;
     let values = data
         .convert::<f32>()
         .try_into_vec::<f32>()
