@@ -49,7 +49,8 @@ pub const TYPES_PLACEHOLDERS: &[&str] = &["entity_types", "relation", "descripti
 pub const PARAPHRASE_TEMPLATE: &str = "Rewrite the sentence below as {n} new sentences in the style of Wikipedia. \
 Each states the same fact, that \"{head}\" has the relation \"{relation}\" with \"{tail}\", names both exactly \
 as written here, and is worded and built differently from the original and from each other (another verb, word \
-order, voice or clause structure; you may add a true detail). Sentence: {sentence}";
+order, voice or clause structure; you may add a true detail). Answer with exactly {n} numbered \
+lines (1. to {n}.), one new sentence on each, and nothing else. Sentence: {sentence}";
 
 pub const PARAPHRASE_PLACEHOLDERS: &[&str] = &["n", "head", "tail", "relation", "sentence", "description"];
 
