@@ -209,7 +209,10 @@ pub fn export(
         );
     }
     let mut card = serde_json::Map::new();
-    card.insert("source".into(), json!(model.display().to_string()));
+    card.insert(
+        "source".into(),
+        json!(publishable_path(&model.display().to_string())),
+    );
     card.insert("license".into(), json!(license));
     card.insert(
         "produced_by".into(),
@@ -217,14 +220,19 @@ pub fn export(
     );
     card.insert(
         "export_command".into(),
-        json!(std::env::args().collect::<Vec<_>>().join(" ")),
+        json!(
+            std::iter::once("tkre".to_string())
+                .chain(std::env::args().skip(1).map(|a| publishable_path(&a)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     );
     // A trained checkpoint records how it was made; the card keeps the settings.
     if let Some(run) = std::fs::read(model.join("pretrain.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
     {
-        card.insert("training".into(), run["config"].clone());
+        card.insert("training".into(), publishable_paths(run["config"].clone()));
     }
     card.extend(extra_card);
     let manifest = json!({
@@ -275,4 +283,64 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     )?;
     println!("{}", serde_json::to_string(&manifest)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A path as a published model card may show it: relative to the working directory when inside
+/// it, else with the home directory as `~`, else its file name; the exporter's machine (user
+/// name, folders) is nobody's business. Strings that are not absolute paths pass unchanged.
+pub fn publishable_path(text: &str) -> String {
+    let path = Path::new(text);
+    if !path.is_absolute() {
+        return text.to_string();
+    }
+    if let Ok(rest) = std::env::current_dir().and_then(|cwd| {
+        path.strip_prefix(&cwd)
+            .map(Path::to_path_buf)
+            .map_err(std::io::Error::other)
+    }) {
+        return rest.display().to_string();
+    }
+    if let Some(rest) =
+        std::env::var_os("HOME").and_then(|home| path.strip_prefix(home).ok().map(Path::to_path_buf))
+    {
+        return format!("~/{}", rest.display());
+    }
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Every string in `value` through [`publishable_path`].
+fn publishable_paths(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(publishable_path(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(publishable_paths).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, publishable_paths(v))).collect())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_cards_do_not_show_the_exporters_folders() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            publishable_path(&cwd.join("runs/a").display().to_string()),
+            "runs/a"
+        );
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !cwd.starts_with(h)) {
+            let inside = Path::new(&home).join(".cache/tkre/x");
+            assert_eq!(publishable_path(&inside.display().to_string()), "~/.cache/tkre/x");
+        }
+        assert_eq!(publishable_path("/srv/alice/secret/model"), "model");
+        assert_eq!(publishable_path("relative/dir"), "relative/dir");
+        let config = publishable_paths(serde_json::json!({"corpus": ["/srv/alice/c.jsonl"], "epochs": 3}));
+        assert_eq!(config, serde_json::json!({"corpus": ["c.jsonl"], "epochs": 3}));
+    }
 }

@@ -232,6 +232,8 @@ struct Script {
     /// Answer 400 to any request with response_format (a server without structured output).
     refuse_format: bool,
     delay: Duration,
+    /// Answer the failing requests with 429 and this Retry-After (seconds) instead of 503.
+    retry_after: Option<u64>,
 }
 
 struct MockServer {
@@ -314,8 +316,15 @@ fn start_server(script: Script) -> MockServer {
                 std::thread::sleep(script.delay);
                 let n = count.fetch_add(1, Ordering::SeqCst);
                 let structured = body.get("response_format").is_some();
+                let mut extra = String::new();
                 let (status, reply) = if n < script.fail_first {
-                    ("503 Service Unavailable", json!({"error": "overloaded"}))
+                    match script.retry_after {
+                        Some(seconds) => {
+                            extra = format!("retry-after: {seconds}\r\n");
+                            ("429 Too Many Requests", json!({"error": "slow down"}))
+                        }
+                        None => ("503 Service Unavailable", json!({"error": "overloaded"})),
+                    }
                 } else if structured && script.refuse_format {
                     (
                         // As llama-cpp-python answers a response_format type it does not know.
@@ -333,7 +342,7 @@ fn start_server(script: Script) -> MockServer {
                 let reply = reply.to_string();
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{reply}",
                     reply.len()
                 );
             });
@@ -634,4 +643,73 @@ fn samples_without_a_name_naming_the_relation_or_reversed_are_rejected() {
     )
     .unwrap();
     assert_eq!((record.subj_start, record.obj_start), (50, 4));
+}
+
+/// Characters whose lower case has another byte length ("İ" is 2 bytes, "i̇" 3) must not
+/// shift the labels' offsets onto the original line (a slice off a char boundary panics).
+#[test]
+fn answers_with_case_changing_lengths_parse_without_panicking() {
+    for answer in [
+        "Relation: r. Context: İİİ İstanbul is in Türkiye. Head Entity: İstanbul. Head Type: LOC. Tail Entity: Türkiye. Tail Type: LOC.",
+        "İİİİ CONTEXT: İ x y. HEAD ENTITY: x. TAIL ENTITY: y.",
+        "ẞ Context: Straẞe is in Köln. Head Entity: Straẞe. Tail Entity: Köln.",
+    ] {
+        let samples = parse_samples(answer);
+        let relation = relation("r", &[], &[]);
+        for sample in &samples {
+            let _ = check_sample(sample, &relation, "p");
+        }
+    }
+    let samples = parse_samples(
+        "Relation: r. Context: İstanbul is in Türkiye. Head Entity: İstanbul. Head Type: LOC. Tail Entity: Türkiye. Tail Type: LOC.",
+    );
+    assert_eq!(samples[0].head, "İstanbul");
+    assert_eq!(samples[0].tail, "Türkiye");
+}
+
+/// Entity repair is linear in the sentence: a 2,500-character context takes milliseconds.
+#[test]
+fn entity_repair_on_long_contexts_is_fast() {
+    let filler = "word ".repeat(500);
+    let text = format!("{filler}The  Quick   Brown Fox met Anna.");
+    let started = Instant::now();
+    for _ in 0..10 {
+        let found = tkre_trainer::synthesis::answers::find_entity(&text, "the quick brown fox", None);
+        assert!(found.is_some_and(|(_, repaired)| repaired));
+        assert!(tkre_trainer::synthesis::answers::find_entity(&text, "not here at all", None).is_none());
+        let long = "a long entity name that is nowhere in the sentence ".repeat(6);
+        assert!(tkre_trainer::synthesis::answers::find_entity(&text, &long, None).is_none());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A server's Retry-After is honoured only up to a bound: "wait 31 years" must not hang the run
+/// (nor, with --retries 1, make it wait at all beyond the one retry).
+#[test]
+fn an_absurd_retry_after_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, seeds) = inputs(dir.path(), 1);
+    let server = start_server(Script {
+        fail_first: 1,
+        retry_after: Some(999_999_999),
+        ..Default::default()
+    });
+    let out = dir.path().join("samples.jsonl");
+    let started = Instant::now();
+    let mut command = tkre_samples(&server, &schema, &seeds, &out, &["--timeout", "5"]);
+    let child = command.spawn().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let elapsed = started.elapsed();
+    // Capped at the request timeout the helper sets.
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(lines(&out).len(), 2);
 }

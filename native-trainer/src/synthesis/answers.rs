@@ -212,30 +212,55 @@ fn normalise(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
+/// `text` lower-cased with every run of whitespace made one space (leading and trailing
+/// whitespace dropped), and for each resulting char the index of the char of `text` it comes
+/// from. Built once per search, so matching is linear in the sentence, not quadratic.
+fn normalised_with_origins(text: &str) -> (Vec<char>, Vec<usize>) {
+    let mut out = Vec::with_capacity(text.len());
+    let mut origins = Vec::with_capacity(text.len());
+    let mut space: Option<usize> = None;
+    for (i, c) in text.chars().enumerate() {
+        if c.is_whitespace() {
+            if !out.is_empty() && space.is_none() {
+                space = Some(i);
+            }
+            continue;
+        }
+        if let Some(at) = space.take() {
+            out.push(' ');
+            origins.push(at);
+        }
+        for lower in c.to_lowercase() {
+            out.push(lower);
+            origins.push(i);
+        }
+    }
+    (out, origins)
+}
+
 /// Locates an entity: exact whole word, exact anywhere, then ignoring case and spacing
 /// (a repair). Returns the span and whether it was repaired.
 pub fn find_entity(text: &str, entity: &str, avoid: Option<CharSpan>) -> Option<(CharSpan, bool)> {
     if let Some(span) = locate(text, entity, avoid) {
         return Some((span, false));
     }
-    let chars: Vec<char> = text.chars().collect();
-    let target = normalise(entity);
+    let (target, _) = normalised_with_origins(entity);
     if target.is_empty() {
         return None;
     }
+    let (chars, origins) = normalised_with_origins(text);
     let overlaps = |s: usize, e: usize| avoid.is_some_and(|a| s < a.end && a.start < e);
-    for start in 0..chars.len() {
-        if chars[start].is_whitespace() {
+    let m = target.len();
+    for p in 0..chars.len().saturating_sub(m - 1) {
+        if chars[p..p + m] != target[..] {
             continue;
         }
-        // Grow the candidate until its normalised form is at least as long as the target.
-        let mut end = start;
-        let mut candidate = String::new();
-        while end < chars.len() && candidate.len() < target.len() {
-            end += 1;
-            candidate = normalise(&chars[start..end].iter().collect::<String>());
-        }
-        if candidate == target && !overlaps(start, end) {
+        // Whole chars of the text only: a char that lower-cases to several must be matched
+        // from its first to its last.
+        let starts_a_char = p == 0 || origins[p - 1] != origins[p];
+        let ends_a_char = p + m == chars.len() || origins[p + m] != origins[p + m - 1];
+        let (start, end) = (origins[p], origins[p + m - 1] + 1);
+        if starts_a_char && ends_a_char && !overlaps(start, end) {
             return Some((CharSpan::new(start, end), true));
         }
     }

@@ -20,7 +20,7 @@ pub enum Structured {
     Off,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Base URL (`http://host:port/v1`) or the full `.../chat/completions` URL.
     pub endpoint: String,
@@ -31,6 +31,40 @@ pub struct ClientConfig {
     pub temperature: f64,
     pub max_tokens: u32,
     pub structured: Structured,
+}
+
+/// Everything but the API key, which must never reach a log.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("endpoint", &self.endpoint)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("temperature", &self.temperature)
+            .field("max_tokens", &self.max_tokens)
+            .field("structured", &self.structured)
+            .finish()
+    }
+}
+
+/// Whether an `http://` endpoint leaves this machine (its text would travel unencrypted).
+pub fn is_remote_plain_http(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => host,
+        None => authority,
+    };
+    let host = if host.starts_with('[') {
+        host.split(']').next().unwrap_or_default().trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    !(host == "localhost" || host.ends_with(".localhost") || host == "::1" || host.starts_with("127."))
 }
 
 pub struct ChatClient {
@@ -57,6 +91,10 @@ fn in_dialect(format: &Value, dialect: u8) -> Option<Value> {
     }
 }
 
+/// The longest a server's `Retry-After` is waited for (and never longer than one request may
+/// take, `--timeout`); a larger one (a misconfigured or hostile server) would hang the run.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// One answer and the tokens it cost.
 #[derive(Debug, Clone)]
 pub struct ChatAnswer {
@@ -79,6 +117,12 @@ impl ChatClient {
             return Err(anyhow!(
                 "--endpoint must be an http(s) URL such as http://127.0.0.1:8080/v1, not {endpoint:?}"
             ));
+        }
+        if is_remote_plain_http(endpoint) {
+            log::warn!(
+                "{endpoint} is plain http:// to another machine: prompts (and an API key) travel \
+                 unencrypted; use https:// unless the network is yours"
+            );
         }
         let url = if endpoint.ends_with("/chat/completions") {
             endpoint.to_string()
@@ -159,7 +203,8 @@ impl ChatClient {
                     // requests do not retry in lockstep; a server's Retry-After wins.
                     let backoff = Duration::from_millis((500u64 << attempt.min(6)).min(30_000));
                     let jitter = Duration::from_millis(rand::random::<u64>() % 250);
-                    let wait = wait.unwrap_or(backoff + jitter);
+                    let cap = MAX_RETRY_AFTER.min(self.config.timeout);
+                    let wait = wait.map_or(backoff + jitter, |w| w.min(cap));
                     log::info!("{message}; retrying in {:.1} s", wait.as_secs_f64());
                     tokio::time::sleep(wait).await;
                     attempt += 1;
@@ -232,4 +277,43 @@ fn mentions_format(text: &str) -> bool {
     ["response_format", "json_schema", "grammar", "structured"]
         .iter()
         .any(|w| lower.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_key_never_reaches_debug_output_and_remote_http_is_noticed() {
+        let config = ClientConfig {
+            endpoint: "http://127.0.0.1:8080/v1".into(),
+            model: "m".into(),
+            api_key: Some("sk-secret-123".into()),
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            temperature: 0.0,
+            max_tokens: 1,
+            structured: Structured::Off,
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("sk-secret-123") && shown.contains("redacted"),
+            "{shown}"
+        );
+        for local in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost/v1",
+            "http://[::1]:9/v1",
+            "https://api.example.com/v1",
+        ] {
+            assert!(!is_remote_plain_http(local), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.5:8080/v1",
+            "http://llm.example.com/v1",
+            "http://user@evil.com/v1",
+        ] {
+            assert!(is_remote_plain_http(remote), "{remote}");
+        }
+    }
 }

@@ -82,11 +82,30 @@ impl Template {
         })
     }
 
+    /// The template with each `{name}` replaced by its value, in one pass: a value that
+    /// itself contains `{sentence}` (a seed sentence can) is inserted as it is, never expanded.
     pub fn fill(&self, values: &[(&str, &str)]) -> String {
-        let mut out = self.text.clone();
-        for (name, value) in values {
-            out = out.replace(&format!("{{{name}}}"), value);
+        let mut out = String::with_capacity(self.text.len());
+        let mut rest = self.text.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let value = after.find('}').and_then(|close| {
+                let name = &after[..close];
+                values.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v, close))
+            });
+            match value {
+                Some((value, close)) => {
+                    out.push_str(value);
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
         }
+        out.push_str(rest);
         out
     }
 }
@@ -231,5 +250,11 @@ mod tests {
         assert!(error.contains("unknown placeholder {sentense}"), "{error}");
         // JSON braces in a template are not placeholders.
         Template::new("answer as {\"a\": 1}", EXPLAIN_PLACEHOLDERS, "t").unwrap();
+        // A value that contains a placeholder is inserted as it is, not expanded.
+        let t = Template::new("{sentence} / {relation}", EXPLAIN_PLACEHOLDERS, "t").unwrap();
+        assert_eq!(
+            t.fill(&[("sentence", "say {relation} here {x"), ("relation", "r")]),
+            "say {relation} here {x / r"
+        );
     }
 }
