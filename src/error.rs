@@ -8,12 +8,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TkreError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The message includes the cause; as a `source` (thiserror takes a field of that name as
+    // one) an error chain would print it twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     /// A model directory or model file is missing, incomplete or malformed.
     #[error("model: {0}")]
     Model(String),
@@ -30,11 +28,10 @@ pub enum TkreError {
     #[error("{0}")]
     Option(String),
     /// JSON that could not be parsed, with where it came from.
-    #[error("{origin}: malformed JSON: {source}")]
+    #[error("{origin}: malformed JSON: {error}")]
     Json {
         origin: String,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
@@ -59,14 +56,14 @@ impl TkreError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 
     pub fn json(origin: impl Into<String>, source: serde_json::Error) -> Self {
         Self::Json {
             origin: origin.into(),
-            source,
+            error: source,
         }
     }
 }

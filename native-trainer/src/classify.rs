@@ -1,6 +1,6 @@
 //! `tkre classify`: ranks a support set's relations for each marked sentence on stdin.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,11 +29,12 @@ pub struct ClassifyArgs {
     /// [marked sentence | {text, head, tail}]}]} (docs/support-set.schema.json).
     #[arg(long, value_name = "FILE.json")]
     support: PathBuf,
-    /// How many relations to print per sentence (all by default).
-    #[arg(long)]
+    /// How many relations to print per sentence (all by default; at least 1).
+    #[arg(long, value_parser = at_least_one)]
     top_k: Option<usize>,
-    /// Similarity below which the answer is "none of the above" (overrides the support set's).
-    #[arg(long)]
+    /// Similarity below which the answer is "none of the above", in -1..1 (overrides the
+    /// support set's).
+    #[arg(long, value_parser = none_threshold)]
     none_threshold: Option<f32>,
     /// Relation representation.
     #[arg(long, default_value_t = Representation::default())]
@@ -44,6 +45,18 @@ pub struct ClassifyArgs {
     ignore_relation_text: bool,
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?} is not a count of at least 1")),
+    }
+}
+
+fn none_threshold(text: &str) -> Result<f32, String> {
+    let value: f32 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    tkre::fewshot::support_set::check_none_threshold(value).map_err(|e| e.to_string())
 }
 
 /// Encodes a support set's examples and relation text and builds its prototype classifier.
@@ -77,9 +90,16 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
 
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0usize;
-    for (number, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line?;
-        let marked = line.trim_end_matches('\r');
+    for (number, line) in crate::runtime::stdin_lines() {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: stdin line {number}: {e}");
+                continue;
+            }
+        };
+        let marked = line.as_str();
         if marked.trim().is_empty() {
             continue;
         }
@@ -90,7 +110,7 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
             Ok(prediction) => write_prediction(&mut stdout, marked, &prediction, args.top_k, args.format)?,
             Err(e) => {
                 failed += 1;
-                eprintln!("error: stdin line {}: {e}", number + 1);
+                eprintln!("error: stdin line {number}: {e}");
                 if let Format::Json = args.format {
                     serde_json::to_writer(
                         &mut stdout,

@@ -1,6 +1,6 @@
 //! `tkre embed`: sentence embeddings for lines of stdin.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -17,7 +17,6 @@ pub struct EmbedArgs {
 
 pub fn run(args: EmbedArgs) -> Result<ExitCode> {
     let encoder = load_encoder(&args.model)?;
-    let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0usize;
     let mut pending: Vec<String> = Vec::new();
@@ -36,11 +35,18 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
         pending.clear();
         Ok(())
     };
-    for (number, line) in stdin.lock().lines().enumerate() {
-        let line = line?;
-        let text = line.trim_end_matches('\r');
+    for (number, line) in crate::runtime::stdin_lines() {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: stdin line {number}: {e}");
+                continue;
+            }
+        };
+        let text = line.as_str();
         if text.trim().is_empty() {
-            eprintln!("error: stdin line {}: empty sentence, skipped", number + 1);
+            eprintln!("error: stdin line {number}: empty sentence, skipped");
             failed += 1;
             continue;
         }

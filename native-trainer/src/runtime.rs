@@ -36,3 +36,36 @@ pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
     }
     Ok(encoder)
 }
+
+/// The lines of stdin, numbered from 1, without the line ending. A line that is not UTF-8 is
+/// an `Err` with what is wrong, and reading goes on: one bad line must not drop the rest.
+pub fn stdin_lines() -> impl Iterator<Item = (usize, std::result::Result<String, String>)> {
+    use std::io::BufRead;
+    let mut input = std::io::stdin().lock();
+    let mut number = 0;
+    std::iter::from_fn(move || {
+        let mut bytes = Vec::new();
+        match input.read_until(b'\n', &mut bytes) {
+            Ok(0) => None,
+            Ok(_) => {
+                number += 1;
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                Some((
+                    number,
+                    String::from_utf8(bytes).map_err(|e| {
+                        format!(
+                            "not valid UTF-8 text (byte {} of the line); the line is skipped",
+                            e.utf8_error().valid_up_to() + 1
+                        )
+                    }),
+                ))
+            }
+            Err(e) => {
+                number += 1;
+                Some((number, Err(format!("reading stdin failed: {e}"))))
+            }
+        }
+    })
+}

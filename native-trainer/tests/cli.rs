@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::tkre;
+use common::{tkre, tkre_bytes};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -451,4 +451,71 @@ fn pretrain_explains_bad_settings_and_unusable_corpora() {
         message.contains("skipped 48: relation not in the stage-2 schema"),
         "{message}"
     );
+}
+
+/// A line that is not UTF-8 is reported with its number and skipped; the lines after it are
+/// still answered (classify and embed).
+#[test]
+fn invalid_utf8_on_stdin_is_one_bad_line_not_the_end() {
+    let mut input = b"[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].\n".to_vec();
+    input.extend_from_slice(b"[E1]Caf\xe9[/E1] is in [E2]Paris[/E2].\n");
+    input.extend_from_slice(b"[E1]Tim Cook[/E1] works for [E2]Apple[/E2].\n");
+    let out = tkre_bytes(&["classify", "--support", "examples/support_set.json"], &input);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("stdin line 2: not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+    let out = tkre_bytes(&["embed"], b"one sentence\n\xff\xfe\nanother sentence\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out).lines().count(), 2);
+    assert!(
+        stderr(&out).contains("stdin line 2: not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Flags outside their range are refused by name, not accepted silently; a malformed example
+/// is reported by the form it tried to be, and a JSON error is printed once.
+#[test]
+fn out_of_range_flags_and_malformed_examples_are_named() {
+    let query = "[E1]Tim Cook[/E1] works for [E2]Apple[/E2].\n";
+    for (flag, value, needle) in [
+        ("--top-k", "0", "at least 1"),
+        ("--none-threshold", "5", "outside -1..1"),
+        ("--none-threshold", "NaN", "outside -1..1"),
+        ("--max-length", "4", "give 8 to"),
+    ] {
+        let out = tkre(
+            &["classify", "--support", "examples/support_set.json", flag, value],
+            query,
+        );
+        assert!(!out.status.success(), "{flag} {value} was accepted");
+        assert!(stderr(&out).contains(needle), "{flag} {value}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.json");
+    std::fs::write(
+        &set,
+        r#"{"version": 2, "relations": [{"key": "r", "examples": [{"text": "A b.", "head": {"start": 0}, "tail": {"start": 2, "end": 3}}]}]}"#,
+    )
+    .unwrap();
+    let out = tkre(&["classify", "--support", set.to_str().unwrap()], query);
+    let message = stderr(&out);
+    assert!(
+        message.contains("an offsets example") && message.contains("end"),
+        "{message}"
+    );
+    assert_eq!(
+        message.matches("missing field").count(),
+        1,
+        "printed twice: {message}"
+    );
+    std::fs::write(&set, r#"{"relations": [{"key": "r", "examples": [42]}]}"#).unwrap();
+    let out = tkre(&["classify", "--support", set.to_str().unwrap()], query);
+    assert!(stderr(&out).contains("got the number 42"), "{}", stderr(&out));
 }

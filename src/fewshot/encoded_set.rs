@@ -194,12 +194,8 @@ impl EncodedSupportSet {
 
     /// Sets (in -1..1) or clears the none-of-the-above threshold.
     pub fn set_none_threshold(&mut self, threshold: Option<f32>) -> Result<()> {
-        if let Some(t) = threshold
-            && !(-1.0..=1.0).contains(&t)
-        {
-            return Err(TkreError::SupportSet(format!(
-                "none-of-the-above threshold {t} is outside -1..1"
-            )));
+        if let Some(t) = threshold {
+            crate::fewshot::support_set::check_none_threshold(t)?;
         }
         self.none_threshold = threshold;
         Ok(())

@@ -28,7 +28,7 @@ use crate::fewshot::RelationText;
 use crate::text::{CharSpan, FewRelRecord, RelationInstance};
 
 /// One example as written in a support-set file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ExampleInput {
     /// `"[E1]...[/E1] ... [E2]...[/E2]"`
@@ -45,6 +45,70 @@ pub enum ExampleInput {
     },
     /// A FewRel record.
     FewRel(FewRelRecord),
+}
+
+/// The offsets form, read on its own so its errors name its fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OffsetsInput {
+    text: String,
+    head: CharSpan,
+    tail: CharSpan,
+    #[serde(default)]
+    head_type: Option<String>,
+    #[serde(default)]
+    tail_type: Option<String>,
+}
+
+/// Reads an example by its shape, so that a mistake gets an error about the form it tried to be
+/// (serde's untagged enums only say "data did not match any variant").
+impl<'de> Deserialize<'de> for ExampleInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        use serde_json::Value;
+        let value = Value::deserialize(deserializer)?;
+        match value {
+            Value::String(marked) => Ok(Self::Marked(marked)),
+            Value::Object(map) if map.contains_key("tokens") => serde_json::from_value(Value::Object(map))
+                .map(Self::FewRel)
+                .map_err(|e| D::Error::custom(format!("a FewRel-record example {{tokens, h, t}}: {e}"))),
+            Value::Object(map) if map.contains_key("text") => {
+                serde_json::from_value::<OffsetsInput>(Value::Object(map))
+                    .map(|o| Self::Offsets {
+                        text: o.text,
+                        head: o.head,
+                        tail: o.tail,
+                        head_type: o.head_type,
+                        tail_type: o.tail_type,
+                    })
+                    .map_err(|e| {
+                        D::Error::custom(format!(
+                            "an offsets example {{text, head: {{start, end}}, tail: {{start, end}}}}: {e}"
+                        ))
+                    })
+            }
+            other => {
+                let got = match other {
+                    Value::Null => "null".to_string(),
+                    Value::Bool(_) => "a boolean".to_string(),
+                    Value::Number(n) => format!("the number {n}"),
+                    Value::Array(_) => "an array".to_string(),
+                    Value::Object(map) => format!(
+                        "an object with {}",
+                        map.keys()
+                            .map(|k| format!("{k:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Value::String(_) => "a string".to_string(),
+                };
+                Err(D::Error::custom(format!(
+                    "an example is a marked sentence (\"[E1]..[/E1] .. [E2]..[/E2]\"), {{text, head, tail}} \
+                     or a FewRel record {{tokens, h, t}}; got {got}"
+                )))
+            }
+        }
+    }
 }
 
 impl ExampleInput {
@@ -148,6 +212,17 @@ impl ParsedSupportSet {
     }
 }
 
+/// Checks a none-of-the-above threshold: a similarity, so a number in -1..1 (NaN is not).
+pub fn check_none_threshold(threshold: f32) -> Result<f32> {
+    if (-1.0..=1.0).contains(&threshold) {
+        Ok(threshold)
+    } else {
+        Err(TkreError::Option(format!(
+            "none-of-the-above threshold {threshold} is outside -1..1 (it is a cosine similarity)"
+        )))
+    }
+}
+
 /// Checks a relation key; `what` says where it came from in errors.
 pub fn check_key(key: &str, what: &str) -> Result<String> {
     let key = key.trim();
@@ -234,12 +309,8 @@ impl SupportSet {
                 instances,
             });
         }
-        if let Some(t) = self.none_threshold
-            && !(-1.0..=1.0).contains(&t)
-        {
-            return Err(TkreError::SupportSet(format!(
-                "none_threshold {t} is outside -1..1 (it is a cosine-like similarity)"
-            )));
+        if let Some(t) = self.none_threshold {
+            check_none_threshold(t)?;
         }
         Ok(ParsedSupportSet {
             relations,

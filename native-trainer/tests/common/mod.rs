@@ -54,6 +54,12 @@ pub fn tiny_init() -> (tempfile::TempDir, PathBuf) {
 
 /// Runs the `tkre` binary in the repository root with `stdin`.
 pub fn tkre(args: &[&str], stdin: &str) -> std::process::Output {
+    tkre_bytes(args, stdin.as_bytes())
+}
+
+/// As [`tkre`], with stdin as raw bytes (not necessarily UTF-8).
+#[allow(dead_code)]
+pub fn tkre_bytes(args: &[&str], stdin: &[u8]) -> std::process::Output {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_tkre"))
@@ -65,7 +71,7 @@ pub fn tkre(args: &[&str], stdin: &str) -> std::process::Output {
         .spawn()
         .unwrap();
     // The child may exit (on an error) before reading stdin; a broken pipe here is expected.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let _ = child.stdin.take().unwrap().write_all(stdin);
     child.wait_with_output().unwrap()
 }
 
