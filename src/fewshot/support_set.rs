@@ -310,7 +310,7 @@ impl SupportSet {
             });
         }
         if let Some(t) = self.none_threshold {
-            check_none_threshold(t)?;
+            check_none_threshold(t).map_err(|e| TkreError::SupportSet(format!("none_threshold: {e}")))?;
         }
         Ok(ParsedSupportSet {
             relations,
