@@ -31,6 +31,7 @@ fn relation(name: &str, head: &[&str], tail: &[&str]) -> SchemaRelation {
         description: None,
         head_types: head.iter().map(|s| s.to_string()).collect(),
         tail_types: tail.iter().map(|s| s.to_string()).collect(),
+        types_are_hints: false,
     }
 }
 
@@ -627,6 +628,38 @@ fn samples_without_a_name_naming_the_relation_or_reversed_are_rejected() {
             "PERSON"
         )),
         Err("an entity is the relation's name")
+    );
+    // Types an LLM guessed for the relation are hints: other types pass, a reversal does not.
+    let hinted = SchemaRelation {
+        types_are_hints: true,
+        ..director.clone()
+    };
+    let record = check_sample(
+        &sample(
+            "Jaws was directed by Steven Spielberg.",
+            "Jaws",
+            "FILM",
+            "Steven Spielberg",
+            "HUMAN",
+        ),
+        &hinted,
+        "p",
+    )
+    .unwrap();
+    assert_eq!(record.subj_type.as_deref(), Some("FILM"));
+    assert!(
+        check_sample(
+            &sample(
+                "Steven Spielberg directed Jaws.",
+                "Steven Spielberg",
+                "PERSON",
+                "Jaws",
+                "WORK"
+            ),
+            &hinted,
+            "p"
+        )
+        .is_err()
     );
     // The longer entity is placed first, so a short one inside it is found elsewhere.
     let bank = relation("central bank", &[], &[]);

@@ -416,10 +416,20 @@ pub fn check_sample(
     if reversed {
         return Err("head and tail reversed (their types are the relation's tail and head types)");
     }
-    let subj_type =
-        check_type(&raw.head_type, &relation.head_types).map_err(|_| "head type outside the schema")?;
-    let obj_type =
-        check_type(&raw.tail_type, &relation.tail_types).map_err(|_| "tail type outside the schema")?;
+    let given = |t: &Option<String>| {
+        t.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+    };
+    let (subj_type, obj_type) = if relation.types_are_hints {
+        (given(&raw.head_type), given(&raw.tail_type))
+    } else {
+        (
+            check_type(&raw.head_type, &relation.head_types).map_err(|_| "head type outside the schema")?,
+            check_type(&raw.tail_type, &relation.tail_types).map_err(|_| "tail type outside the schema")?,
+        )
+    };
     let slice = |s: CharSpan| {
         text.chars()
             .skip(s.start)

@@ -58,6 +58,10 @@ pub struct SchemaRelation {
     pub head_types: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tail_types: Vec<String>,
+    /// The types are an LLM's guess (`tkre synthesize types`), not data: a sample with other
+    /// types is kept, and only a pair the types show reversed is rejected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub types_are_hints: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -155,6 +159,7 @@ impl RelationSchema {
             };
             relation.head_types = vec![answer.head_type.clone()];
             relation.tail_types = vec![answer.tail_type.clone()];
+            relation.types_are_hints = true;
             applied += 1;
         }
         self.entity_types = inventory;
@@ -184,6 +189,7 @@ impl RelationSchema {
                 id: Some(pid),
                 head_types: Vec::new(),
                 tail_types: Vec::new(),
+                types_are_hints: false,
             })
             .collect();
         Ok(Self {
@@ -234,6 +240,7 @@ impl RelationSchema {
                     description: None,
                     head_types: head.into_iter().collect(),
                     tail_types: tail.into_iter().collect(),
+                    types_are_hints: false,
                 })
                 .collect(),
         })
