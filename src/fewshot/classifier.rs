@@ -196,6 +196,13 @@ impl PrototypeClassifier {
                     r.key
                 )));
             }
+            let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+            if !r.examples.iter().all(|v| finite(v)) || !r.text.as_deref().is_none_or(finite) {
+                return Err(TkreError::Model(format!(
+                    "relation {:?}: a representation holds NaN or infinity; the model's weights are broken",
+                    r.key
+                )));
+            }
             if r.examples.iter().any(|v| v.len() != dim)
                 || r.text.as_ref().is_some_and(|t| t.len() * parts != dim)
             {
@@ -261,6 +268,11 @@ impl PrototypeClassifier {
     /// [-1, 1]). With no such relation (all text-only, or the others without text) it is left
     /// as is.
     pub fn classify(&self, query: &[f32]) -> Result<Prediction> {
+        if !query.iter().all(|x| x.is_finite()) {
+            return Err(TkreError::Model(
+                "the query's representation holds NaN or infinity; the model's weights are broken".into(),
+            ));
+        }
         let dim = self.prototypes[0].len();
         if query.len() != dim {
             return Err(TkreError::SupportSet(format!(

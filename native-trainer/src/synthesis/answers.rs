@@ -112,14 +112,14 @@ fn sample_from_json(value: &Value) -> Option<RawSample> {
     })
 }
 
-/// Finds `label` (case-insensitive) in `line` and returns the byte index after it.
+/// Finds the ASCII `label` in `line` ignoring ASCII case; returns its byte range. The match is
+/// made on the original bytes (lower-casing can change byte lengths: "İ" grows, "ẞ" shrinks),
+/// and an ASCII match starts and ends on char boundaries.
 fn after_label(line: &str, label: &str) -> Option<(usize, usize)> {
-    let lower = line.to_lowercase();
-    // Lower-casing can change byte lengths for some scripts; only use it when it does not.
-    if lower.len() != line.len() {
-        return line.find(label).map(|i| (i, i + label.len()));
-    }
-    lower.find(&label.to_lowercase()).map(|i| (i, i + label.len()))
+    let (bytes, needle) = (line.as_bytes(), label.as_bytes());
+    (0..=bytes.len().checked_sub(needle.len())?)
+        .find(|&i| bytes[i..i + needle.len()].eq_ignore_ascii_case(needle))
+        .map(|i| (i, i + needle.len()))
 }
 
 /// One line in the paper's format.
