@@ -11,7 +11,27 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
 # cargo-fuzz passes -Z flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="$TKRE_CACHE/target-fuzz"
-for target in marked_sentence support_set; do
+found=0
+results=()
+for target in ${TARGETS:-marked_sentence support_set fewrel_record model_files llm_answers}; do
   echo "== fuzzing $target for ${seconds}s" >&2
-  (cd fuzz && cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=4096)
+  mkdir -p "fuzz/corpus/$target"
+  log="$TKRE_CACHE/fuzz-$target.log"
+  status=0
+  (cd fuzz && cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=4096) >"$log" 2>&1 || status=$?
+  # libFuzzer's last status line: "#RUNS DONE cov: N ft: N corp: N/..." (or the crash).
+  done_line=$(grep -E "^#[0-9]+ +DONE" "$log" | tail -1 || true)
+  runs=$(echo "$done_line" | sed -E 's/^#([0-9]+).*/\1/')
+  cov=$(echo "$done_line" | sed -nE 's/.* cov: ([0-9]+).*/\1/p')
+  if [ "$status" -ne 0 ]; then
+    found=1
+    echo "   $target: FOUND A FAILURE (see $log and fuzz/artifacts/$target/)" >&2
+    grep -E "panicked|ERROR|SUMMARY" "$log" | head -5 >&2 || true
+  else
+    echo "   $target: ${runs:-?} runs, coverage ${cov:-?} edges, no failure" >&2
+  fi
+  results+=("{\"target\": \"$target\", \"seconds\": $seconds, \"runs\": ${runs:-null}, \"coverage_edges\": ${cov:-null}, \"failed\": $([ "$status" -ne 0 ] && echo true || echo false)}")
 done
+mkdir -p reports
+(IFS=,; printf '{"command": "bash scripts/fuzz.sh %s", "date": "%s", "targets": [%s]}\n' "$seconds" "$(date -u +%F)" "${results[*]}") > reports/fuzz.json
+exit "$found"

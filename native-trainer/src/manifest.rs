@@ -20,6 +20,54 @@ pub fn sha256_hex_of(parts: &[&[u8]]) -> String {
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// One file a manifest lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestEntry {
+    pub name: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// Reads and checks a manifest's text (`origin` names it in errors): a `files` table listing
+/// every model file, by plain name, each with its sha256 and size. Touches no file.
+pub fn parse(text: &str, origin: &str) -> Result<Vec<ManifestEntry>> {
+    let manifest: serde_json::Value =
+        serde_json::from_str(text).with_context(|| format!("{origin} is not valid JSON; export the model again"))?;
+    let Some(files) = manifest["files"].as_object() else {
+        bail!("{origin}: no \"files\" table; export the model again with `tkre export`");
+    };
+    for required in MODEL_FILES {
+        if !files.contains_key(*required) {
+            bail!(
+                "{origin}: \"files\" does not list {required}; every model file must be checked, so a \
+                 manifest without it is refused (export the model again)"
+            );
+        }
+    }
+    let mut entries = Vec::with_capacity(files.len());
+    for (name, entry) in files {
+        if !is_plain_file_name(name) {
+            bail!(
+                "{origin}: \"files\" names {name:?}; a manifest lists files of its own folder by plain \
+                 name (no folders, no \"..\", no absolute paths)"
+            );
+        }
+        let (Some(sha256), Some(bytes)) = (entry["sha256"].as_str(), entry["bytes"].as_u64()) else {
+            bail!("{origin}: \"files\".\"{name}\" needs \"sha256\" and \"bytes\"");
+        };
+        let hex = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex {
+            bail!("{origin}: \"files\".\"{name}\".\"sha256\" is not 64 hex digits");
+        }
+        entries.push(ManifestEntry {
+            name: name.clone(),
+            sha256: sha256.to_ascii_lowercase(),
+            bytes,
+        });
+    }
+    Ok(entries)
+}
+
 /// The files a model directory needs; a manifest must list each of them.
 pub const MODEL_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
 
@@ -40,47 +88,19 @@ pub fn verify(dir: &Path) -> Result<bool> {
         return Ok(false);
     }
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let manifest: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON; export the model again", path.display()))?;
-    let Some(files) = manifest["files"].as_object() else {
-        bail!(
-            "{}: no \"files\" table; export the model again with `tkre export`",
-            path.display()
-        );
-    };
-    for required in MODEL_FILES {
-        if !files.contains_key(*required) {
-            bail!(
-                "{}: \"files\" does not list {required}; every model file must be checked, so a \
-                 manifest without it is refused (export the model again)",
-                path.display()
-            );
-        }
-    }
-    for (name, entry) in files {
-        if !is_plain_file_name(name) {
-            bail!(
-                "{}: \"files\" names {name:?}; a manifest lists files of its own folder by plain \
-                 name (no folders, no \"..\", no absolute paths)",
-                path.display()
-            );
-        }
-        let (Some(expected), Some(size)) = (entry["sha256"].as_str(), entry["bytes"].as_u64()) else {
-            bail!(
-                "{}: \"files\".\"{name}\" needs \"sha256\" and \"bytes\"",
-                path.display()
-            );
-        };
-        let file = dir.join(name);
+    for entry in parse(&text, &path.display().to_string())? {
+        let file = dir.join(&entry.name);
         let bytes = std::fs::read(&file)
             .with_context(|| format!("reading {} (listed in {})", file.display(), path.display()))?;
         let digest = sha256_hex(&bytes);
-        if digest != expected || bytes.len() as u64 != size {
+        if digest != entry.sha256 || bytes.len() as u64 != entry.bytes {
             bail!(
-                "{} is corrupt or incomplete: sha256 {digest} ({} bytes), manifest.json says {expected} \
-                 ({size} bytes); download or export it again",
+                "{} is corrupt or incomplete: sha256 {digest} ({} bytes), manifest.json says {} \
+                 ({} bytes); download or export it again",
                 file.display(),
-                bytes.len()
+                bytes.len(),
+                entry.sha256,
+                entry.bytes
             );
         }
     }

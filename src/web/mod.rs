@@ -335,9 +335,11 @@ impl Extractor {
         self.state.borrow().encoder.max_len
     }
 
-    #[wasm_bindgen(setter, js_name = maxLength)]
-    pub fn set_max_length(&self, tokens: usize) {
-        self.state.borrow_mut().encoder.set_max_len(tokens);
+    /// Sets the maximum tokens per sentence; an error outside 8 .. the model's position table
+    /// (a method, not a setter: wasm-bindgen setters cannot report errors).
+    #[wasm_bindgen(js_name = setMaxLength)]
+    pub fn set_max_length(&self, tokens: usize) -> Result<(), JsValue> {
+        self.state.borrow_mut().encoder.set_max_len(tokens).map_err(js_error)
     }
 
     /// "webgpu" or "cpu".
