@@ -31,8 +31,8 @@ pub struct ManifestEntry {
 /// Reads and checks a manifest's text (`origin` names it in errors): a `files` table listing
 /// every model file, by plain name, each with its sha256 and size. Touches no file.
 pub fn parse(text: &str, origin: &str) -> Result<Vec<ManifestEntry>> {
-    let manifest: serde_json::Value =
-        serde_json::from_str(text).with_context(|| format!("{origin} is not valid JSON; export the model again"))?;
+    let manifest: serde_json::Value = serde_json::from_str(text)
+        .with_context(|| format!("{origin} is not valid JSON; export the model again"))?;
     let Some(files) = manifest["files"].as_object() else {
         bail!("{origin}: no \"files\" table; export the model again with `tkre export`");
     };

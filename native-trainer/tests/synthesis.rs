@@ -629,6 +629,16 @@ fn samples_without_a_name_naming_the_relation_or_reversed_are_rejected() {
         )),
         Err("an entity is the relation's name")
     );
+    assert_eq!(
+        check(sample(
+            "The Council follows adherence to international rules, respect for human rights, and a commitment to promoting peace and unity.",
+            "Council",
+            "WORK",
+            "adherence to international rules, respect for human rights, and a commitment to promoting peace and unity",
+            "PERSON"
+        )),
+        Err("an entity is a phrase, not a name")
+    );
     // Types an LLM guessed for the relation are hints: other types pass, a reversal does not.
     let hinted = SchemaRelation {
         types_are_hints: true,

@@ -294,6 +294,13 @@ fn echoes_prompt(text: &str, relation: &str) -> bool {
         || (relation.split(' ').count() >= 4 && text.contains(&relation))
 }
 
+/// Longest entity accepted, in words and in characters ("Organisation for Economic
+/// Co-operation and Development" has 6 words and 50 characters).
+const MAX_ENTITY_WORDS: usize = 10;
+const MAX_ENTITY_CHARS: usize = 80;
+/// Longest sample sentence accepted, in words: the prompt asks for one of 12 to 30.
+const MAX_SENTENCE_WORDS: usize = 50;
+
 /// Whether `entity` looks like a name: a capital letter or a digit somewhere. Wikipedia
 /// sentences name their entities ("Marie Curie", "Warsaw"); "the government" or "the
 /// environmental movement" are what a small model writes when it knows no real pair.
@@ -385,6 +392,18 @@ pub fn check_sample(
             (head, tail)
         };
     let (head_text, tail_text) = (raw.head.trim(), raw.tail.trim());
+    // A name, not a clause: "adherence to international law, respect for human rights, and
+    // non-aggression" is what a small model gives as the value of a vague property.
+    let words = |t: &str| t.split_whitespace().count();
+    if [head_text, tail_text]
+        .iter()
+        .any(|e| words(e) > MAX_ENTITY_WORDS || e.chars().count() > MAX_ENTITY_CHARS)
+    {
+        return Err("an entity is a phrase, not a name");
+    }
+    if words(text) > MAX_SENTENCE_WORDS {
+        return Err("the context is longer than one sentence");
+    }
     if !is_named(head_text) && !is_named(tail_text) {
         return Err("neither entity is a name");
     }
