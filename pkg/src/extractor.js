@@ -207,6 +207,12 @@ export class RelationExtractor {
     return this.#run((x) => x.loadSupportSet(typeof json === 'string' ? json : JSON.stringify(json)));
   }
 
+  /** Bytes the wasm module's linear memory holds now (it grows, never shrinks). */
+  async memoryUsage() {
+    const wasm = await initWasm();
+    return { wasmBytes: wasm.memory.buffer.byteLength };
+  }
+
   /** Frees the model's memory (GPU buffers included). */
   async dispose() {
     this.#inner?.free();

@@ -92,6 +92,8 @@ export interface RelationExtractor {
   /** Similarity below which a query is "none of the above"; null clears it. */
   setNoneThreshold(threshold: number | null): Promise<void>;
   relations(): Promise<RelationSummary[]>;
+  /** Bytes the wasm module's linear memory holds now (it grows, never shrinks). */
+  memoryUsage(): Promise<{ wasmBytes: number }>;
   classify(query: Example): Promise<Prediction>;
   classify(queries: Example[]): Promise<Prediction[]>;
   /** Sentence embeddings: L2-normalised mean of the last hidden states (as `tkre embed`). */
@@ -128,3 +130,14 @@ export function fetchModelFiles(
 ): Promise<{ manifest: ModelManifest; files: Record<string, Uint8Array>; fromCache: boolean }>;
 export function clearModelCache(): Promise<void>;
 export function sha256Hex(bytes: Uint8Array): Promise<string>;
+
+/**
+ * Every rejected call rejects with an Error that has a `kind`: "input" (a malformed
+ * argument), "instance" (a sentence or its entities), "support-set", "option" (a value out of
+ * range), "model", "tokenizer", "json", "device" (the compute device failed), "trap" or
+ * "worker-failed" (the worker restarts on the CPU by itself), or "error". Act on the kind; the
+ * message may quote your input.
+ */
+export interface TkreError extends Error {
+  kind: 'input' | 'instance' | 'support-set' | 'option' | 'model' | 'tokenizer' | 'json' | 'io' | 'device' | 'internal' | 'trap' | 'worker-failed' | 'error';
+}

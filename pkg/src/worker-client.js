@@ -122,6 +122,9 @@ export class WorkerExtractor {
   relations() {
     return this.#call('relations');
   }
+  memoryUsage() {
+    return this.#call('memoryUsage');
+  }
   classify(queries) {
     return this.#call('classify', queries);
   }

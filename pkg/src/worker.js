@@ -24,7 +24,7 @@ methods.simulateFatalError = async () => {
   throw new WebAssembly.RuntimeError('unreachable (simulated)');
 };
 
-for (const name of ['addRelation', 'setRelationText', 'addExamples', 'removeExample', 'removeRelation', 'setNoneThreshold', 'relations', 'classify', 'embed', 'saveSupportSet', 'loadSupportSet', 'simulateDeviceLoss', 'dispose']) {
+for (const name of ['addRelation', 'setRelationText', 'addExamples', 'removeExample', 'removeRelation', 'setNoneThreshold', 'relations', 'classify', 'embed', 'saveSupportSet', 'loadSupportSet', 'memoryUsage', 'simulateDeviceLoss', 'dispose']) {
   methods[name] = (...args) => {
     if (!extractor) throw new Error('no model loaded; call load() first');
     return extractor[name](...args);

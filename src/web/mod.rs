@@ -339,7 +339,11 @@ impl Extractor {
     /// (a method, not a setter: wasm-bindgen setters cannot report errors).
     #[wasm_bindgen(js_name = setMaxLength)]
     pub fn set_max_length(&self, tokens: usize) -> Result<(), JsValue> {
-        self.state.borrow_mut().encoder.set_max_len(tokens).map_err(js_error)
+        self.state
+            .borrow_mut()
+            .encoder
+            .set_max_len(tokens)
+            .map_err(js_error)
     }
 
     /// "webgpu" or "cpu".
