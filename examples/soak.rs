@@ -21,15 +21,22 @@ fn rss_bytes() -> Option<u64> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let (classifications, edits) = (args.first().copied().unwrap_or(10_000), args.get(1).copied().unwrap_or(1_000));
+    let (classifications, edits) = (
+        args.first().copied().unwrap_or(10_000),
+        args.get(1).copied().unwrap_or(1_000),
+    );
     let model = std::env::var_os("TKRE_MODEL")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/tkre/web-models/default-int8")
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/tkre/web-models/default-int8")
         });
     let mut encoder = RelationEncoder::load_dir(&model, burn::tensor::Device::flex())?;
     encoder.use_fused_cpu()?;
-    let support = SupportSet::from_json(&std::fs::read_to_string("examples/support_set.json")?, "examples/support_set.json")?;
+    let support = SupportSet::from_json(
+        &std::fs::read_to_string("examples/support_set.json")?,
+        "examples/support_set.json",
+    )?;
     let mut set = encoder.encode_support_set(support.parse()?, 16)?;
     let parts = encoder.representation.parts().len();
     let queries: Vec<RelationInstance> = std::fs::read_to_string("examples/queries.txt")?
@@ -54,7 +61,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if i + 1 == 100 {
             warm = rss_bytes();
         }
-        if i % (classifications / edits.max(1)).max(1) == 0 && i / (classifications / edits.max(1)).max(1) < edits {
+        if i % (classifications / edits.max(1)).max(1) == 0
+            && i / (classifications / edits.max(1)).max(1) < edits
+        {
             let vector = encoder.encode_instances(std::slice::from_ref(&extra_instance), 1)?;
             let added = set.add_examples(&relation, vec![((&extra_instance).into(), vector[0].clone())]);
             errors += usize::from(added.is_err());

@@ -37,9 +37,10 @@ pub struct ModelArgs {
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "ndarray", "browser-cpu"])]
     pub device: String,
     /// Maximum tokens per sentence, [CLS]/[SEP] included; longer relation instances keep a
-    /// window around both entities.
-    #[arg(long, default_value_t = tkre::relation_encoder::DEFAULT_MAX_LEN)]
-    pub max_length: usize,
+    /// window around both entities. Default: 256, or the model's position table if smaller;
+    /// a value outside 8 .. the table is an error.
+    #[arg(long)]
+    pub max_length: Option<usize>,
     /// Sentences per encoder batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,

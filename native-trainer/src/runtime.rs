@@ -30,7 +30,9 @@ pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
     tkre_trainer::manifest::verify(&dir)?;
     let mut encoder = RelationEncoder::load_dir(&dir, device(&args.device))
         .with_context(|| format!("loading model from {}", dir.display()))?;
-    encoder.set_max_len(args.max_length)?;
+    if let Some(tokens) = args.max_length {
+        encoder.set_max_len(tokens)?;
+    }
     if args.device == "browser-cpu" {
         encoder.use_fused_cpu()?;
     }

@@ -208,7 +208,10 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
         seed: args.seed,
         queries: args.queries,
         representation: args.representation.to_string(),
-        max_length: args.model.max_length,
+        max_length: args
+            .model
+            .max_length
+            .unwrap_or(tkre::relation_encoder::DEFAULT_MAX_LEN),
         relation_text: args
             .relation_descriptions
             .as_ref()
