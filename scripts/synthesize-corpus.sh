@@ -2,7 +2,8 @@
 # Synthesises the Wikidata pre-training corpus in data/corpus/wikidata/ with the local LLM
 # (Qwen2.5-Coder-1.5B-Instruct, scripts/fetch-llm.sh) through `tkre synthesize`. Goes through
 # relations.txt in order, 20 relations at a time: their entity types (asked once), the typed
-# schema, samples, then paraphrases of the first samples. Every step resumes, so run it again
+# schema, samples (a second round, hotter, for relations short of 8 valid), then paraphrases
+# of the first samples. Every step resumes, so run it again
 # after any interruption (nothing is lost or sent twice); it can run in pieces over days.
 #   bash scripts/synthesize-corpus.sh [RELATIONS]     RELATIONS: how many of relations.txt (default all)
 # Environment: SAMPLES_PER_RELATION (10), PARAPHRASED_PER_RELATION (2), PARAPHRASES (3),
@@ -48,6 +49,22 @@ for ((i = 0; i < ${#relations[@]}; i += chunk)); do
   "$tkre" synthesize samples "${server_args[@]}" --schema "$dir/schema.json" --only-relations "$list" \
     --template data/synthesis/wikidata-samples.txt --demonstrations 0 --temperature 0.7 \
     --n "${SAMPLES_PER_RELATION:-10}" --structured off --out "$dir/samples.jsonl" || true
+  # A second round for the relations of this chunk still short of 8 valid samples.
+  short=$(python3 - "$dir/schema.json" "$dir/samples.jsonl.done.jsonl" "$list" <<'PY'
+import json, sys
+name_of = {r.get("id"): r["name"] for r in json.load(open(sys.argv[1]))["relations"]}
+valid = {}
+for line in open(sys.argv[2]):
+    entry = json.loads(line)
+    valid[entry["relation"]] = valid.get(entry["relation"], 0) + entry["valid"]
+print(",".join(p for p in sys.argv[3].split(",") if p and valid.get(name_of.get(p), 0) < 8))
+PY
+)
+  if [ -n "$short" ]; then
+    "$tkre" synthesize samples "${server_args[@]}" --schema "$dir/schema.json" --only-relations "$short" \
+      --template data/synthesis/wikidata-samples.txt --demonstrations 0 --temperature 0.9 --rounds 2 \
+      --n "${SAMPLES_PER_RELATION:-10}" --structured off --out "$dir/samples.jsonl" || true
+  fi
   "$tkre" synthesize paraphrases "${server_args[@]}" --schema "$dir/schema.json" --only-relations "$list" \
     --from "$dir/samples.jsonl" --per-relation "${PARAPHRASED_PER_RELATION:-2}" --n "${PARAPHRASES:-3}" \
     --temperature 0.7 --structured off --out "$dir/paraphrases.jsonl" || true
