@@ -19,10 +19,9 @@ for target in ${TARGETS:-marked_sentence support_set fewrel_record model_files l
   log="$TKRE_CACHE/fuzz-$target.log"
   status=0
   (cd fuzz && cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=4096) >"$log" 2>&1 || status=$?
-  # libFuzzer's last status line: "#RUNS DONE cov: N ft: N corp: N/..." (or the crash).
-  done_line=$(grep -E "^#[0-9]+ +DONE" "$log" | tail -1 || true)
-  runs=$(echo "$done_line" | sed -E 's/^#([0-9]+).*/\1/')
-  cov=$(echo "$done_line" | sed -nE 's/.* cov: ([0-9]+).*/\1/p')
+  # libFuzzer ends with "Done N runs in S second(s)"; its status lines carry "cov: N".
+  runs=$(sed -nE 's/^Done ([0-9]+) runs.*/\1/p' "$log" | tail -1)
+  cov=$(grep -oE " cov: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || true)
   if [ "$status" -ne 0 ]; then
     found=1
     echo "   $target: FOUND A FAILURE (see $log and fuzz/artifacts/$target/)" >&2
