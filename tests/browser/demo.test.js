@@ -4,7 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, startServer, launchBrowser, nativeClassify, nativeEmbed, openDemo, classifyOnPage, recordRequests } from './harness.js';
+import { createHash } from 'node:crypto';
+import { ROOT, MODEL_DIR, startServer, launchBrowser, nativeClassify, nativeEmbed, openDemo, classifyOnPage, recordRequests } from './harness.js';
 
 // WebGPU (SwiftShader) and CPU both compute in f32 but sum in different orders; similarities
 // agree to ~1e-5. Probabilities are a softmax at temperature 0.05, which multiplies
@@ -235,6 +236,66 @@ test('errors quoting "device lost" or a trap do not tear the worker down; errors
   assert.equal(result.badLength?.kind, 'option', JSON.stringify(result.badLength));
   assert.match(result.badLength.message, /maximum length 3: give 8 to \d+ tokens/);
   await page.close();
+});
+
+test('bad model files through the Worker are rejected with a kind, and the worker loads a good model afterwards', async () => {
+  const manifest = JSON.parse(readFileSync(path.join(MODEL_DIR, 'manifest.json'), 'utf8'));
+  const config = JSON.parse(readFileSync(path.join(MODEL_DIR, 'config.json'), 'utf8'));
+  const entry = (text) => ({ sha256: createHash('sha256').update(text).digest('hex'), bytes: Buffer.byteLength(text) });
+  const badModels = {
+    dropout: { config: { ...config, hidden_dropout_prob: 1.5 }, needle: /hidden_dropout_prob/ },
+    layers: { config: { ...config, num_hidden_layers: 1000000000 }, needle: /num_hidden_layers/ },
+    positions: { config: { ...config, max_position_embeddings: 4 }, needle: /at least 8/ },
+    unlisted: { drop: 'model.safetensors', needle: /"files" needs "model\.safetensors"/ },
+  };
+  const context = await browser.newContext();
+  for (const [name, bad] of Object.entries(badModels)) {
+    const files = { ...manifest.files };
+    let configText = null;
+    if (bad.config) {
+      configText = JSON.stringify(bad.config);
+      files['config.json'] = entry(configText);
+    }
+    if (bad.drop) delete files[bad.drop];
+    await context.route(`**/models/bad-${name}/manifest.json`, (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify({ ...manifest, files }) }));
+    await context.route(`**/models/bad-${name}/config.json`, (route) => route.fulfill({ contentType: 'application/json', body: configText ?? JSON.stringify(config) }));
+    for (const file of ['model.safetensors', 'tokenizer.json']) {
+      await context.route(`**/models/bad-${name}/${file}`, (route) => route.fulfill({ body: readFileSync(path.join(MODEL_DIR, file)) }));
+    }
+  }
+  const page = await context.newPage();
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  const result = await page.evaluate(async (names) => {
+    const m = await import('/pkg/src/index.js');
+    const x = await m.createWorkerExtractor({ modelUrl: '/models/default/', backend: 'cpu' });
+    const errors = {};
+    for (const name of names) {
+      const started = performance.now();
+      try {
+        await x.load({ modelUrl: `/models/bad-${name}/`, backend: 'cpu', useCache: false });
+        errors[name] = null;
+      } catch (e) {
+        errors[name] = { kind: e.kind, message: e.message, ms: performance.now() - started };
+      }
+    }
+    await x.load({ modelUrl: '/models/default/', backend: 'cpu' });
+    await x.addExamples('born in', ['[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].']);
+    await x.addExamples('works for', ['[E1]Tim Cook[/E1] works for [E2]Apple[/E2].']);
+    // A support example as the query: its own relation must win.
+    const answer = await x.classify('[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].');
+    await x.dispose();
+    return { errors, answer };
+  }, Object.keys(badModels));
+  for (const [name, bad] of Object.entries(badModels)) {
+    const error = result.errors[name];
+    assert.ok(error, `${name}: a bad model must be refused`);
+    assert.match(error.message, bad.needle, `${name}: ${error.message}`);
+    assert.notEqual(error.kind, 'trap', `${name}: ${error.message}`);
+    assert.ok(error.ms < 20000, `${name}: refused after ${error.ms} ms`);
+  }
+  assert.equal(result.answer.ranked[0].relation, 'born in');
+  await context.close();
 });
 
 test('a lost WebGPU device moves the worker to the CPU with the same support set', async () => {
