@@ -90,15 +90,8 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
 
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0usize;
-    for (number, line) in crate::runtime::stdin_lines() {
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: stdin line {number}: {e}");
-                continue;
-            }
-        };
+    let unreadable = std::cell::Cell::new(0);
+    for (number, line) in crate::runtime::stdin_lines(&unreadable) {
         let marked = line.as_str();
         if marked.trim().is_empty() {
             continue;
@@ -121,7 +114,7 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed == 0 {
+    Ok(if failed + unreadable.get() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

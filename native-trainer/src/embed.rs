@@ -35,15 +35,8 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
         pending.clear();
         Ok(())
     };
-    for (number, line) in crate::runtime::stdin_lines() {
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: stdin line {number}: {e}");
-                continue;
-            }
-        };
+    let unreadable = std::cell::Cell::new(0);
+    for (number, line) in crate::runtime::stdin_lines(&unreadable) {
         let text = line.as_str();
         if text.trim().is_empty() {
             eprintln!("error: stdin line {number}: empty sentence, skipped");
@@ -56,7 +49,7 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
         }
     }
     flush(&mut pending, &mut stdout)?;
-    Ok(if failed == 0 {
+    Ok(if failed + unreadable.get() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

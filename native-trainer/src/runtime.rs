@@ -40,33 +40,38 @@ pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
 }
 
 /// The lines of stdin, numbered from 1, without the line ending. A line that is not UTF-8 is
-/// an `Err` with what is wrong, and reading goes on: one bad line must not drop the rest.
-pub fn stdin_lines() -> impl Iterator<Item = (usize, std::result::Result<String, String>)> {
+/// reported on stderr with its number and skipped, and counted in `bad`: one bad line must not
+/// drop the rest.
+pub fn stdin_lines(bad: &std::cell::Cell<usize>) -> impl Iterator<Item = (usize, String)> + '_ {
     use std::io::BufRead;
     let mut input = std::io::stdin().lock();
     let mut number = 0;
     std::iter::from_fn(move || {
-        let mut bytes = Vec::new();
-        match input.read_until(b'\n', &mut bytes) {
-            Ok(0) => None,
-            Ok(_) => {
-                number += 1;
-                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    bytes.pop();
+        loop {
+            let mut bytes = Vec::new();
+            number += 1;
+            match input.read_until(b'\n', &mut bytes) {
+                Ok(0) => return None,
+                Ok(_) => {
+                    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                        bytes.pop();
+                    }
+                    match String::from_utf8(bytes) {
+                        Ok(line) => return Some((number, line)),
+                        Err(e) => {
+                            bad.set(bad.get() + 1);
+                            eprintln!(
+                                "error: stdin line {number}: not valid UTF-8 text (byte {} of the line); the line is skipped",
+                                e.utf8_error().valid_up_to() + 1
+                            );
+                        }
+                    }
                 }
-                Some((
-                    number,
-                    String::from_utf8(bytes).map_err(|e| {
-                        format!(
-                            "not valid UTF-8 text (byte {} of the line); the line is skipped",
-                            e.utf8_error().valid_up_to() + 1
-                        )
-                    }),
-                ))
-            }
-            Err(e) => {
-                number += 1;
-                Some((number, Err(format!("reading stdin failed: {e}"))))
+                Err(e) => {
+                    bad.set(bad.get() + 1);
+                    eprintln!("error: stdin line {number}: reading stdin failed: {e}");
+                    return None;
+                }
             }
         }
     })

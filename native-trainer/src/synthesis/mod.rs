@@ -452,17 +452,17 @@ pub fn paraphrase_jobs(
     jobs
 }
 
-/// The sample records of a `tkre synthesize samples` output, with the line of any that
-/// cannot be read.
-fn read_samples(path: &Path) -> Result<Vec<SampleRecord>> {
-    let text = read(path)?;
-    text.lines()
+/// The records of a JSON-lines file written by `tkre synthesize` (`what` names the command
+/// in errors, with the line of any record that cannot be read).
+fn read_json_lines<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<Vec<T>> {
+    read(path)?
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).with_context(|| {
                 format!(
-                    "{}:{}: not a sample record of `tkre synthesize samples`",
+                    "{}:{}: not a record of `tkre synthesize {what}`",
                     path.display(),
                     i + 1
                 )
@@ -566,7 +566,7 @@ pub fn run(command: SynthesizeCommand) -> Result<ExitCode> {
                 prompts::PARAPHRASE_TEMPLATE,
                 prompts::PARAPHRASE_PLACEHOLDERS,
             )?;
-            let samples = read_samples(&args.from)?;
+            let samples: Vec<SampleRecord> = read_json_lines(&args.from, "samples")?;
             let jobs = paraphrase_jobs(&schema, &samples, args.per_relation, args.n, &template);
             let report = execute(&args.server, &schema, jobs)?;
             Ok(finish(&args.server, &report))
@@ -578,20 +578,7 @@ pub fn run(command: SynthesizeCommand) -> Result<ExitCode> {
                 _ => bail!("give --from-pid2name FILE or --from-tacred FILE"),
             };
             if let Some(path) = &args.types {
-                let answers: Vec<schema::RelationTypes> = read(path)?
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, l)| !l.trim().is_empty())
-                    .map(|(i, l)| {
-                        serde_json::from_str(l).with_context(|| {
-                            format!(
-                                "{}:{}: not an answer of `tkre synthesize types`",
-                                path.display(),
-                                i + 1
-                            )
-                        })
-                    })
-                    .collect::<Result<_>>()?;
+                let answers: Vec<schema::RelationTypes> = read_json_lines(path, "types")?;
                 let typed = schema.apply_types(&answers)?;
                 eprintln!("types for {typed} of {} relations", schema.relations.len());
             }
