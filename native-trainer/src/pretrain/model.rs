@@ -7,6 +7,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, relu};
+use tkre::model::pooling::{l2_normalize, mean_pool};
 use tkre::model::{BertModel, EncoderBatch, EncoderConfig, MlmHead, MlmHeadConfig};
 
 /// Linear-ReLU-Linear, shared by anchors and spans before the similarity.
@@ -47,12 +48,6 @@ impl SpanContrastHeadConfig {
             },
         }
     }
-}
-
-/// Rows scaled to unit L2 norm (as torch's `F.normalize`, with its 1e-12 floor).
-fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
-    let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12);
-    x / norm
 }
 
 impl SpanContrastHead {
@@ -227,7 +222,7 @@ impl PretrainModel {
                 let texts = relation.texts.as_ref().map(|(encoder, targets, weights)| {
                     let states = self.bert.forward(encoder);
                     (
-                        sentence_means(states, &encoder.attention_mask),
+                        mean_pool(states, &encoder.attention_mask),
                         targets.clone(),
                         weights.clone(),
                     )
@@ -272,15 +267,6 @@ impl PretrainModel {
             text,
         }
     }
-}
-
-/// Mean of each sequence's token states over its real tokens (the sentence embedding the
-/// classifier uses for relation text), `[batch, hidden]`.
-pub fn sentence_means(states: Tensor<3>, attention_mask: &Tensor<2>) -> Tensor<2> {
-    let [b, seq, h] = states.dims();
-    let mask = attention_mask.clone().reshape([b, seq, 1]);
-    let counts = attention_mask.clone().sum_dim(1).clamp_min(1.0);
-    (states * mask).sum_dim(1).reshape([b, h]) / counts
 }
 
 /// The relation stage's losses, on the classifier's own relation representation (the
