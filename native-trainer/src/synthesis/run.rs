@@ -373,10 +373,9 @@ pub async fn run_jobs(
                         if repeats >= PATTERN_REPEATS {
                             return Err("the sentence pattern of two other samples");
                         }
-                        if seen.contains(&dedup_key(&record.text)) {
+                        if !seen.insert(dedup_key(&record.text)) {
                             return Err("duplicate");
                         }
-                        seen.insert(dedup_key(&record.text));
                         known.push(pattern);
                         Ok(record)
                     });
