@@ -27,14 +27,14 @@ tkre="$CARGO_TARGET_DIR/debug/tkre"
 gguf=$(bash scripts/fetch-llm.sh qwen2.5-coder-1.5b)
 python=$(bash scripts/setup-llm.sh | head -1)
 endpoint="http://127.0.0.1:$port/v1"
-if ! curl -sf "$endpoint/models" >/dev/null; then
+if ! curl -sf --max-time 10 "$endpoint/models" >/dev/null; then
   "$python" -m llama_cpp.server --model "$gguf" --host 127.0.0.1 --port "$port" --n_ctx 4096 \
     --n_threads "$(nproc)" --model_alias qwen2.5-coder-1.5b > "$TKRE_CACHE/llm-server.log" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
-  for _ in $(seq 120); do curl -sf "$endpoint/models" >/dev/null && break; sleep 1; done
+  for _ in $(seq 120); do curl -sf --max-time 10 "$endpoint/models" >/dev/null && break; sleep 1; done
 fi
-model=$(curl -sf "$endpoint/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')
+model=$(curl -sf --max-time 10 "$endpoint/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')
 
 untyped="$TKRE_CACHE/corpus-schema-untyped.json"
 "$tkre" synthesize schema --from-pid2name "$pid2name" --out "$untyped" 2>/dev/null
