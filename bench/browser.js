@@ -1,6 +1,7 @@
 // Browser benchmark (not a test): the package in headless Chromium on WebGPU (SwiftShader
 // here) and on the CPU. Prints a table and writes reports/bench-browser.json.
-//   node bench/browser.js            (after scripts/build-wasm.sh; see docs/speed.md)
+//   node bench/browser.js            (after scripts/dev/build-wasm.sh and, for the burn rows,
+//                                     scripts/dev/build-wasm.sh --compare; see docs/benchmarks.md)
 import { writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, MODEL_DIR, startServer, launchBrowser } from '../tests/browser/harness.js';
@@ -21,7 +22,9 @@ async function measure(browser, url, backend, sentences) {
   const context = await browser.newContext();
   const run = async (cold) => {
     const page = await context.newPage();
-    await page.goto(`${url}bench/browser.html`);
+    // burn's backends are only in the comparison build (bench/compare-build.html loads it).
+    const burn = backend.startsWith('burn-') || backend === 'ndarray';
+    await page.goto(`${url}bench/${burn ? 'compare-build' : 'browser'}.html`);
     const result = await page.evaluate(
       async ({ backend, cold, support, sentences, QUERIES, BATCH }) => {
         const m = await import('/pkg/src/index.js');
@@ -75,7 +78,7 @@ const server = await startServer();
 const browser = await launchBrowser();
 const rows = [];
 try {
-  const backends = (process.env.TKRE_BENCH_BACKENDS ?? 'cpu,ndarray,webgpu').split(',');
+  const backends = (process.env.TKRE_BENCH_BACKENDS ?? 'cpu,burn-ndarray,webgpu').split(',');
   for (const backend of backends) {
     rows.push(await measure(browser, server.url, backend, sentences));
     console.error(JSON.stringify(rows.at(-1)));

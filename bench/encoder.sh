@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-bash scripts/fetch-base-model.sh >/dev/null
+bash scripts/setup/fetch-base-model.sh >/dev/null
 data="${1:-../shared/data/fewrel/val_wiki.json}"
 model="$TKRE_CACHE/models/all-MiniLM-L6-v2"
 export CARGO_TARGET_DIR="$TKRE_CACHE/target-bench"

@@ -5,7 +5,7 @@
 // transformers.js (ONNX Runtime Web's kernels carry their operator names as labels).
 //   node bench/gpu-profile.js                     # this package, backend "webgpu"
 //   TKRE_GPU_PROFILE_SIDE=burn-webgpu node bench/gpu-profile.js   # burn's WebGPU backend
-//   TKRE_GPU_PROFILE_SIDE=transformers.js node bench/gpu-profile.js   # after scripts/setup-onnx.sh
+//   TKRE_GPU_PROFILE_SIDE=transformers.js node bench/gpu-profile.js   # after scripts/setup/onnx.sh
 // Settings: TKRE_GPU_PROFILE_MODEL=base-fp32 (a folder of $TKRE_CACHE/web-models)
 // TKRE_GPU_PROFILE_LENGTH=fewrel|N (tokens, roughly)  TKRE_GPU_PROFILE_TOP=20
 import path from 'node:path';

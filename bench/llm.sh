@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Synthesis LLMs on this machine: generation speed and yield of validated samples for each
-# model of scripts/fetch-llm.sh, through the same path as a corpus run (llama-cpp-python's
+# model of scripts/setup/fetch-llm.sh, through the same path as a corpus run (llama-cpp-python's
 # OpenAI-compatible server, `tkre synthesize samples` with its checks). Prompts: the paper's
 # SCDG template for RELATIONS (TACRED schema; the paper's released samples as demonstrations,
 # benchmark use only), temperature 0.7, one request at a time, all cores to the server.
@@ -9,9 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-cargo build --quiet -p tkre-trainer
-tkre="$CARGO_TARGET_DIR/debug/tkre"
-python=$(bash scripts/setup-llm.sh | head -1)
+build_tkre
+python=$(bash scripts/setup/llm.sh | head -1)
 seeds=../shared/data/tkre-synthetic/llm_da_8.jsonl
 relations=${RELATIONS:-"per:city_of_birth,org:founded_by,per:employee_of,per:spouse,org:country_of_headquarters"}
 work=$(mktemp -d)
@@ -19,7 +18,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 "$tkre" synthesize schema --from-tacred "$seeds" --out "$work/schema.json" >/dev/null
 rows=()
 for model in ${MODELS:-qwen2.5-coder-0.5b qwen2.5-coder-1.5b}; do
-  gguf=$(bash scripts/fetch-llm.sh "$model")
+  gguf=$(bash scripts/setup/fetch-llm.sh "$model")
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$python" -m llama_cpp.server --model "$gguf" --host 127.0.0.1 --port "$port" --n_ctx 4096 \
     --n_threads "$(nproc)" --model_alias "$model" >"$work/$model.server.log" 2>&1 &

@@ -11,8 +11,7 @@ source scripts/env.sh
 steps="${STEPS:-12}"
 if [ $# -gt 0 ]; then devices=("$@"); else devices=(cpu ndarray); fi
 data=../shared/data/tkre-synthetic
-cargo build --quiet -p tkre-trainer ${CARGO_FEATURES:+--features "$CARGO_FEATURES"}
-tkre="$CARGO_TARGET_DIR/debug/tkre"  # burn and the other dependencies are optimised in dev builds
+build_tkre ${CARGO_FEATURES:+--features "$CARGO_FEATURES"}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p reports

@@ -1,8 +1,8 @@
 // Where the browser's time goes (not a test): samples the page's CPU profile (Chrome DevTools
 // Protocol, the same profiler as the Performance panel) while this package embeds sentences,
 // and prints self time per function, most first, with the wasm function names. Needs a wasm
-// built with its name section: `bash scripts/build-wasm.sh --profiling` (then `bash
-// scripts/build-wasm.sh` again for the normal build).
+// built with its name section: `bash scripts/dev/build-wasm.sh --profiling` (then `bash
+// scripts/dev/build-wasm.sh` again for the normal build).
 //   node bench/profile.js
 // Settings (environment): TKRE_PROFILE_BACKEND=cpu  TKRE_PROFILE_MODEL=base-fp32 (a folder of
 // $TKRE_CACHE/web-models)  TKRE_PROFILE_LENGTH=fewrel|N (tokens)  TKRE_PROFILE_BATCH=1

@@ -3,7 +3,7 @@
 // Reports the wasm memory and the browser's resident memory (every Chromium process, from
 // /proc) after loading, after warm-up and at the end, the errors (expected: none) and the
 // time. Prints a table and writes reports/soak-browser.json.
-//   node bench/soak.js [CLASSIFY EDITS]      (after scripts/build-wasm.sh and scripts/web-model.sh)
+//   node bench/soak.js [CLASSIFY EDITS]      (after scripts/dev/build-wasm.sh and scripts/dev/web-model.sh)
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, startServer, launchBrowser } from '../tests/browser/harness.js';

@@ -1,5 +1,5 @@
 // transformers.js (ONNX Runtime Web) inside a benchmark page, fully offline: the model files
-// from /onnx-models/ and ONNX Runtime's wasm from /transformers/ (scripts/serve.py serves
+// from /onnx-models/ and ONNX Runtime's wasm from /transformers/ (scripts/dev/serve.py serves
 // both). Imported in the page by bench/compare.js and bench/gpu-profile.js, so that both
 // measure the same configuration.
 

@@ -31,14 +31,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
                 .join(".cache/tkre/web-models/default-int8")
         });
-    let mut encoder = RelationEncoder::load_dir(&model, burn::tensor::Device::flex())?;
-    encoder.use_fused_cpu()?;
+    let encoder = RelationEncoder::load_dir(&model, tkre::EngineRequest::Cpu)?;
     let support = SupportSet::from_json(
         &std::fs::read_to_string("examples/support_set.json")?,
         "examples/support_set.json",
     )?;
     let mut set = encoder.encode_support_set(support.parse()?, 16)?;
-    let parts = encoder.representation.parts().len();
+    let parts = encoder.representation().parts().len();
     let queries: Vec<RelationInstance> = std::fs::read_to_string("examples/queries.txt")?
         .lines()
         .filter(|l| !l.trim().is_empty())

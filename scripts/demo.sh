@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-bash scripts/setup.sh
-bash scripts/build-wasm.sh
-model=$(bash scripts/web-model.sh)
-exec python3 scripts/serve.py "$model"
+bash scripts/setup/install.sh
+bash scripts/dev/build-wasm.sh
+model=$(bash scripts/dev/web-model.sh)
+exec python3 scripts/dev/serve.py "$model"

@@ -3,3 +3,11 @@
 export TKRE_CACHE="${TKRE_CACHE:-$HOME/.cache/tkre}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TKRE_CACHE/target}"
 export TKRE_WASM_TARGET_DIR="${TKRE_WASM_TARGET_DIR:-$TKRE_CACHE/target-wasm}"
+
+# The one way scripts build and find the `tkre` binary: a dev build (its dependencies, burn
+# among them, are optimised in the dev profile too); sets $tkre to its path. Arguments go to
+# cargo (e.g. --features wgpu).
+build_tkre() {
+  cargo build --quiet -p tkre-trainer "$@"
+  tkre="$CARGO_TARGET_DIR/debug/tkre"
+}

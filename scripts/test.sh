@@ -4,16 +4,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-bash scripts/setup.sh
+bash scripts/setup/install.sh
 
 echo "== cargo test (native, CPU backend)" >&2
 cargo test --workspace 2>&1
 
 echo "== browser package: wasm build, default model" >&2
-bash scripts/build-wasm.sh
-bash scripts/web-model.sh >/dev/null
+bash scripts/dev/build-wasm.sh
+bash scripts/dev/web-model.sh >/dev/null
 # transformers.js and the same model as ONNX, for the comparison benchmark's CI-sized run.
-bash scripts/setup-onnx.sh >/dev/null
+bash scripts/setup/onnx.sh >/dev/null
 
 echo "== browser tests (headless Chromium: WebGPU on SwiftShader, and CPU)" >&2
 (cd tests/browser && npm test 2>&1)

@@ -27,6 +27,10 @@ pub enum TkreError {
     /// An option or setting outside what it may be (a length, a threshold, a count).
     #[error("{0}")]
     Option(String),
+    /// The compute device failed: no WebGPU adapter, a lost device, results that could not be
+    /// read back.
+    #[error("{0}")]
+    Device(String),
     /// JSON that could not be parsed, with where it came from.
     #[error("{origin}: malformed JSON: {error}")]
     Json {
@@ -49,6 +53,7 @@ impl TkreError {
             Self::Instance(_) => "instance",
             Self::SupportSet(_) => "support-set",
             Self::Option(_) => "option",
+            Self::Device(_) => "device",
             Self::Json { .. } => "json",
         }
     }

@@ -1,4 +1,4 @@
-//! Inputs found by fuzzing (scripts/fuzz.sh) or by reading the parser for the same class of
+//! Inputs found by fuzzing (scripts/dev/fuzz.sh) or by reading the parser for the same class of
 //! bug, kept as regression tests: none may panic, and what parses must round-trip.
 
 use tkre::fewshot::SupportSet;

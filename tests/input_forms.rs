@@ -167,7 +167,7 @@ fn long_sentences_keep_both_entities() {
     .unwrap();
     assert_eq!(encoded.ids.len(), 64);
     let vectors = {
-        let mut e = common::base_encoder();
+        let e = common::base_encoder();
         e.set_max_len(64).unwrap();
         e.encode_instances(&[RelationInstance::from_marked(&marked).unwrap()], 1)
             .unwrap()

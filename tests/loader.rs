@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
+use tkre::engine::Engine;
 use tkre::model::{EncoderBatch, EncoderConfig, load_weights_from_file};
-use tkre::{RelationEncoder, TkreError};
+use tkre::{EngineRequest, RelationEncoder, TkreError};
 
 /// Deterministic pseudo-random values in [-0.1, 0.1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -137,13 +138,46 @@ fn checkpoint(dir: &Path, config: &EncoderConfig, prefix: &str) -> BTreeMap<Stri
 }
 
 fn output(encoder: &RelationEncoder) -> Vec<f32> {
-    let batch = EncoderBatch::new(&[vec![101, 2000, 2001, 102]], 0, &encoder.device);
     encoder
-        .model
-        .forward(&batch)
-        .into_data()
-        .try_to_vec::<f32>()
+        .hidden_states(&[vec![101, 2000, 2001, 102]])
         .unwrap()
+        .remove(0)
+}
+
+/// Both loaders: burn's (burn-store, the burn engine) and the fused engines'
+/// (`tkre::checkpoint::tensors`, the CPU engine).
+fn engines() -> [EngineRequest; 2] {
+    [common::engine(), EngineRequest::Cpu]
+}
+
+fn load(dir: &Path) -> RelationEncoder {
+    RelationEncoder::load_dir(dir, common::engine()).unwrap()
+}
+
+/// Loads `dir` on every engine: each must fail with an error that mentions every needle.
+fn refused_by_every_engine(dir: &Path, needles: &[&str]) -> TkreError {
+    let mut last = None;
+    for engine in engines() {
+        let err = RelationEncoder::load_dir(dir, engine)
+            .err()
+            .unwrap_or_else(|| panic!("{engine:?} loaded it"));
+        let text = err.to_string();
+        for needle in needles {
+            assert!(
+                text.contains(needle),
+                "{engine:?}: {text:?} should mention {needle:?}"
+            );
+        }
+        last = Some(err);
+    }
+    last.unwrap()
+}
+
+fn burn_model(encoder: &RelationEncoder) -> &tkre::model::BertModel {
+    match &encoder.engine {
+        Engine::Burn(engine) => &engine.model,
+        _ => panic!("not the burn engine"),
+    }
 }
 
 #[test]
@@ -152,17 +186,21 @@ fn weights_load_with_and_without_bert_prefix() {
     let (plain, prefixed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let tensors = checkpoint(plain.path(), &config, "");
     checkpoint(prefixed.path(), &config, "bert.");
-    let a = RelationEncoder::load_dir(plain.path(), common::cpu()).unwrap();
-    let b = RelationEncoder::load_dir(prefixed.path(), common::cpu()).unwrap();
+    let a = load(plain.path());
+    let b = load(prefixed.path());
     assert_eq!(output(&a), output(&b));
+    for engine in engines() {
+        let on = |dir: &Path| output(&RelationEncoder::load_dir(dir, engine).unwrap());
+        assert_eq!(on(plain.path()), on(prefixed.path()), "{engine:?}");
+    }
 
     // Linear weights are transposed from PyTorch's [out, in]; LayerNorm weight -> gamma.
     let (shape, written) = &tensors["encoder.layer.1.intermediate.dense.weight"];
-    let loaded = a.model.encoder.layer[1].intermediate.dense.weight.val();
+    let loaded = burn_model(&a).encoder.layer[1].intermediate.dense.weight.val();
     assert_eq!(loaded.dims(), [shape[1], shape[0]]);
     let loaded = loaded.transpose().into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(&loaded, written);
-    let gamma = a.model.encoder.layer[2]
+    let gamma = burn_model(&a).encoder.layer[2]
         .output
         .layer_norm
         .gamma
@@ -184,12 +222,7 @@ fn wrong_shapes_name_the_tensor() {
     entry.0 = vec![config.intermediate_size + 1, config.hidden_size];
     entry.1 = values(entry.0.iter().product(), 3);
     write_safetensors(&dir.path().join("model.safetensors"), &tensors, "");
-    let err = RelationEncoder::load_dir(dir.path(), common::cpu())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("intermediate"), "{err}");
-    assert!(err.contains("config.json"), "{err}");
+    refused_by_every_engine(dir.path(), &["intermediate", "config.json"]);
 }
 
 #[test]
@@ -199,14 +232,7 @@ fn missing_tensors_are_listed() {
     let mut tensors = checkpoint(dir.path(), &config, "");
     tensors.remove("encoder.layer.2.output.dense.weight");
     write_safetensors(&dir.path().join("model.safetensors"), &tensors, "");
-    let err = RelationEncoder::load_dir(dir.path(), common::cpu())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        err.contains("missing") && err.contains("encoder.layer.2.output.dense"),
-        "{err}"
-    );
+    refused_by_every_engine(dir.path(), &["missing", "encoder.layer.2.output.dense"]);
 }
 
 #[test]
@@ -216,15 +242,11 @@ fn broken_model_directories_are_clear_errors() {
     checkpoint(dir.path(), &config, "");
 
     let expect = |needle: &str| {
-        let err = RelationEncoder::load_dir(dir.path(), common::cpu())
-            .err()
-            .unwrap();
+        let err = refused_by_every_engine(dir.path(), &[needle]);
         assert!(matches!(
             err,
             TkreError::Model(_) | TkreError::Json { .. } | TkreError::Tokenizer(_)
         ));
-        let err = err.to_string();
-        assert!(err.contains(needle), "{err:?} should mention {needle:?}");
     };
 
     std::fs::write(dir.path().join("config.json"), "{\"hidden_size\": 32,").unwrap();
@@ -253,10 +275,7 @@ fn broken_model_directories_are_clear_errors() {
     std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
     expect("tokenizer.json is missing");
 
-    let err = RelationEncoder::load_dir(&dir.path().join("nope"), common::cpu())
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("not a directory"), "{err}");
+    refused_by_every_engine(&dir.path().join("nope"), &["not a directory"]);
 }
 
 #[test]
@@ -271,7 +290,7 @@ fn bert_base_shapes_build_and_run() {
         "bert-base config.json",
     )
     .unwrap();
-    let device = common::cpu();
+    let device = burn::tensor::Device::default();
     let model = config.init(&device);
     assert_eq!(model.encoder.layer.len(), 12);
     let batch = EncoderBatch::new(&[vec![101, 7592, 102], vec![101, 102]], 0, &device);
@@ -283,7 +302,10 @@ fn weights_load_from_a_file_path() {
     let config = tiny_config();
     let dir = tempfile::tempdir().unwrap();
     checkpoint(dir.path(), &config, "bert.");
-    let model = load_weights_from_file(config.init(&common::cpu()), &dir.path().join("model.safetensors"));
+    let model = load_weights_from_file(
+        config.init(&burn::tensor::Device::default()),
+        &dir.path().join("model.safetensors"),
+    );
     assert!(model.is_ok());
 }
 
@@ -292,12 +314,12 @@ fn half_precision_checkpoints_load_as_f32() {
     let config = tiny_config();
     let full = tempfile::tempdir().unwrap();
     let tensors = checkpoint(full.path(), &config, "");
-    let reference = output(&RelationEncoder::load_dir(full.path(), common::cpu()).unwrap());
+    let reference = output(&load(full.path()));
     for dtype in [Dtype::F16, Dtype::BF16] {
         let dir = tempfile::tempdir().unwrap();
         checkpoint(dir.path(), &config, "");
         write_safetensors_as(&dir.path().join("model.safetensors"), &tensors, "", dtype);
-        let encoder = RelationEncoder::load_dir(dir.path(), common::cpu()).unwrap();
+        let encoder = load(dir.path());
         let got = output(&encoder);
         let diff = got
             .iter()
@@ -324,11 +346,7 @@ fn configs_that_would_panic_or_exhaust_memory_are_refused() {
         edit(&mut value);
         std::fs::write(dir.path().join("config.json"), value.to_string()).unwrap();
         let started = std::time::Instant::now();
-        let err = RelationEncoder::load_dir(dir.path(), common::cpu())
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+        refused_by_every_engine(dir.path(), &[needle]);
         assert!(
             started.elapsed().as_secs() < 5,
             "refused only after {:?}",
@@ -377,14 +395,7 @@ fn a_tokenizer_id_past_the_embedding_table_is_refused() {
     // WordPiece ids are whatever the vocabulary map says: one more word, with a far id.
     tokenizer["model"]["vocab"]["zzfarword"] = 40000.into();
     std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
-    let err = RelationEncoder::load_dir(dir.path(), common::cpu())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        err.contains("token id 40000") && err.contains("vocab_size is 30523"),
-        "{err}"
-    );
+    refused_by_every_engine(dir.path(), &["token id 40000", "vocab_size is 30523"]);
 }
 
 /// "bert.x" and "x" are one parameter once the prefix is removed: refused, not loaded one over
@@ -397,9 +408,5 @@ fn tensor_names_that_collide_without_the_prefix_are_refused() {
     let (shape, values) = tensors["embeddings.word_embeddings.weight"].clone();
     tensors.insert("bert.embeddings.word_embeddings.weight".into(), (shape, values));
     write_safetensors(&dir.path().join("model.safetensors"), &tensors, "");
-    let err = RelationEncoder::load_dir(dir.path(), common::cpu())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("same parameter"), "{err}");
+    refused_by_every_engine(dir.path(), &["same parameter"]);
 }

@@ -8,6 +8,7 @@ mod common;
 use safetensors::SafeTensors;
 use tkre::fewshot::Representation;
 use tkre::text::{FewRelRecord, RelationInstance, encode_sentence};
+use tkre::{EngineRequest, RelationEncoder};
 
 /// Maximum absolute difference allowed on hidden states and pooled vectors. float32 matrix
 /// products summed in a different order differ by ~1e-6 relative; over 6 layers with
@@ -73,51 +74,30 @@ fn tokenizer_matches_the_reference_word_pieces() {
     }
 }
 
+/// Every engine this build has natively (the WebGPU engine runs in the browser tests).
+fn engines() -> Vec<(&'static str, EngineRequest)> {
+    vec![
+        ("burn-ndarray", EngineRequest::parse("burn-ndarray").unwrap()),
+        ("burn", EngineRequest::parse("burn").unwrap()),
+        ("cpu", EngineRequest::Cpu),
+    ]
+}
+
+fn encoder_on(request: EngineRequest) -> RelationEncoder {
+    RelationEncoder::load_dir(&common::model_dir(), request).expect("base model loads")
+}
+
+/// One parity table: every engine against the reference on the same fixtures, hidden states
+/// (one by one and batched), sentence embeddings, and each relation representation. Prints
+/// the worst difference per engine and check.
 #[test]
-fn hidden_states_match_one_by_one_and_in_a_padded_batch() {
+fn every_engine_matches_the_reference() {
     let reference = Reference::load();
-    let encoder = common::base_encoder();
     let ids: Vec<Vec<u32>> = (0..reference.sentences.len()).map(|i| reference.ids(i)).collect();
-    let batched = encoder.hidden_states(&ids).unwrap();
-    let mut worst = (0.0f32, 0.0f32);
-    for (i, sequence) in ids.iter().enumerate() {
-        let expected = reference.f32s(&format!("hidden.{i}"));
-        let single = encoder.hidden_states(std::slice::from_ref(sequence)).unwrap();
-        let (d_single, d_batch) = (
-            max_abs_diff(&single[0], &expected),
-            max_abs_diff(&batched[i], &expected),
-        );
-        assert!(
-            d_single < TOLERANCE,
-            "sentence {i}: one-by-one differs by {d_single}"
-        );
-        assert!(d_batch < TOLERANCE, "sentence {i}: batched differs by {d_batch}");
-        worst = (worst.0.max(d_single), worst.1.max(d_batch));
-    }
-    eprintln!(
-        "max |burn - numpy|: one-by-one {:.2e}, padded batch {:.2e}",
-        worst.0, worst.1
-    );
-}
-
-#[test]
-fn sentence_embeddings_match() {
-    let reference = Reference::load();
-    let encoder = common::base_encoder();
-    let embeddings = encoder.embed_sentences(&reference.sentences, 7).unwrap();
-    for (i, embedding) in embeddings.iter().enumerate() {
-        let d = max_abs_diff(embedding, &reference.f32s(&format!("embedding.{i}")));
-        assert!(d < TOLERANCE, "sentence {i}: embedding differs by {d}");
-    }
-}
-
-#[test]
-fn relation_representations_match() {
     let path = common::fixture("reference/fixtures/relation_reference.json");
     let records: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(records.len() >= 8);
-    let mut encoder = common::base_encoder();
     let instances: Vec<RelationInstance> = records
         .iter()
         .map(|r| {
@@ -125,73 +105,62 @@ fn relation_representations_match() {
             RelationInstance::from_fewrel(&record).unwrap()
         })
         .collect();
-    for (representation, key) in [
-        (Representation::Markers, "markers"),
-        (Representation::EntityMean, "entity_mean"),
-        (Representation::EntityMeanSentence, "entity_mean_sentence"),
-        (Representation::MarkersSentence, "markers_sentence"),
-        (Representation::Sentence, "sentence"),
-    ] {
-        encoder.representation = representation;
-        let vectors = encoder.encode_instances(&instances, 4).unwrap();
-        for (i, (vector, record)) in vectors.iter().zip(&records).enumerate() {
-            let expected: Vec<f32> = serde_json::from_value(record[key].clone()).unwrap();
-            let d = max_abs_diff(vector, &expected);
-            assert!(d < TOLERANCE, "{key}, record {i}: differs by {d}");
+    let mut table =
+        vec!["| engine | hidden, one by one | hidden, batched | embeddings | relation vectors |".to_string()];
+    for (name, request) in engines() {
+        let encoder = encoder_on(request);
+        assert_eq!(encoder.engine.name(), name);
+        let batched = encoder.hidden_states(&ids).unwrap();
+        let (mut single_worst, mut batch_worst) = (0.0f32, 0.0f32);
+        for (i, sequence) in ids.iter().enumerate() {
+            let expected = reference.f32s(&format!("hidden.{i}"));
+            let single = encoder.hidden_states(std::slice::from_ref(sequence)).unwrap();
+            let (d_single, d_batch) = (
+                max_abs_diff(&single[0], &expected),
+                max_abs_diff(&batched[i], &expected),
+            );
+            assert!(
+                d_single < TOLERANCE,
+                "{name}, sentence {i}: one-by-one differs by {d_single}"
+            );
+            assert!(
+                d_batch < TOLERANCE,
+                "{name}, sentence {i}: batched differs by {d_batch}"
+            );
+            single_worst = single_worst.max(d_single);
+            batch_worst = batch_worst.max(d_batch);
         }
+        let mut embedding_worst = 0.0f32;
+        for (i, embedding) in encoder
+            .embed_sentences(&reference.sentences, 7)
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            let d = max_abs_diff(embedding, &reference.f32s(&format!("embedding.{i}")));
+            assert!(d < TOLERANCE, "{name}, sentence {i}: embedding differs by {d}");
+            embedding_worst = embedding_worst.max(d);
+        }
+        let mut relation_worst = 0.0f32;
+        for (representation, key) in [
+            (Representation::Markers, "markers"),
+            (Representation::EntityMean, "entity_mean"),
+            (Representation::EntityMeanSentence, "entity_mean_sentence"),
+            (Representation::MarkersSentence, "markers_sentence"),
+            (Representation::Sentence, "sentence"),
+        ] {
+            encoder.set_representation(representation);
+            let vectors = encoder.encode_instances(&instances, 4).unwrap();
+            for (i, (vector, record)) in vectors.iter().zip(&records).enumerate() {
+                let expected: Vec<f32> = serde_json::from_value(record[key].clone()).unwrap();
+                let d = max_abs_diff(vector, &expected);
+                assert!(d < TOLERANCE, "{name}, {key}, record {i}: differs by {d}");
+                relation_worst = relation_worst.max(d);
+            }
+        }
+        table.push(format!(
+            "| {name} | {single_worst:.1e} | {batch_worst:.1e} | {embedding_worst:.1e} | {relation_worst:.1e} |"
+        ));
     }
-}
-
-#[test]
-fn flex_backend_matches_the_reference_too() {
-    let reference = Reference::load();
-    let encoder =
-        tkre::RelationEncoder::load_dir(&common::model_dir(), burn::tensor::Device::flex()).unwrap();
-    let ids: Vec<Vec<u32>> = (0..reference.sentences.len()).map(|i| reference.ids(i)).collect();
-    let batched = encoder.hidden_states(&ids).unwrap();
-    for (i, hidden) in batched.iter().enumerate() {
-        let d = max_abs_diff(hidden, &reference.f32s(&format!("hidden.{i}")));
-        assert!(d < TOLERANCE, "flex, sentence {i}: batched differs by {d}");
-    }
-}
-
-#[test]
-fn fused_cpu_path_matches_the_reference_too() {
-    // The browser's CPU backend: one ragged pass, packed weights, fused attention.
-    let reference = Reference::load();
-    let mut encoder = common::base_encoder();
-    encoder.use_fused_cpu().unwrap();
-    assert!(encoder.uses_fused_cpu());
-    let ids: Vec<Vec<u32>> = (0..reference.sentences.len()).map(|i| reference.ids(i)).collect();
-    let mut worst = 0.0f32;
-    for (i, hidden) in encoder.hidden_states(&ids).unwrap().iter().enumerate() {
-        let d = max_abs_diff(hidden, &reference.f32s(&format!("hidden.{i}")));
-        assert!(d < TOLERANCE, "fused, sentence {i}: differs by {d}");
-        worst = worst.max(d);
-    }
-    eprintln!("max |fused - numpy|: {worst:.2e}");
-    let embeddings = encoder.embed_sentences(&reference.sentences, 5).unwrap();
-    for (i, embedding) in embeddings.iter().enumerate() {
-        let d = max_abs_diff(embedding, &reference.f32s(&format!("embedding.{i}")));
-        assert!(d < TOLERANCE, "fused, sentence {i}: embedding differs by {d}");
-    }
-    let path = common::fixture("reference/fixtures/relation_reference.json");
-    let records: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let instances: Vec<RelationInstance> = records
-        .iter()
-        .map(|r| RelationInstance::from_fewrel(&serde_json::from_value(r.clone()).unwrap()).unwrap())
-        .collect();
-    encoder.representation = Representation::Markers;
-    for (i, (vector, record)) in encoder
-        .encode_instances(&instances, 3)
-        .unwrap()
-        .iter()
-        .zip(&records)
-        .enumerate()
-    {
-        let expected: Vec<f32> = serde_json::from_value(record["markers"].clone()).unwrap();
-        let d = max_abs_diff(vector, &expected);
-        assert!(d < TOLERANCE, "fused, markers, record {i}: differs by {d}");
-    }
+    eprintln!("max |engine - numpy reference|:\n{}", table.join("\n"));
 }

@@ -151,7 +151,7 @@ fn invalid_sets_name_what_is_wrong() {
 fn a_support_example_classifies_as_its_own_relation() {
     let encoder = common::base_encoder();
     let parsed = example_set().parse().unwrap();
-    let parts = encoder.representation.parts().len();
+    let parts = encoder.representation().parts().len();
     let encoded = encoder.encode_support_set(parsed.clone(), 8).unwrap();
     let classifier = encoded.classifier(parts, true).unwrap();
     for relation in parsed.relations.iter().filter(|r| !r.instances.is_empty()) {
@@ -189,7 +189,7 @@ fn a_text_only_support_set_classifies_zero_shot() {
     let set = SupportSet::from_json(json, "zero-shot").unwrap();
     let encoded = encoder.encode_support_set(set.parse().unwrap(), 8).unwrap();
     let classifier = encoded
-        .classifier(encoder.representation.parts().len(), true)
+        .classifier(encoder.representation().parts().len(), true)
         .unwrap();
     for (query, expected) in [
         ("[E1]Albert Einstein[/E1] was born in [E2]Ulm[/E2].", "P19"),
@@ -210,11 +210,11 @@ fn a_text_only_support_set_classifies_zero_shot() {
 
 #[test]
 fn batched_and_single_encoding_agree() {
-    let mut encoder = common::base_encoder();
+    let encoder = common::base_encoder();
     let parsed = example_set().parse().unwrap();
     let instances: Vec<RelationInstance> = parsed.instances();
     for representation in Representation::ALL {
-        encoder.representation = representation;
+        encoder.set_representation(representation);
         let batched = encoder.encode_instances(&instances, 16).unwrap();
         for (instance, expected) in instances.iter().zip(&batched) {
             let single = encoder

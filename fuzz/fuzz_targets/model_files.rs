@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tkre::model::{EncoderConfig, MAX_PARAMETERS, MIN_POSITIONS};
+use tkre::checkpoint::manifest::{MODEL_FILES, is_plain_file_name};
+use tkre::checkpoint::{EncoderConfig, MAX_PARAMETERS, Manifest, MIN_POSITIONS};
 use tkre::text::TextTokenizer;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,10 +16,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(config.layer_norm_eps > 0.0);
             assert!((0.0..1.0).contains(&config.hidden_dropout_prob));
         }
-        if let Ok(entries) = tkre_trainer::manifest::parse(text, "manifest.json") {
-            for entry in entries {
-                assert!(tkre_trainer::manifest::is_plain_file_name(&entry.name));
-            }
+        if let Ok(manifest) = Manifest::parse(text, "manifest.json") {
+            assert!(manifest.files.keys().all(|name| is_plain_file_name(name)));
+            assert!(MODEL_FILES.iter().all(|name| manifest.files.contains_key(*name)));
+            assert!(manifest.max_length >= MIN_POSITIONS);
         }
     }
     if let Ok(tokenizer) = TextTokenizer::from_bytes(data, "tokenizer.json") {

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use tkre::RelationEncoder;
-use tkre::fewshot::{Prediction, PrototypeClassifier, Representation, SupportSet};
+use tkre::Extractor;
+use tkre::engine::block_on;
+use tkre::fewshot::{Prediction, Representation, SupportSet};
 use tkre::text::RelationInstance;
 
 use crate::ModelArgs;
@@ -59,33 +60,20 @@ fn none_threshold(text: &str) -> Result<f32, String> {
     tkre::fewshot::support_set::check_none_threshold(value).map_err(|e| e.to_string())
 }
 
-/// Encodes a support set's examples and relation text and builds its prototype classifier.
-pub fn build_classifier(
-    encoder: &RelationEncoder,
-    support: &SupportSet,
-    batch_size: usize,
-    use_text: bool,
-) -> tkre::Result<PrototypeClassifier> {
-    let encoded = encoder.encode_support_set(support.parse()?, batch_size)?;
-    encoded.classifier(encoder.representation.parts().len(), use_text)
-}
-
 pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
     let json = std::fs::read_to_string(&args.support)
         .with_context(|| format!("reading support set {}", args.support.display()))?;
     let support = SupportSet::from_json(&json, &args.support.display().to_string())?;
     support.parse()?; // fail before loading the model
-    let mut encoder = load_encoder(&args.model)?;
-    encoder.representation = args.representation;
-    let mut classifier = build_classifier(
-        &encoder,
-        &support,
-        args.model.batch_size,
-        !args.ignore_relation_text,
-    )
-    .with_context(|| format!("support set {}", args.support.display()))?;
+    let encoder = load_encoder(&args.model)?;
+    encoder.set_representation(args.representation);
+    let extractor = Extractor::new(encoder);
+    extractor.set_use_relation_text(!args.ignore_relation_text);
+    block_on(extractor.load_support_set(&support))
+        .and_then(|_| extractor.classifier())
+        .with_context(|| format!("support set {}", args.support.display()))?;
     if args.none_threshold.is_some() {
-        classifier.none_threshold = args.none_threshold;
+        extractor.set_none_threshold(args.none_threshold)?;
     }
 
     let mut stdout = std::io::stdout().lock();
@@ -97,8 +85,8 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
             continue;
         }
         let prediction = RelationInstance::from_marked(marked)
-            .and_then(|instance| encoder.encode_instances(&[instance], 1))
-            .and_then(|vectors| classifier.classify(&vectors[0]));
+            .and_then(|instance| block_on(extractor.classify(&[instance])))
+            .map(|mut predictions| predictions.remove(0));
         match prediction {
             Ok(prediction) => write_prediction(&mut stdout, marked, &prediction, args.top_k, args.format)?,
             Err(e) => {

@@ -1,61 +1,19 @@
 //! `tkre export`: writes a model directory the browser package loads: the weights (fp32,
-//! fp16 or int8) as safetensors, config.json, tokenizer.json, and manifest.json with each
-//! file's size and sha256 (the browser and `tkre` verify them before use) and a model card.
-//!
-//! int8: every 2-d tensor (the `Linear` weights and the embedding tables, 99 % of the
-//! parameters) is quantized symmetrically with one f32 scale per row (per output channel of a
-//! `Linear`, per token of an embedding): `q = round(w / s)`, `s = max|row| / 127`, stored as
-//! `NAME` (I8) and `NAME_scale` (F32, `[rows]`); biases and layer norms stay fp16. The loader
-//! (`tkre::model::loader`) widens each tensor as it loads.
-//!
-//! Manifest format (version 1):
-//! ```json
-//! {"format": "tkre-model", "version": 1, "name": "...", "precision": "fp16",
-//!  "markers": "tkre-punctuation", "representation": "entity-mean-sentence", "max_length": 256,
-//!  "files": {"config.json": {"sha256": "...", "bytes": 612}, "model.safetensors": {...},
-//!            "tokenizer.json": {...}},
-//!  "card": {"base_model": "...", "license": "...", "source": "..."}}
-//! ```
+//! fp16 or int8, `tkre::checkpoint::precision`) as safetensors, config.json, tokenizer.json,
+//! and manifest.json (`tkre::checkpoint::Manifest`) with each file's size and sha256 (the
+//! browser and `tkre` verify them before use), how to read the model, and a model card.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
-use safetensors::SafeTensors;
-use safetensors::tensor::{Dtype, TensorView};
+use clap::Args;
 use serde_json::json;
+use tkre::checkpoint::manifest::{FORMAT, MARKERS, VERSION, sha256_hex};
+use tkre::checkpoint::{Manifest, ManifestFile, ModelFiles, Precision, convert_weights};
 use tkre::fewshot::Representation;
-use tkre_trainer::manifest::sha256_hex;
-
-#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
-pub enum Precision {
-    Fp32,
-    Fp16,
-    Int8,
-}
-
-impl Precision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-            Precision::Int8 => "int8",
-        }
-    }
-
-    /// What the manifest says about how the weights are stored.
-    fn description(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "all tensors f32",
-            Precision::Fp16 => "all tensors f16",
-            Precision::Int8 => {
-                "2-d tensors (Linear weights, embeddings) int8, symmetric, one f32 scale per row \
-                 (per output channel / per token) in NAME_scale; 1-d tensors f16"
-            }
-        }
-    }
-}
+use tkre::{EngineRequest, RelationEncoder};
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -65,7 +23,8 @@ pub struct ExportArgs {
     /// Output directory (created; existing files of the same names are replaced).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    #[arg(long, value_enum, default_value = "fp16")]
+    /// fp32, fp16 or int8.
+    #[arg(long, default_value = "fp16", value_parser = |s: &str| s.parse::<Precision>().map_err(|e| e.to_string()))]
     precision: Precision,
     /// Name shown by the browser package.
     #[arg(long)]
@@ -81,94 +40,6 @@ pub struct ExportArgs {
     card: Option<PathBuf>,
 }
 
-/// Converts the float tensors the encoder uses to `precision`, dropping tensors it does not
-/// use (pooler, heads) so the browser downloads only what it runs.
-pub fn convert_weights(bytes: &[u8], precision: Precision) -> Result<Vec<u8>> {
-    let tensors = SafeTensors::deserialize(bytes).context("reading model.safetensors")?;
-    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, view) in tensors.tensors() {
-        let bare = name.strip_prefix("bert.").unwrap_or(&name);
-        if !(bare.starts_with("embeddings.") || bare.starts_with("encoder."))
-            || bare.ends_with("position_ids")
-        {
-            continue;
-        }
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => view
-                .data()
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => view
-                .data()
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => bail!(
-                "tensor {name} has dtype {other:?}; only float tensors are expected in a BERT checkpoint"
-            ),
-        };
-        let fp16 = |values: &[f32]| -> Vec<u8> {
-            values
-                .iter()
-                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
-                .collect()
-        };
-        let shape = view.shape().to_vec();
-        match precision {
-            Precision::Fp32 => converted.push((
-                bare.to_string(),
-                Dtype::F32,
-                shape,
-                values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )),
-            Precision::Fp16 => converted.push((bare.to_string(), Dtype::F16, shape, fp16(&values))),
-            Precision::Int8 if shape.len() == 2 => {
-                let (quantized, scales) = quantize_rows(&values, shape[1]);
-                converted.push((
-                    format!("{bare}{}", tkre::model::loader::INT8_SCALE_SUFFIX),
-                    Dtype::F32,
-                    vec![shape[0]],
-                    scales.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                ));
-                converted.push((
-                    bare.to_string(),
-                    Dtype::I8,
-                    shape,
-                    quantized.iter().map(|&q| q as u8).collect(),
-                ));
-            }
-            Precision::Int8 => converted.push((bare.to_string(), Dtype::F16, shape, fp16(&values))),
-        }
-    }
-    if converted.is_empty() {
-        bail!("model.safetensors has no embeddings.* or encoder.* tensors; is it a BERT checkpoint?");
-    }
-    let views = converted
-        .iter()
-        .map(|(name, dtype, shape, data)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data)?)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(safetensors::serialize(views, None)?)
-}
-
-/// Symmetric int8 quantization with one scale per row of `cols` values.
-pub fn quantize_rows(values: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
-    let mut quantized = Vec::with_capacity(values.len());
-    let mut scales = Vec::with_capacity(values.len() / cols.max(1));
-    for row in values.chunks(cols.max(1)) {
-        let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-        quantized.extend(row.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8));
-        scales.push(scale);
-    }
-    (quantized, scales)
-}
-
 pub fn export(
     model: &Path,
     out: &Path,
@@ -177,25 +48,25 @@ pub fn export(
     license: &str,
     extra_card: serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Value> {
-    tkre_trainer::manifest::verify(model)?;
+    Manifest::verify_dir(model)?;
     let read = |file: &str| {
         std::fs::read(model.join(file)).with_context(|| format!("reading {}", model.join(file).display()))
     };
     let config = read("config.json")?;
     let tokenizer = read("tokenizer.json")?;
-    let weights = convert_weights(&read("model.safetensors")?, precision)?;
-    // Validate before writing anything: the exported directory must load.
-    tkre::RelationEncoder::from_files(
-        tkre::ModelFiles {
-            config_json: config.clone(),
-            weights_safetensors: weights.clone(),
-            tokenizer_json: tokenizer.clone(),
-        },
-        crate::runtime::device("cpu"),
-    )
-    .context("the exported model does not load")?;
+    let source = model.join("model.safetensors").display().to_string();
+    let weights = convert_weights(&read("model.safetensors")?, precision, &source)?;
+    // Validate before writing anything: the exported directory must load, on the engine the
+    // browser runs when it has no WebGPU (which reads int8 as int8).
+    let files_to_check = ModelFiles {
+        config_json: config.clone(),
+        weights_safetensors: weights.clone(),
+        tokenizer_json: tokenizer.clone(),
+    };
+    RelationEncoder::from_files(files_to_check, EngineRequest::Cpu)
+        .context("the exported model does not load")?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut files = serde_json::Map::new();
+    let mut files = BTreeMap::new();
     for (file, bytes) in [
         ("config.json", &config),
         ("model.safetensors", &weights),
@@ -204,8 +75,11 @@ pub fn export(
         let path = out.join(file);
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
         files.insert(
-            file.into(),
-            json!({"sha256": sha256_hex(bytes), "bytes": bytes.len()}),
+            file.to_string(),
+            ManifestFile {
+                sha256: sha256_hex(bytes),
+                bytes: bytes.len() as u64,
+            },
         );
     }
     let mut card = serde_json::Map::new();
@@ -235,22 +109,23 @@ pub fn export(
         card.insert("training".into(), publishable_paths(run["config"].clone()));
     }
     card.extend(extra_card);
-    let manifest = json!({
-        "format": "tkre-model",
-        "version": 1,
-        "name": name,
-        "precision": precision.name(),
-        "storage": precision.description(),
-        "markers": "tkre-punctuation",
-        "representation": Representation::default().name(),
-        "max_length": tkre::relation_encoder::DEFAULT_MAX_LEN,
-        "files": files,
-        "card": card,
-    });
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        name: name.into(),
+        precision,
+        storage: Some(precision.description().into()),
+        markers: MARKERS.into(),
+        representation: Representation::default().name().into(),
+        max_length: tkre::relation_encoder::DEFAULT_MAX_LEN,
+        files,
+        card,
+    };
+    manifest.check("the exported manifest")?;
     let path = out.join("manifest.json");
     std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
-    Ok(manifest)
+    Ok(serde_json::to_value(&manifest)?)
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {

@@ -3,7 +3,6 @@
 //! Pipeline order: synthesis -> pre-training -> distillation/export.
 
 pub mod evaluation;
-pub mod manifest;
 pub mod paths;
 pub mod pretrain;
 pub mod synthesis;

@@ -27,15 +27,15 @@ struct Cli {
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
     /// Checkpoint directory (config.json, model.safetensors, tokenizer.json). Default:
-    /// $TKRE_MODEL, else the base model installed by scripts/fetch-base-model.sh.
+    /// $TKRE_MODEL, else the base model installed by scripts/setup/fetch-base-model.sh.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Compute device: `cpu` (burn's flex CPU backend: gemm with SIMD, multi-threaded; the
-    /// fastest measured, see docs/speed.md), `ndarray` (burn's ndarray backend), or `browser-cpu`
-    /// (the browser package's CPU arithmetic, one thread: the fused forward pass, in which an
-    /// int8 model multiplies in integers; to check its outputs and accuracy natively).
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "ndarray", "browser-cpu"])]
-    pub device: String,
+    /// Engine: `auto` (natively burn), `burn` (burn's flex CPU backend: gemm with SIMD,
+    /// multi-threaded; the fastest measured natively), `burn-ndarray` (burn's ndarray backend),
+    /// or `cpu` (the browser's CPU engine, one thread, in which an int8 model multiplies in
+    /// integers; to check its outputs and accuracy natively).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "burn", "burn-ndarray", "cpu"])]
+    pub engine: String,
     /// Maximum tokens per sentence, [CLS]/[SEP] included; longer relation instances keep a
     /// window around both entities. Default: 256, or the model's position table if smaller;
     /// a value outside 8 .. the table is an error.

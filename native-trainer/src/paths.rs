@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// The base model's directory when neither `--model` nor `$TKRE_MODEL` is given:
 /// `$TKRE_CACHE/models/all-MiniLM-L6-v2` (default cache `~/.cache/tkre`), where
-/// scripts/fetch-base-model.sh installs it.
+/// scripts/setup/fetch-base-model.sh installs it.
 pub fn default_model_dir() -> PathBuf {
     let cache = std::env::var_os("TKRE_CACHE")
         .map(PathBuf::from)

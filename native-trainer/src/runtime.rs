@@ -1,25 +1,13 @@
-//! Where models are found and which device runs them.
+//! Where models are found and which engine runs them.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::tensor::Device;
-use tkre::RelationEncoder;
+use tkre::{EngineRequest, RelationEncoder};
 
 use crate::ModelArgs;
 
 pub use tkre_trainer::paths::default_model_dir;
-
-/// The compute device for a `--device` name (clap has checked it).
-// flex is the CPU default: as fast as ndarray at batch 1 and 1.6x faster at batch 32 on 2
-// cores (bench/encoder.sh), and burn 0.22 deprecates ndarray.
-#[allow(deprecated)]
-pub fn device(name: &str) -> Device {
-    match name {
-        "ndarray" => Device::ndarray(),
-        _ => Device::flex(),
-    }
-}
 
 pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
     let dir = args
@@ -27,14 +15,10 @@ pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
         .clone()
         .or_else(|| std::env::var_os("TKRE_MODEL").map(PathBuf::from))
         .unwrap_or_else(default_model_dir);
-    tkre_trainer::manifest::verify(&dir)?;
-    let mut encoder = RelationEncoder::load_dir(&dir, device(&args.device))
+    let encoder = RelationEncoder::load_dir(&dir, EngineRequest::parse(&args.engine)?)
         .with_context(|| format!("loading model from {}", dir.display()))?;
     if let Some(tokens) = args.max_length {
         encoder.set_max_len(tokens)?;
-    }
-    if args.device == "browser-cpu" {
-        encoder.use_fused_cpu()?;
     }
     Ok(encoder)
 }

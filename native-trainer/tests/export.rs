@@ -13,11 +13,11 @@ const QUERIES: &str = "[E1]Albert Einstein[/E1] was born in [E2]Ulm[/E2].\n\
 
 /// Every relation's similarity for every query, in a fixed order.
 fn similarities(model: &Path) -> Vec<f64> {
-    similarities_on(model, "cpu")
+    similarities_on(model, "auto")
 }
 
-/// The same on a `--device`.
-fn similarities_on(model: &Path, device: &str) -> Vec<f64> {
+/// The same on an `--engine`.
+fn similarities_on(model: &Path, engine: &str) -> Vec<f64> {
     let out = tkre(
         &[
             "classify",
@@ -25,8 +25,8 @@ fn similarities_on(model: &Path, device: &str) -> Vec<f64> {
             model.to_str().unwrap(),
             "--support",
             "examples/support_set.json",
-            "--device",
-            device,
+            "--engine",
+            engine,
         ],
         QUERIES,
     );
@@ -104,14 +104,14 @@ fn every_precision_round_trips_and_corruption_is_refused() {
 
         // The browser's CPU arithmetic on the same files: the fused pass in f32 (fp32, fp16),
         // or in integers with activations quantized per token (int8).
-        let browser = similarities_on(&out_dir, "browser-cpu");
+        let browser = similarities_on(&out_dir, "cpu");
         let off = scores
             .iter()
             .zip(&browser)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
         let allowed = if precision == "int8" { 1e-3 } else { 1e-5 };
-        assert!(off < allowed, "{precision}: browser-cpu similarity off by {off}");
+        assert!(off < allowed, "{precision}: cpu-engine similarity off by {off}");
     }
 
     // A flipped byte and a truncated file: refused before loading, naming the file.

@@ -378,7 +378,7 @@ fn both_stages_lower_their_losses_and_write_a_loadable_checkpoint() {
     assert_eq!(info["relations"].as_array().unwrap().len(), 6);
 
     // The result is a checkpoint the rest of the project loads.
-    let encoder = tkre::RelationEncoder::load_dir(&stage2, Device::flex()).unwrap();
+    let encoder = tkre::RelationEncoder::load_dir(&stage2, tkre::EngineRequest::Auto).unwrap();
     let instance = RelationInstance::from_marked("[E1]Ann[/E1] works at [E2]Acme[/E2].").unwrap();
     let vectors = encoder.encode_instances(&[instance], 8).unwrap();
     assert!(vectors[0].iter().all(|v| v.is_finite()));
@@ -654,8 +654,12 @@ fn distillation_matches_the_teacher_and_writes_a_smaller_checkpoint() {
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["num_hidden_layers"], 1);
-    let encoder = tkre::RelationEncoder::load_dir(&out, Device::flex()).unwrap();
-    assert_eq!(encoder.model.encoder.layer.len(), 1);
+    let encoder = tkre::RelationEncoder::load_dir(&out, tkre::EngineRequest::Auto).unwrap();
+    assert_eq!(encoder.config.num_hidden_layers, 1);
+    assert_eq!(
+        encoder.hidden_states(&[vec![101, 2000, 102]]).unwrap()[0].len(),
+        3 * encoder.config.hidden_size
+    );
 }
 
 /// Reference relation-stage losses in f64, from their definitions: parts pooled and
@@ -954,7 +958,7 @@ fn the_relation_stage_learns_relations_keeps_its_best_dev_model_and_stops_early(
         tensors(&out.join("model.safetensors")),
         tensors(&out.join("best/model.safetensors"))
     );
-    tkre::RelationEncoder::load_dir(&out, Device::flex()).unwrap();
+    tkre::RelationEncoder::load_dir(&out, tkre::EngineRequest::Auto).unwrap();
 
     // Patience 1: training stops at the first evaluation that does not improve.
     let early = dir.path().join("early");

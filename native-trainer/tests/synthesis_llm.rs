@@ -1,5 +1,5 @@
 //! `tkre synthesize` against a real LLM server that the test starts: llama-cpp-python's
-//! OpenAI-compatible server with SmolLM2-135M-Instruct (scripts/setup-llm.sh installs both
+//! OpenAI-compatible server with SmolLM2-135M-Instruct (scripts/setup/llm.sh installs both
 //! into $TKRE_CACHE; scripts/test.sh runs it). The model is weak: this checks the plumbing
 //! (requests, structured output, parsing, offset recomputation, rejection, resume), not the
 //! quality of what it writes.
@@ -33,7 +33,7 @@ fn start_server() -> (Server, String) {
     let model = cache().join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(
         python.is_file() && model.is_file(),
-        "the local LLM server is not installed; run scripts/setup-llm.sh (scripts/test.sh does)"
+        "the local LLM server is not installed; run scripts/setup/llm.sh (scripts/test.sh does)"
     );
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()

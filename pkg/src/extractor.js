@@ -2,17 +2,12 @@
 // the Rust `Extractor`. The worker wrapper (worker-client.js) offers the same methods off the
 // main thread.
 
-import init, { Extractor } from '../wasm/tkre.js';
+import { Extractor, engineNames, initWasm } from './wasm.js';
 import { fetchModelFiles } from './model-files.js';
+import { METHODS } from './methods.js';
 import { withDeviceCapture } from './gpu-watch.js';
 
-let wasmReady = null;
-
-/** Initialises the wasm module once (it is fetched from this package's own files). */
-export function initWasm(wasmUrl) {
-  wasmReady ??= init(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-  return wasmReady;
-}
+export { initWasm };
 
 /**
  * Loads a model and creates an extractor.
@@ -20,14 +15,18 @@ export function initWasm(wasmUrl) {
  */
 export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl, maxLength } = {}) {
   if (!modelUrl) throw new Error('createExtractor: give modelUrl, the URL of a model directory with manifest.json');
-  if (!['auto', 'webgpu', 'cpu', 'ndarray', 'burn-webgpu'].includes(backend)) {
-    throw new Error(`createExtractor: unknown backend "${backend}"; use "auto", "webgpu" or "cpu" ("ndarray" and "burn-webgpu": burn's own ops, for comparison)`);
-  }
   const started = performance.now();
   await initWasm(wasmUrl);
+  const engines = engineNames();
+  if (!engines.includes(backend)) {
+    throw new Error(`createExtractor: unknown backend "${backend}"; use ${engines.map((e) => `"${e}"`).join(', ')}`);
+  }
   const { manifest, files, fromCache } = await fetchModelFiles(modelUrl, { onProgress, useCache });
   const create = async (which) => {
-    const inner = await Extractor.create(files['config.json'], files['model.safetensors'], files['tokenizer.json'], which);
+    // The wasm module checks the engine name (the comparison build knows more) and follows
+    // the manifest's max_length and representation.
+    const inner = await Extractor.create(
+      files['config.json'], files['model.safetensors'], files['tokenizer.json'], JSON.stringify(manifest), which);
     if (maxLength !== undefined) {
       try {
         inner.setMaxLength(maxLength);
@@ -217,5 +216,12 @@ export class RelationExtractor {
   async dispose() {
     this.#inner?.free();
     this.#inner = null;
+  }
+}
+
+// RelationExtractor implements every method of the API table (methods.js).
+for (const name of Object.keys(METHODS)) {
+  if (typeof RelationExtractor.prototype[name] !== 'function') {
+    throw new Error(`RelationExtractor lacks ${name} (pkg/src/methods.js lists it)`);
   }
 }

@@ -56,10 +56,11 @@ export interface LoadProgress {
 export interface LoadOptions {
   /** URL of a model directory with manifest.json, config.json, model.safetensors, tokenizer.json. */
   modelUrl: string;
-  /** "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". Default "auto".
-   *  Both run a forward pass fused for BERT (WGSL kernels on WebGPU, wasm SIMD128 on the CPU);
-   *  "ndarray" and "burn-webgpu" run burn's own ops instead (kept for comparison). */
-  backend?: 'auto' | 'webgpu' | 'cpu' | 'ndarray' | 'burn-webgpu';
+  /** The engine: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". Default
+   *  "auto". Both run a forward pass fused for BERT (WGSL kernels on WebGPU, wasm SIMD128 on
+   *  the CPU). The comparison build (scripts/dev/build-wasm.sh --compare) also takes
+   *  "burn-ndarray" and "burn-webgpu", burn's own ops. */
+  backend?: 'auto' | 'webgpu' | 'cpu' | 'burn-ndarray' | 'burn-webgpu';
   onProgress?: (progress: LoadProgress) => void;
   /** Called when the extractor changes backend by itself: its WebGPU device was lost and it
    *  moved to the CPU (with the same support set). `backend`/`backendReason` say so too. */
@@ -72,11 +73,19 @@ export interface LoadOptions {
   maxLength?: number;
 }
 
+/** manifest.json of a model directory; the fields of `tkre::checkpoint::Manifest` (a Rust
+ *  test checks that the two agree). */
 export interface ModelManifest {
   format: 'tkre-model';
   version: number;
+  name: string;
+  precision: 'fp32' | 'fp16' | 'int8';
+  storage?: string;
+  markers: 'tkre-punctuation';
+  representation: 'markers' | 'entity-mean' | 'entity-mean-sentence' | 'markers-sentence' | 'sentence';
+  max_length: number;
   files: Record<string, { sha256: string; bytes: number }>;
-  [key: string]: unknown;
+  card: Record<string, unknown>;
 }
 
 export interface RelationExtractor {

@@ -2,6 +2,8 @@
 // sha256 verification and the Cache API so that a reload does not download again.
 // The only network requests this package makes are these (and its own wasm file).
 
+import { initWasm, parseManifest } from './wasm.js';
+
 const CACHE_NAME = 'tkre-model-files-v1';
 const REQUIRED = ['config.json', 'model.safetensors', 'tokenizer.json'];
 
@@ -77,21 +79,9 @@ export async function fetchModelFiles(baseUrl, { onProgress, useCache = true } =
   if (!manifestResponse.ok) {
     throw new Error(`model manifest ${manifestUrl}: HTTP ${manifestResponse.status}; is the model directory served there?`);
   }
-  let manifest;
-  try {
-    manifest = await manifestResponse.json();
-  } catch (e) {
-    throw new Error(`model manifest ${manifestUrl} is not valid JSON: ${e.message}`);
-  }
-  if (manifest.format !== 'tkre-model' || typeof manifest.files !== 'object' || manifest.files === null) {
-    throw new Error(`${manifestUrl} is not a tkre model manifest (expected "format": "tkre-model" and a "files" map)`);
-  }
-  for (const name of REQUIRED) {
-    const entry = manifest.files[name];
-    if (!entry || typeof entry.sha256 !== 'string' || typeof entry.bytes !== 'number') {
-      throw new Error(`${manifestUrl}: "files" needs "${name}" with "sha256" and "bytes"`);
-    }
-  }
+  // One parser for every reader: tkre::checkpoint::Manifest, in the wasm module.
+  await initWasm();
+  const manifest = parseManifest(await manifestResponse.text(), manifestUrl);
   const total = REQUIRED.reduce((sum, name) => sum + manifest.files[name].bytes, 0);
   let loaded = 0;
   let fromCache = true;

@@ -1,6 +1,8 @@
 // The worker wrapper: the same API as RelationExtractor, with the model in a Web Worker so
 // that encoding never freezes the page.
 
+import { METHODS, normalizedArgs } from './methods.js';
+
 // Kinds of errors after which the worker cannot be trusted: a wasm trap (a panic aborts the
 // module) or the worker itself failing. Decided on the kind the worker sends, never on the
 // message, which may quote user text ("the device was lost" is a fine sentence to classify).
@@ -25,6 +27,16 @@ export class WorkerExtractor {
 
   constructor(worker) {
     this.#attach(worker);
+  }
+
+  static {
+    // One forwarding method per API method (methods.js); an edit refreshes the recovery copy.
+    for (const [name, { edits }] of Object.entries(METHODS)) {
+      this.prototype[name] = async function (...args) {
+        const result = await this.#call(name, ...normalizedArgs(name, args));
+        return edits ? this.#remember(result) : result;
+      };
+    }
   }
 
   #attach(worker) {
@@ -101,43 +113,6 @@ export class WorkerExtractor {
     return info;
   }
 
-  async addRelation(key, options = {}) {
-    return this.#remember(await this.#call('addRelation', key, options));
-  }
-  async setRelationText(key, text) {
-    return this.#remember(await this.#call('setRelationText', key, text ?? null));
-  }
-  async addExamples(relation, examples) {
-    return this.#remember(await this.#call('addExamples', relation, Array.isArray(examples) ? examples : [examples]));
-  }
-  async removeExample(relation, index) {
-    return this.#remember(await this.#call('removeExample', relation, index));
-  }
-  async removeRelation(relation) {
-    return this.#remember(await this.#call('removeRelation', relation));
-  }
-  async setNoneThreshold(threshold) {
-    return this.#remember(await this.#call('setNoneThreshold', threshold ?? null));
-  }
-  relations() {
-    return this.#call('relations');
-  }
-  memoryUsage() {
-    return this.#call('memoryUsage');
-  }
-  classify(queries) {
-    return this.#call('classify', queries);
-  }
-
-  embed(texts) {
-    return this.#call('embed', texts);
-  }
-  saveSupportSet() {
-    return this.#call('saveSupportSet');
-  }
-  async loadSupportSet(json) {
-    return this.#remember(await this.#call('loadSupportSet', typeof json === 'string' ? json : JSON.stringify(json)));
-  }
   /** Test hook: destroys the worker's WebGPU device, as a GPU reset would (see RelationExtractor). */
   simulateDeviceLoss() {
     return this.#send('simulateDeviceLoss');

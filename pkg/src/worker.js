@@ -2,6 +2,7 @@
 // {id, method, args} with {id, result} or {id, error}.
 
 import { createExtractor } from './extractor.js';
+import { METHODS } from './methods.js';
 
 let extractor = null;
 
@@ -24,7 +25,7 @@ methods.simulateFatalError = async () => {
   throw new WebAssembly.RuntimeError('unreachable (simulated)');
 };
 
-for (const name of ['addRelation', 'setRelationText', 'addExamples', 'removeExample', 'removeRelation', 'setNoneThreshold', 'relations', 'classify', 'embed', 'saveSupportSet', 'loadSupportSet', 'memoryUsage', 'simulateDeviceLoss', 'dispose']) {
+for (const name of [...Object.keys(METHODS), 'simulateDeviceLoss', 'dispose']) {
   methods[name] = (...args) => {
     if (!extractor) throw new Error('no model loaded; call load() first');
     return extractor[name](...args);

@@ -118,7 +118,7 @@ fn fused_context(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask_bias: Tensor<4>)
 /// passes of `fused_cpu`/`fused_gpu` encode), and its attention kernel would add 120 kB to the
 /// module.
 fn has_fused_cpu_attention(device: &Device) -> bool {
-    #[cfg(all(feature = "flex", not(target_family = "wasm")))]
+    #[cfg(all(feature = "burn", not(target_family = "wasm")))]
     if !device.is_autodiff() && *device == Device::flex() {
         return true;
     }
@@ -133,11 +133,11 @@ impl AttentionOutput {
     }
 }
 
-#[cfg(all(test, feature = "flex", not(target_family = "wasm")))]
+#[cfg(all(test, feature = "burn", not(target_family = "wasm")))]
 mod tests {
     use super::*;
     use crate::model::EncoderBatch;
-    use crate::relation_encoder::read_f32;
+    use crate::model::read_f32;
     use burn::tensor::Distribution;
 
     fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

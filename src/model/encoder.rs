@@ -20,6 +20,22 @@ pub struct BertModel {
     pub encoder: LayerStack,
 }
 
+/// Reads a tensor back as f32 values (synchronously).
+pub fn read_f32<const D: usize>(tensor: Tensor<D>) -> crate::Result<Vec<f32>> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| crate::TkreError::Model(format!("cannot read encoder output: {e:?}")))
+}
+
+impl EncoderConfig {
+    /// Builds a randomly initialised encoder with these hyper-parameters.
+    pub fn init(&self, device: &Device) -> BertModel {
+        BertModel::new(self, device)
+    }
+}
+
 /// A padded batch of token-id sequences, ready for the encoder.
 #[derive(Debug, Clone)]
 pub struct EncoderBatch {

@@ -1,16 +1,10 @@
-//! Loading Hugging Face BERT-layout weights (`model.safetensors`) into [`BertModel`] with
-//! burn-store.
+//! Loading a BERT-layout `model.safetensors` into [`BertModel`] with burn-store.
 //!
-//! The checkpoint's names differ from the module's only mechanically, so a key remapper
-//! and burn-store's PyTorch adapter (which transposes `Linear` weights and maps LayerNorm's
-//! `weight`/`bias` to `gamma`/`beta`) cover them:
-//! - an optional `bert.` prefix (BertForMaskedLM / BertForPreTraining checkpoints),
-//! - `LayerNorm` -> `layer_norm` and `attention.self` -> `attention.self_attention`
-//!   (neither is a valid Rust field name).
-//!
-//! Float tensors of any precision (f16, bf16, f32) are cast to f32 as they load, and int8
-//! tensors (the browser's compact export, see [`INT8_SCALE_SUFFIX`]) are dequantized with
-//! their per-row scales, tensor by tensor, so no fp32 copy of the file is ever held.
+//! The names come from `crate::checkpoint::names` (the key remapper below applies its table)
+//! and burn-store's PyTorch adapter transposes `Linear` weights and maps LayerNorm's
+//! `weight`/`bias` to `gamma`/`beta`. Float tensors of any precision (f16, bf16, f32) are cast
+//! to f32 as they load, and int8 tensors are widened with their per-row scales (read by
+//! `crate::checkpoint::Checkpoint`), tensor by tensor, so no fp32 copy of the file is ever held.
 //!
 //! Tensors the encoder does not use (pooler, MLM or NSP heads) are ignored; tensors it needs
 //! and does not find, and shape mismatches, are errors that name each tensor.
@@ -21,30 +15,33 @@ use std::sync::Arc;
 use burn::tensor::{DType, TensorData};
 use burn_store::burn_pack::Tensor as PackTensor;
 use burn_store::{
-    ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleContext, ModuleSnapshot,
-    PyTorchToBurnAdapter, SafetensorsStore,
+    ApplyResult, BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleContext,
+    ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
 };
 
 use super::{BertModel, MlmHead};
+use crate::checkpoint::Checkpoint;
+use crate::checkpoint::names::{CHECKPOINT_TO_MODULE, ENCODER_PREFIX, MLM_HEAD_PREFIX, MODULE_TO_CHECKPOINT};
 use crate::error::{Result, TkreError};
 
-fn remapper(prefix: &str) -> KeyRemapper {
-    // The patterns are constants; `add_pattern` only fails on an invalid regex.
-    KeyRemapper::new()
-        .add_pattern(prefix, "")
-        .and_then(|r| r.add_pattern(r"\.LayerNorm\.", ".layer_norm."))
-        .and_then(|r| r.add_pattern(r"\.attention\.self\.", ".attention.self_attention."))
+/// A key remapper from a table of `crate::checkpoint::names`, after removing `prefix`.
+pub fn remapper(prefix: Option<&str>, table: &[(&str, &str)]) -> KeyRemapper {
+    prefix
+        .into_iter()
+        .map(|p| (p, ""))
+        .chain(table.iter().copied())
+        .try_fold(KeyRemapper::new(), |r, (from, to)| r.add_pattern(from, to))
+        // The patterns are constants; `add_pattern` only fails on an invalid regex.
         .expect("constant regexes are valid")
 }
 
-/// An int8 tensor `NAME` (shape `[rows, cols]`, PyTorch layout) is stored with an f32 tensor
-/// `NAME_scale` of shape `[rows]`: value = int8 x scale of its row (symmetric, per output
-/// channel for `Linear` weights, per token for embeddings).
-pub const INT8_SCALE_SUFFIX: &str = "_scale";
+/// The remapper a checkpoint is saved with (module paths to checkpoint names).
+pub fn save_remapper() -> KeyRemapper {
+    remapper(None, MODULE_TO_CHECKPOINT)
+}
 
 /// The per-row scales of a checkpoint's int8 tensors, by the module path of the tensor they
-/// scale (its name as `remapper` rewrites it; read from the safetensors header and the small
-/// scale tensors only).
+/// scale (its name as `remapper` rewrites it).
 fn int8_scales(bytes: &[u8], remapper: &KeyRemapper, origin: &str) -> Result<HashMap<String, Arc<Vec<f32>>>> {
     let renames = remapper.to_regex_pairs();
     // What the store does to each name (KeyRemapper::remap), for a name alone.
@@ -55,48 +52,12 @@ fn int8_scales(bytes: &[u8], remapper: &KeyRemapper, origin: &str) -> Result<Has
                 pattern.replace_all(&path, replacement.as_str()).into_owned()
             })
     };
-    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
-        TkreError::Model(format!(
-            "{origin}: not a readable safetensors file ({e}); a truncated download gives this error"
-        ))
-    })?;
-    let mut scales = HashMap::new();
-    let mut paths: HashMap<String, String> = HashMap::new();
-    for (name, view) in file.tensors() {
-        // Two names for one module path ("bert.x" and "x") would load one tensor over the
-        // other, and an int8 tensor could meet another's scales.
-        if let Some(other) = paths.insert(module_path(&name), name.clone()) {
-            return Err(TkreError::Model(format!(
-                "{origin}: tensors {other} and {name} are the same parameter once the `bert.` prefix \
-                 is removed; a checkpoint must name each parameter once"
-            )));
-        }
-        if view.dtype() != safetensors::Dtype::I8 {
-            continue;
-        }
-        let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
-        let scale = file.tensor(&scale_name).map_err(|_| {
-            TkreError::Model(format!(
-                "{origin}: int8 tensor {name} has no {scale_name} (its per-row scales)"
-            ))
-        })?;
-        let rows = view.shape().first().copied().unwrap_or(0);
-        if view.shape().len() != 2 || scale.dtype() != safetensors::Dtype::F32 || scale.shape() != [rows] {
-            return Err(TkreError::Model(format!(
-                "{origin}: int8 tensor {name} {:?} needs a 2-d shape and an f32 {scale_name} of [{rows}], found {:?} {:?}",
-                view.shape(),
-                scale.dtype(),
-                scale.shape()
-            )));
-        }
-        let values = scale
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        scales.insert(module_path(&name), Arc::new(values));
-    }
-    Ok(scales)
+    let checkpoint = Checkpoint::read(bytes, origin)?;
+    Ok(checkpoint
+        .int8_scales()?
+        .into_iter()
+        .map(|(name, scales)| (module_path(&name), Arc::new(scales)))
+        .collect())
 }
 
 /// Widens int8 tensors to f32 with their row scales when the tensor is drawn.
@@ -138,7 +99,7 @@ impl ModuleAdapter for Int8Dequantize {
 /// A store over a checkpoint's bytes for the module whose names carry `prefix` in the
 /// checkpoint (a regex, removed so the names match the module's own paths).
 fn checkpoint_store(bytes: Vec<u8>, prefix: &str, origin: &str) -> Result<SafetensorsStore> {
-    let remapper = remapper(prefix);
+    let remapper = remapper(Some(prefix), CHECKPOINT_TO_MODULE);
     let dequantize = Int8Dequantize {
         scales: Arc::new(int8_scales(&bytes, &remapper, origin)?),
     };
@@ -153,10 +114,6 @@ fn checkpoint_store(bytes: Vec<u8>, prefix: &str, origin: &str) -> Result<Safete
         )
         .allow_partial(true))
 }
-
-/// BertForMaskedLM/BertForPreTraining checkpoints prefix the encoder with `bert.`;
-/// sentence-transformers checkpoints do not.
-const ENCODER_PREFIX: &str = r"^bert\.";
 
 /// Loads `model.safetensors` from a file into `model` (whose shapes come from the
 /// checkpoint's `config.json`).
@@ -190,13 +147,26 @@ pub fn load_weights_from_bytes(mut model: BertModel, bytes: Vec<u8>, origin: &st
 pub fn load_mlm_head_from_file(mut head: MlmHead, path: &std::path::Path) -> Result<(MlmHead, bool)> {
     let origin = path.display().to_string();
     let bytes = read_weights(path)?;
-    let mut store = checkpoint_store(bytes, r"^cls\.", &origin)?;
+    let mut store = checkpoint_store(bytes, MLM_HEAD_PREFIX, &origin)?;
     let result = head.load_from(&mut store).map_err(|e| store_error(&origin, e))?;
     if result.applied.is_empty() && result.errors.is_empty() {
         return Ok((head, false));
     }
     check(&result, &format!("{origin} (MLM head cls.*)"))?;
     Ok((head, true))
+}
+
+/// The encoder's weights as a `model.safetensors` in Hugging Face layout (no prefix), as bytes.
+pub fn save_weights_to_bytes(model: &BertModel) -> Result<Vec<u8>> {
+    let mut store = SafetensorsStore::from_bytes(None)
+        .remap(save_remapper())
+        .with_to_adapter(BurnToPyTorchAdapter);
+    model
+        .save_into(&mut store)
+        .map_err(|e| TkreError::Model(format!("serialising the encoder: {e}")))?;
+    store
+        .get_bytes()
+        .map_err(|e| TkreError::Model(format!("serialising the encoder: {e}")))
 }
 
 fn store_error(origin: &str, error: burn_store::SafetensorsStoreError) -> TkreError {

@@ -1,27 +1,28 @@
-//! The one BERT-family encoder implementation, shared by the trainer, the browser package and
-//! the tests. Module and field names follow the Hugging Face checkpoint layout so that
-//! `model.safetensors` loads with only mechanical renames (see [`loader`]).
+//! The BERT encoder in burn: training, and the native engine
+//! (`crate::engine::burn`). Module and field names follow the Hugging Face checkpoint layout so
+//! that `model.safetensors` loads with only mechanical renames (`crate::checkpoint::names`,
+//! applied by [`loader`]).
+//!
+//! - [`embeddings`]: word + position + token-type rows, layer norm,
+//! - [`attention`]: self-attention; the attention mask is applied here ([`MASKED_SCORE`]),
+//! - [`layer`], [`encoder`]: the layer and the stack, [`BertModel`],
+//! - [`mlm_head`]: the masked-language-model head of pre-training,
+//! - [`activation`]: GELU and softmax, with the CPU engine's kernels on plain CPU tensors,
+//! - [`pooling`]: mean pooling and normalisation as tensors (training).
 
 pub mod activation;
 mod attention;
-mod config;
 mod embeddings;
 mod encoder;
-pub mod fused_cpu;
-#[cfg(target_family = "wasm")]
-pub mod fused_gpu;
 mod layer;
 pub mod loader;
 mod mlm_head;
-pub mod packed_linear;
 pub mod pooling;
-pub mod quantized_linear;
 
+pub use crate::checkpoint::{EncoderConfig, MAX_PARAMETERS, MIN_POSITIONS};
 pub use attention::MASKED_SCORE;
-pub use config::{EncoderConfig, MAX_PARAMETERS, MIN_POSITIONS};
 pub use embeddings::Embeddings;
-pub use encoder::{BertModel, EncoderBatch, LayerStack};
-pub use fused_cpu::FusedCpuEncoder;
+pub use encoder::{BertModel, EncoderBatch, LayerStack, read_f32};
 pub use layer::EncoderLayer;
 pub use loader::{load_mlm_head_from_file, load_weights_from_bytes, load_weights_from_file};
 pub use mlm_head::{MlmHead, MlmHeadConfig, MlmPredictions, MlmTransform};

@@ -19,9 +19,9 @@ const CHROMIUM_ARGS = [
   '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader',
 ];
 
-/** Starts scripts/serve.py on a free port; resolves to {url, stop}. */
+/** Starts scripts/dev/serve.py on a free port; resolves to {url, stop}. */
 export async function startServer(modelDir = MODEL_DIR) {
-  const child = spawn('python3', [path.join(ROOT, 'scripts/serve.py'), modelDir], {
+  const child = spawn('python3', [path.join(ROOT, 'scripts/dev/serve.py'), modelDir], {
     env: { ...process.env, PORT: '0', TKRE_SERVE_QUIET: '1' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

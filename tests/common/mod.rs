@@ -3,10 +3,9 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::Device;
-use tkre::RelationEncoder;
+use tkre::{EngineRequest, RelationEncoder};
 
-/// The base model directory: $TKRE_MODEL, else the cache that scripts/fetch-base-model.sh fills.
+/// The base model directory: $TKRE_MODEL, else the cache that scripts/setup/fetch-base-model.sh fills.
 pub fn model_dir() -> PathBuf {
     let dir = std::env::var_os("TKRE_MODEL")
         .map(PathBuf::from)
@@ -20,19 +19,19 @@ pub fn model_dir() -> PathBuf {
         });
     assert!(
         dir.join("model.safetensors").is_file(),
-        "base model not found in {}; run scripts/fetch-base-model.sh (scripts/test.sh does)",
+        "base model not found in {}; run scripts/setup/fetch-base-model.sh (scripts/test.sh does)",
         dir.display()
     );
     dir
 }
 
-#[allow(deprecated)] // see native-trainer/src/runtime.rs
-pub fn cpu() -> Device {
-    Device::ndarray()
+/// The engine most tests run on: burn's ndarray backend, deterministic and single-threaded.
+pub fn engine() -> EngineRequest {
+    EngineRequest::parse("burn-ndarray").unwrap()
 }
 
 pub fn base_encoder() -> RelationEncoder {
-    RelationEncoder::load_dir(&model_dir(), cpu()).expect("base model loads")
+    RelationEncoder::load_dir(&model_dir(), engine()).expect("base model loads")
 }
 
 pub fn fixture(path: &str) -> PathBuf {

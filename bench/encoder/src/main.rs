@@ -88,7 +88,7 @@ struct EmbedRunner(tkre::RelationEncoder);
 
 impl Runner for EmbedRunner {
     fn run(&self, ids: &[Vec<u32>]) -> Result<()> {
-        let plan = tkre::relation_encoder::PoolingPlan::sentence_means(ids.to_vec());
+        let plan = tkre::engine::PoolingPlan::sentence_means(ids.to_vec());
         std::hint::black_box(self.0.run_plan(&plan, ids.len())?);
         Ok(())
     }

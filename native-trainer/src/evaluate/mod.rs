@@ -156,8 +156,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     check_settings(&data, &[(args.n, args.k)], args.queries, &origin)?;
     let texts = relation_texts(&args, &data, args.k == 0)?;
 
-    let mut encoder = load_encoder(&args.model)?;
-    encoder.representation = args.representation;
+    let encoder = load_encoder(&args.model)?;
+    encoder.set_representation(args.representation);
     let results = evaluate(
         &encoder,
         &data,

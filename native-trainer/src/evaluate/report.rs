@@ -67,17 +67,14 @@ pub struct AccuracyReport {
 
 /// (parameters, precision) from `dir`'s model.safetensors (`weights`) and manifest, if any.
 fn describe_weights(dir: &Path, weights: &[u8]) -> Result<(u64, String)> {
+    use tkre::checkpoint::names;
     let file = safetensors::SafeTensors::deserialize(weights)
         .with_context(|| format!("reading {}", dir.join("model.safetensors").display()))?;
     let mut params = 0u64;
     let mut dtypes = std::collections::BTreeMap::<String, u64>::new();
     for (name, view) in file.tensors() {
-        let bare = name.strip_prefix("bert.").unwrap_or(&name);
-        let encoder = bare.starts_with("embeddings.") || bare.starts_with("encoder.");
-        if !encoder
-            || bare.ends_with(tkre::model::loader::INT8_SCALE_SUFFIX)
-            || bare.ends_with("position_ids")
-        {
+        let bare = names::encoder_name(&name);
+        if !names::is_encoder_tensor(bare) || bare.ends_with(names::INT8_SCALE_SUFFIX) {
             continue;
         }
         let count = view.shape().iter().product::<usize>() as u64;
@@ -227,9 +224,9 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
     let mut report = AccuracyReport {
         protocol,
         machine: format!(
-            "native CPU: {} threads, burn {} backend ({} {})",
+            "native CPU: {} threads, engine {} ({} {})",
             std::thread::available_parallelism().map_or(1, |n| n.get()),
-            args.model.device,
+            args.model.engine,
             std::env::consts::OS,
             std::env::consts::ARCH
         ),
@@ -249,7 +246,7 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
             std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
         };
         let (config, weights) = (read("config.json")?, read("model.safetensors")?);
-        let fingerprint = tkre_trainer::manifest::sha256_hex_of(&[&config, &weights]);
+        let fingerprint = tkre::checkpoint::manifest::sha256_hex_of(&[&config, &weights]);
         // The same model files under the same protocol: reuse (under the new name, if renamed).
         let cached = previous.iter().find(|r| {
             r.fingerprint == fingerprint
@@ -261,8 +258,8 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
         });
         let mut model_args = args.model.clone();
         model_args.model = Some(dir.clone());
-        let mut encoder = load_encoder(&model_args)?;
-        encoder.representation = args.representation;
+        let encoder = load_encoder(&model_args)?;
+        encoder.set_representation(args.representation);
         let results = match cached {
             Some(row) => {
                 eprintln!("{name}: accuracy unchanged since {}, reused", json_path.display());
@@ -293,7 +290,7 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
             .sum();
         let browser = browser_latencies(
             &args.browser_bench,
-            &tkre_trainer::manifest::sha256_hex(&weights),
+            &tkre::checkpoint::manifest::sha256_hex(&weights),
             download_bytes,
         )?;
         let row = RowReport {

@@ -144,7 +144,7 @@ pub fn evaluate(
         }
     };
 
-    let parts = encoder.representation.parts().len();
+    let parts = encoder.representation().parts().len();
     let mut results = Vec::with_capacity(2 * settings.len());
     for (&(n, k), setting_episodes) in settings.iter().zip(&sampled) {
         for with_text in [false, true] {

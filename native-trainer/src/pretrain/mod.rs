@@ -310,11 +310,11 @@ pub fn pretrain(config: &PretrainConfig, out: &Path, session: &Session) -> Resul
         .init
         .clone()
         .unwrap_or_else(crate::paths::default_model_dir);
-    crate::manifest::verify(&init_dir)?;
+    tkre::checkpoint::Manifest::verify_dir(&init_dir)?;
     let tokenizer_path = init_dir.join("tokenizer.json");
     let tokenizer_bytes = std::fs::read(&tokenizer_path).with_context(|| {
         format!(
-            "reading {} (is --init a checkpoint directory? scripts/fetch-base-model.sh installs the base model)",
+            "reading {} (is --init a checkpoint directory? scripts/setup/fetch-base-model.sh installs the base model)",
             tokenizer_path.display()
         )
     })?;

@@ -713,10 +713,7 @@ pub fn load_init(model: PretrainModel, weights: &Path) -> Result<(PretrainModel,
 pub fn save_bert_layout(model: &PretrainModel, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_file(path)
         .filter(PathFilter::new().with_regex(r"^(bert|cls)\."))
-        .remap(remapper(&[
-            (r"\.layer_norm\.", ".LayerNorm."),
-            (r"\.attention\.self_attention\.", ".attention.self."),
-        ]))
+        .remap(remapper(tkre::checkpoint::names::MODULE_TO_CHECKPOINT))
         .with_to_adapter(BurnToPyTorchAdapter)
         .overwrite(true);
     model
@@ -1001,7 +998,7 @@ pub fn train(
             serde_json::to_vec_pretty(&encoder_config)?,
         )?;
         fs::write(dir.join("tokenizer.json"), tokenizer_json)?;
-        let encoder = tkre::RelationEncoder::load_dir(&dir, Device::flex())
+        let encoder = tkre::RelationEncoder::load_dir(&dir, tkre::EngineRequest::Auto)
             .with_context(|| format!("loading the development model in {}", dir.display()))?;
         let results = evaluation::evaluate(
             &encoder,
@@ -1275,7 +1272,7 @@ fn load_teacher(
     student: &EncoderConfig,
     device: &Device,
 ) -> Result<BertModel> {
-    crate::manifest::verify(dir)?;
+    tkre::checkpoint::Manifest::verify_dir(dir)?;
     let read = |file: &str| {
         fs::read(dir.join(file)).with_context(|| format!("reading teacher {}", dir.join(file).display()))
     };

@@ -16,7 +16,7 @@ pub fn base_model_dir() -> PathBuf {
     let dir = std::env::var_os("TKRE_MODEL").map(PathBuf::from).unwrap_or(dir);
     assert!(
         dir.join("tokenizer.json").is_file(),
-        "base model not found in {}; run scripts/fetch-base-model.sh (scripts/test.sh does)",
+        "base model not found in {}; run scripts/setup/fetch-base-model.sh (scripts/test.sh does)",
         dir.display()
     );
     dir

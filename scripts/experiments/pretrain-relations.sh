@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The relation pre-training experiment of docs/pretraining.md on the Wikidata synthetic corpus
+# (data/corpus/wikidata/): the full recipe (relation stage: supervised contrastive loss over
+# the classifier's representation + relation-text alignment + entity blanking, early stopping
+# on the 40 development relations), each part alone, and the paper's two stages on the same
+# corpus; then FewRel 1.0 val in four settings, without and with relation text (pid2name),
+# same episodes for every row: reports/relation-ablation.{md,json,svg}.
+# Every run resumes if interrupted (run the script again). Runs in $TKRE_CACHE/relation-runs/.
+#   bash scripts/experiments/pretrain-relations.sh            (extra flags for every run: PRETRAIN_FLAGS)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/env.sh
+shared=../shared/data/fewrel
+runs="${TKRE_RELATION_RUNS:-$TKRE_CACHE/relation-runs}"
+episodes="${EPISODES:-1000}"
+build_tkre
+base="$TKRE_CACHE/models/all-MiniLM-L6-v2"
+corpus=data/corpus/wikidata
+python3 "$corpus/build.py" "$shared"
+
+relation=(--stage relation --corpus "$corpus/train.jsonl" --dev "$corpus/dev.jsonl"
+  --relation-text "$shared/pid2name.json" --batch-size 32 --per-relation 4 --learning-rate 2e-5
+  --epochs 10 --eval-every 25 --patience 4 --mslm-weight 0)
+pretrain() {  # NAME ARGS...
+  local name=$1; shift
+  if [ ! -f "$runs/$name/model.safetensors" ]; then
+    "$tkre" pretrain --out "$runs/$name" --resume ${PRETRAIN_FLAGS:-} "$@"
+  fi
+}
+pretrain full "${relation[@]}"
+pretrain contrastive "${relation[@]}" --text-weight 0 --blank-probability 0
+pretrain contrastive-blank "${relation[@]}" --text-weight 0
+pretrain text "${relation[@]}" --contrastive-weight 0
+pretrain full-mslm "${relation[@]}" --mslm-weight 0.2 --freeze-encoder-steps 50
+# The paper's two stages on the same corpus (MSLM, then SCL with MSLM).
+pretrain mslm --stage mslm --corpus "$corpus/train.jsonl" --epochs 5
+pretrain two-stage --stage scl --init "$runs/mslm" --corpus "$corpus/train.jsonl" --epochs 5
+
+rows=(--row "base=$base")
+for name in full contrastive contrastive-blank text full-mslm mslm two-stage; do
+  rows+=(--row "$name=$runs/$name")
+done
+"$tkre" eval --data "$shared/val_wiki.json" --report reports/relation-ablation "${rows[@]}" \
+  --relation-descriptions "$shared/pid2name.json" --episodes "$episodes" --seed 1 \
+  --settings 5-1,5-5,10-1,10-5

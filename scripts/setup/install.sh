@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need on a fresh Debian 12 machine. Idempotent: each
+# step checks first, so a second run takes seconds.
+#  - Debian's rustc-web/cargo-web (1.96) + rust-web-src + lld: the wasm32 standard library is
+#    built from source with them (rustup cannot fetch a wasm32 target here).
+#  - chromium for the browser tests (WebGPU on SwiftShader).
+#  - binaryen 132 from npm for wasm-opt (Debian's 108 is too old for reference types).
+#  - wasm-bindgen-cli (cargo install), matching Cargo.lock.
+#  - the base model (scripts/setup/fetch-base-model.sh).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/env.sh
+
+need_apt=()
+[ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src)
+command -v rust-lld >/dev/null 2>&1 || [ -e /usr/bin/rust-lld ] || need_apt+=(lld-22)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# The synthesis test's LLM server: a venv, and a C++ compiler for the llama-cpp-python wheel.
+python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing with apt: ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# wasm-bindgen-cli must equal the wasm-bindgen version in Cargo.lock.
+bindgen_version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+if ! "$HOME/.cargo/bin/wasm-bindgen" --version 2>/dev/null | grep -q " $bindgen_version\b"; then
+  echo "installing wasm-bindgen-cli $bindgen_version (a few minutes)" >&2
+  # Not --locked: one of its locked dependencies is not on the registry here.
+  cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
+fi
+
+bash scripts/setup/fetch-base-model.sh
+
+if [ ! -x "$TKRE_CACHE/tools/binaryen/node_modules/.bin/wasm-opt" ]; then
+  mkdir -p "$TKRE_CACHE/tools/binaryen"
+  (cd "$TKRE_CACHE/tools/binaryen" && npm install --no-audit --no-fund --silent binaryen@132.0.0)
+fi
+
+# Browser-test dependencies (playwright-core drives Debian's chromium; it downloads no browser).
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/ajv ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
+fi
+
+# The local LLM server of the synthesis test (llama-cpp-python wheel built once, cached).
+bash scripts/setup/llm.sh >/dev/null

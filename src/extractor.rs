@@ -1,0 +1,175 @@
+//! An encoder with a live support set: what the browser package and `tkre classify` both use.
+//! Relations are added, edited and removed here, each example and relation text encoded once
+//! when it changes; queries are classified against the current set.
+//!
+//! Every method takes `&self`: the support set sits in a `RefCell` that is borrowed only
+//! between awaits, so one extractor can be shared by calls in flight (the browser's promises).
+
+use std::cell::RefCell;
+
+use crate::error::Result;
+use crate::fewshot::support_set::check_key;
+use crate::fewshot::{
+    EncodedSupportSet, ExampleInput, Prediction, PrototypeClassifier, RelationSummary, RelationText,
+    SupportSet,
+};
+use crate::relation_encoder::RelationEncoder;
+use crate::text::RelationInstance;
+
+/// Most sequences in one encoding batch (a pass may hold fewer, `crate::engine::batch`).
+pub const BATCH_SIZE: usize = 64;
+
+/// An encoder and the relations queries are classified into.
+pub struct Extractor {
+    pub encoder: RelationEncoder,
+    support: RefCell<EncodedSupportSet>,
+    use_relation_text: std::cell::Cell<bool>,
+}
+
+impl Extractor {
+    pub fn new(encoder: RelationEncoder) -> Self {
+        Self {
+            encoder,
+            support: RefCell::default(),
+            use_relation_text: std::cell::Cell::new(true),
+        }
+    }
+
+    /// Whether relation names and descriptions take part in classification (default yes).
+    pub fn set_use_relation_text(&self, use_text: bool) {
+        self.use_relation_text.set(use_text);
+    }
+
+    async fn encode_instances(&self, instances: &[RelationInstance]) -> Result<Vec<Vec<f32>>> {
+        let plan = self.encoder.plan_instances(instances)?;
+        self.encoder.encode_plan(&plan, BATCH_SIZE, |_| {}).await
+    }
+
+    /// Sentence embeddings, one per text.
+    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let plan = self.encoder.plan_sentences(texts)?;
+        self.encoder.encode_plan(&plan, BATCH_SIZE, |_| {}).await
+    }
+
+    async fn encode_text(&self, text: &RelationText) -> Result<Option<Vec<f32>>> {
+        match text.sentence() {
+            Some(sentence) => Ok(self.embed(&[sentence]).await?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds a relation with text, examples or both (text alone: zero-shot); returns its
+    /// example count.
+    pub async fn add_relation(
+        &self,
+        key: &str,
+        text: RelationText,
+        examples: Vec<ExampleInput>,
+    ) -> Result<usize> {
+        let parsed = parse_examples(examples)?;
+        let key = self
+            .support
+            .borrow()
+            .check_new_relation(key, &text, parsed.len())?;
+        let (inputs, instances): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
+        let vectors = self.encode_instances(&instances).await?;
+        let text_vector = self.encode_text(&text).await?;
+        let examples: Vec<_> = inputs.into_iter().zip(vectors).collect();
+        let count = examples.len();
+        self.support
+            .borrow_mut()
+            .add_relation(key, text, text_vector, examples)?;
+        Ok(count)
+    }
+
+    /// Replaces a relation's text (empty clears it; a relation without examples must keep
+    /// some).
+    pub async fn set_relation_text(&self, key: &str, text: RelationText) -> Result<()> {
+        self.support.borrow().check_text(key, &text)?;
+        let vector = self.encode_text(&text).await?;
+        self.support.borrow_mut().set_text(key, text, vector)
+    }
+
+    /// Adds examples to a relation (created if new); returns its example count.
+    pub async fn add_examples(&self, key: &str, examples: Vec<ExampleInput>) -> Result<usize> {
+        let key = check_key(key, "the relation")?;
+        let parsed = parse_examples(examples)?;
+        if parsed.is_empty() {
+            return Err(crate::TkreError::SupportSet(format!(
+                "no examples given for relation {key:?}"
+            )));
+        }
+        let (inputs, instances): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
+        let vectors = self.encode_instances(&instances).await?;
+        self.support
+            .borrow_mut()
+            .add_examples(&key, inputs.into_iter().zip(vectors).collect())
+    }
+
+    /// Removes one example; the relation goes when it has neither examples nor text left.
+    pub fn remove_example(&self, key: &str, index: usize) -> Result<()> {
+        self.support.borrow_mut().remove_example(key, index)
+    }
+
+    pub fn remove_relation(&self, key: &str) -> Result<()> {
+        self.support.borrow_mut().remove_relation(key)
+    }
+
+    /// Sets (-1..1) or clears the none-of-the-above threshold.
+    pub fn set_none_threshold(&self, threshold: Option<f32>) -> Result<()> {
+        self.support.borrow_mut().set_none_threshold(threshold)
+    }
+
+    pub fn relations(&self) -> Vec<RelationSummary> {
+        self.support.borrow().summaries()
+    }
+
+    /// The support set as written to JSON (`SupportSet::to_json`).
+    pub fn support_set(&self) -> SupportSet {
+        self.support.borrow().to_support_set()
+    }
+
+    /// Replaces the support set; every example and relation text is encoded once. Returns the
+    /// number of relations.
+    pub async fn load_support_set(&self, set: &SupportSet) -> Result<usize> {
+        let parsed = set.parse()?;
+        let vectors = self.encode_instances(&parsed.instances()).await?;
+        let texts = self.embed(&parsed.texts()).await?;
+        let loaded = EncodedSupportSet::from_parsed(parsed, vectors, texts)?;
+        let count = loaded.relations.len();
+        *self.support.borrow_mut() = loaded;
+        Ok(count)
+    }
+
+    /// The classifier of the current support set (checked before anything is encoded).
+    pub fn classifier(&self) -> Result<PrototypeClassifier> {
+        let parts = self.encoder.representation().parts().len();
+        self.support
+            .borrow()
+            .classifier(parts, self.use_relation_text.get())
+    }
+
+    /// Classifies relation instances with one encoder pass.
+    pub async fn classify(&self, queries: &[RelationInstance]) -> Result<Vec<Prediction>> {
+        let classifier = self.classifier()?;
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vectors = self.encode_instances(queries).await?;
+        vectors.iter().map(|v| classifier.classify(v)).collect()
+    }
+}
+
+/// Each example with its instance; an error names the example by its number.
+fn parse_examples(examples: Vec<ExampleInput>) -> Result<Vec<(ExampleInput, RelationInstance)>> {
+    examples
+        .into_iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let instance = input
+                .to_instance()
+                .map_err(|e| crate::TkreError::Instance(format!("example #{}: {e}", i + 1)))?;
+            Ok((input, instance))
+        })
+        .collect()
+}
