@@ -6,7 +6,9 @@ use std::cell::Cell;
 use crate::checkpoint::{EncoderConfig, Manifest, ModelFiles};
 use crate::engine::{Engine, EngineRequest, ForwardPass, PoolingPlan};
 use crate::error::{Result, TkreError};
-use crate::fewshot::{EncodedSupportSet, ParsedSupportSet, Representation, normalize_parts};
+#[cfg(not(target_family = "wasm"))]
+use crate::fewshot::{EncodedSupportSet, ParsedSupportSet};
+use crate::fewshot::{Representation, normalize_parts};
 use crate::text::{RelationInstance, TextTokenizer, encode_instance, encode_sentence};
 
 /// Default maximum sequence length in tokens, [CLS] and [SEP] included (what

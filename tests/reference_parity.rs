@@ -74,17 +74,24 @@ fn tokenizer_matches_the_reference_word_pieces() {
     }
 }
 
-/// Every engine this build has natively (the WebGPU engine runs in the browser tests).
+/// Every engine, natively: the WebGPU engine on a Vulkan device (Mesa's lavapipe, a software
+/// device that scripts/setup/install.sh installs, when there is no GPU).
 fn engines() -> Vec<(&'static str, EngineRequest)> {
     vec![
         ("burn-ndarray", EngineRequest::parse("burn-ndarray").unwrap()),
         ("burn", EngineRequest::parse("burn").unwrap()),
         ("cpu", EngineRequest::Cpu),
+        ("webgpu", EngineRequest::WebGpu),
     ]
 }
 
 fn encoder_on(request: EngineRequest) -> RelationEncoder {
-    RelationEncoder::load_dir(&common::model_dir(), request).expect("base model loads")
+    RelationEncoder::load_dir(&common::model_dir(), request).unwrap_or_else(|e| {
+        panic!(
+            "{request:?}: {e}; the WebGPU engine needs a Vulkan device natively (Debian's \
+             mesa-vulkan-drivers gives lavapipe; scripts/setup/install.sh installs it)"
+        )
+    })
 }
 
 /// One parity table: every engine against the reference on the same fixtures, hidden states

@@ -7,17 +7,17 @@
 #     wasm-opt, for bench/profile.js (a bigger module; rebuild without the flag afterwards);
 #     --compare: the comparison build (burn's ndarray and WebGPU backends besides the engines)
 #     into pkg/wasm-compare/, for bench/browser.js's burn rows (bench/compare-build.html).
-# The default build has no burn (--no-default-features): users download the CPU and WebGPU
-# engines only.
+# The default build has no burn (--no-default-features --features webgpu): users download the
+# CPU and WebGPU engines only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/env.sh
 
-features=(--no-default-features)
+features=(--no-default-features --features webgpu)
 out=pkg/wasm
 size_report=reports/wasm-size.json
 if [ "${1:-}" = "--compare" ]; then
-  features=(--no-default-features --features ndarray,burn-webgpu)
+  features=(--no-default-features --features webgpu,ndarray,burn-webgpu)
   out=pkg/wasm-compare
   size_report=reports/wasm-size-compare.json
 fi

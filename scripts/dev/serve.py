@@ -15,7 +15,9 @@ Usage: PORT=8080 python3 scripts/dev/serve.py MODEL_DIR
 Prints the page's URL and serves until stopped.
 """
 
+import gzip
 import http.server
+import io
 import os
 import posixpath
 import socketserver
@@ -23,7 +25,12 @@ import urllib.parse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+
+# Sent gzip-compressed to a client that accepts it, as a static host would; the model's
+# weights are not (int8 and f16 barely compress, and hosts rarely compress binaries).
+COMPRESSIBLE = {".wasm", ".js", ".mjs", ".json", ".html", ".css", ".txt"}
+_compressed = {}
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -50,6 +57,23 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         parts = [p for p in posixpath.normpath("/" + rest).split("/") if p not in ("", ".", "..")]
         target = base.joinpath(*parts)
         return str(target) + ("/" if path.endswith("/") else "")
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        accepts = "gzip" in self.headers.get("Accept-Encoding", "")
+        if not (accepts and path.suffix in COMPRESSIBLE and path.is_file()):
+            return super().send_head()
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _compressed:
+            _compressed[key] = gzip.compress(path.read_bytes(), 9)
+        body = _compressed[key]
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
 
     def end_headers(self):
         # Cross-origin isolation, so that the page may use SharedArrayBuffer (wasm threads).

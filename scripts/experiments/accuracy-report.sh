@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The accuracy report of issue 7 (docs/distillation.md, "Accuracy, size and speed"): FewRel 1.0 val, 1000
+# The accuracy report of issue 7 (docs/training.md, "Accuracy, size and speed"): FewRel 1.0 val, 1000
 # episodes per setting, seed 1, for the base model, its fp16/int8 exports, the pre-trained
 # models of scripts/experiments/pretrain-fewrel.sh and the distilled student of scripts/experiments/distill.sh when
 # they exist. Writes reports/accuracy.{json,md,svg}; rows already evaluated on unchanged model

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The distillation experiment of docs/distillation.md: the TKRE-pretrained MiniLM-L6 (stage 1 of
+# The distillation experiment of docs/training.md: the TKRE-pretrained MiniLM-L6 (stage 1 of
 # scripts/experiments/pretrain-fewrel.sh, the best pre-trained model) teaches a 3-layer student made of
 # layers 1, 3, 5 of all-MiniLM-L6-v2, on the same corpus as pre-training. Also writes the
 # same 3 layers untrained ("truncated"), the equal-size baseline, and a variant taught by the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The pre-training experiment of docs/pretraining.md: all-MiniLM-L6-v2 pre-trained on the paper's
+# The pre-training experiment of docs/training.md: all-MiniLM-L6-v2 pre-trained on the paper's
 # released synthetic corpus (EDKG explanations + SCDG samples, ../shared/data/tkre-synthetic)
 # plus FewRel 2.0's unlabelled PubMed sentences, then FewRel 1.0 val accuracy of
 #   base, +MSLM (stage 1), +SCL (stage 2 from base), two-stage (stage 2 from stage 1).

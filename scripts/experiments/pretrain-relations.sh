@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The relation pre-training experiment of docs/pretraining.md on the Wikidata synthetic corpus
+# The relation pre-training experiment of docs/training.md on the Wikidata synthetic corpus
 # (data/corpus/wikidata/): the full recipe (relation stage: supervised contrastive loss over
 # the classifier's representation + relation-text alignment + entity blanking, early stopping
 # on the 40 development relations), each part alone, and the paper's two stages on the same

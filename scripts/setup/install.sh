@@ -4,6 +4,7 @@
 #  - Debian's rustc-web/cargo-web (1.96) + rust-web-src + lld: the wasm32 standard library is
 #    built from source with them (rustup cannot fetch a wasm32 target here).
 #  - chromium for the browser tests (WebGPU on SwiftShader).
+#  - Mesa's lavapipe (mesa-vulkan-drivers): a software Vulkan device for the native WebGPU tests.
 #  - binaryen 132 from npm for wasm-opt (Debian's 108 is too old for reference types).
 #  - wasm-bindgen-cli (cargo install), matching Cargo.lock.
 #  - the base model (scripts/setup/fetch-base-model.sh).
@@ -15,6 +16,9 @@ need_apt=()
 [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src)
 command -v rust-lld >/dev/null 2>&1 || [ -e /usr/bin/rust-lld ] || need_apt+=(lld-22)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# A software Vulkan device (Mesa's lavapipe) for the native WebGPU engine's tests.
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 \
+  || need_apt+=(mesa-vulkan-drivers libvulkan1)
 # The synthesis test's LLM server: a venv, and a C++ compiler for the llama-cpp-python wheel.
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)

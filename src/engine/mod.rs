@@ -4,7 +4,7 @@
 //! | engine | where | file |
 //! |---|---|---|
 //! | [`cpu::CpuEngine`] | browser without WebGPU (a phone), `tkre --engine cpu` | `cpu.rs` + `kernels/*.rs` |
-//! | [`webgpu::WebGpuEngine`] | browser with WebGPU | `webgpu.rs` + `kernels/shaders/*.wgsl` |
+//! | `webgpu::WebGpuEngine` | browser with WebGPU; natively Vulkan (`--engine webgpu`) | `webgpu.rs` + `kernels/shaders/*.wgsl` |
 //! | [`burn::BurnEngine`] | native default, training, comparisons | `burn.rs` over `crate::model` |
 //!
 //! [`Engine::create`] is the one place that picks an engine from what the user asked for
@@ -18,7 +18,7 @@ pub mod batch;
 pub mod burn;
 pub mod cpu;
 pub mod kernels;
-#[cfg(target_family = "wasm")]
+#[cfg(feature = "webgpu")]
 pub mod webgpu;
 pub mod weights;
 
@@ -114,7 +114,7 @@ impl EngineRequest {
 /// A ready engine.
 pub enum Engine {
     Cpu(CpuEngine),
-    #[cfg(target_family = "wasm")]
+    #[cfg(feature = "webgpu")]
     WebGpu(webgpu::WebGpuEngine),
     #[cfg(feature = "burn")]
     Burn(burn::BurnEngine),
@@ -155,16 +155,22 @@ impl Engine {
                 Engine::Burn(burn::BurnEngine::load(backend, weights, config, pad_id, origin).await?),
                 "burn requested",
             ),
-            #[cfg(target_family = "wasm")]
+            #[cfg(feature = "webgpu")]
             EngineRequest::WebGpu => {
                 webgpu::available()?;
                 let engine = webgpu::WebGpuEngine::new(&fused(&weights)?).await?;
                 let reason = format!("WebGPU requested ({})", engine.adapter());
                 chosen(Engine::WebGpu(engine), &reason)
             }
+            #[cfg(not(feature = "webgpu"))]
+            EngineRequest::WebGpu => Err(TkreError::Option(
+                "this build has no WebGPU engine (the `webgpu` feature); use the CPU engine".into(),
+            )),
+            // In the browser: WebGPU where it works, else the CPU engine, with the reason.
             #[cfg(target_family = "wasm")]
             EngineRequest::Auto => {
                 let weights = fused(&weights)?;
+                #[cfg(feature = "webgpu")]
                 let why_not = match webgpu::available() {
                     Ok(()) => match webgpu::WebGpuEngine::new(&weights).await {
                         Ok(engine) => {
@@ -175,15 +181,14 @@ impl Engine {
                     },
                     Err(e) => e.to_string(),
                 };
+                #[cfg(not(feature = "webgpu"))]
+                let why_not = "this build has no WebGPU engine";
                 chosen(
                     Engine::Cpu(CpuEngine::new(&weights)),
                     &format!("fell back to CPU: {why_not}"),
                 )
             }
-            #[cfg(not(target_family = "wasm"))]
-            EngineRequest::WebGpu => Err(TkreError::Option(
-                "the WebGPU engine runs in the browser only in this build; use --engine cpu or burn".into(),
-            )),
+            // Natively: burn on every core (a software Vulkan device would be far slower).
             #[cfg(all(not(target_family = "wasm"), feature = "burn"))]
             EngineRequest::Auto => chosen(
                 Engine::Burn(
@@ -200,7 +205,7 @@ impl Engine {
     pub fn name(&self) -> &'static str {
         match self {
             Engine::Cpu(_) => "cpu",
-            #[cfg(target_family = "wasm")]
+            #[cfg(feature = "webgpu")]
             Engine::WebGpu(_) => "webgpu",
             #[cfg(feature = "burn")]
             Engine::Burn(engine) => engine.name(),
@@ -217,7 +222,7 @@ impl ForwardPass for Engine {
     async fn forward(&self, sequences: &[&[u32]]) -> Result<Vec<f32>> {
         match self {
             Engine::Cpu(engine) => engine.forward(sequences),
-            #[cfg(target_family = "wasm")]
+            #[cfg(feature = "webgpu")]
             Engine::WebGpu(engine) => engine.forward(sequences).await,
             #[cfg(feature = "burn")]
             Engine::Burn(engine) => engine.forward(sequences).await,
@@ -227,7 +232,7 @@ impl ForwardPass for Engine {
     fn batching(&self) -> Batching {
         match self {
             Engine::Cpu(_) => Batching::Ragged,
-            #[cfg(target_family = "wasm")]
+            #[cfg(feature = "webgpu")]
             Engine::WebGpu(_) => Batching::Ragged,
             #[cfg(feature = "burn")]
             Engine::Burn(_) => Batching::Padded { max_batch: 64 },

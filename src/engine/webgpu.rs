@@ -86,6 +86,7 @@ pub struct WebGpuEngine {
 
 /// Whether this JavaScript environment exposes WebGPU (`navigator.gpu`), as an error that
 /// says why not.
+#[cfg(target_family = "wasm")]
 pub fn available() -> Result<()> {
     let global = js_sys::global();
     let navigator = js_sys::Reflect::get(&global, &"navigator".into()).unwrap_or_default();
@@ -101,6 +102,19 @@ pub fn available() -> Result<()> {
     }
     Ok(())
 }
+
+/// Natively the adapter request itself says whether there is a device.
+#[cfg(not(target_family = "wasm"))]
+pub fn available() -> Result<()> {
+    Ok(())
+}
+
+/// Where wgpu looks for an adapter: the browser's WebGPU, or natively Vulkan (a GPU, or Mesa's
+/// lavapipe software device).
+#[cfg(target_family = "wasm")]
+const BACKENDS: wgpu::Backends = wgpu::Backends::BROWSER_WEBGPU;
+#[cfg(not(target_family = "wasm"))]
+const BACKENDS: wgpu::Backends = wgpu::Backends::VULKAN;
 
 fn gpu_error(what: &str, e: impl std::fmt::Display) -> TkreError {
     TkreError::Device(format!("WebGPU: {what}: {e}"))
@@ -121,7 +135,7 @@ impl WebGpuEngine {
             )));
         }
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends: wgpu::Backends::BROWSER_WEBGPU,
+            backends: BACKENDS,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
         let adapter = instance

@@ -229,7 +229,7 @@ pub fn training_devices(spec: &str) -> Result<Vec<Device>> {
     names.into_iter().map(training_device).collect()
 }
 
-#[allow(deprecated)] // ndarray: see docs/speed.md
+#[allow(deprecated)] // ndarray: see docs/benchmarks.md
 fn training_device(name: &str) -> Result<Device> {
     let (kind, index) = match name.split_once(':') {
         Some((kind, index)) => {

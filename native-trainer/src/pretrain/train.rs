@@ -962,7 +962,7 @@ pub fn train(
             let _ = fs::remove_file(&metrics_path);
             if !session.quiet && !had_head && config.mslm_weight > 0.0 && config.stage != Stage::Distill {
                 eprintln!(
-                    "the starting checkpoint has no MLM head: a new one is initialised (see docs/pretraining.md)"
+                    "the starting checkpoint has no MLM head: a new one is initialised (see docs/training.md)"
                 );
             }
         }

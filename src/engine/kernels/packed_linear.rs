@@ -11,7 +11,7 @@
 //! reads the left-hand rows in place, with any row stride (a head's slice of the fused
 //! query/key/value rows). Against gemm in the same build (bench/compare.js, the 6x8 version):
 //! FewRel sentences 24 vs 31-33 ms, 128 tokens 97 vs 108 ms; the 4x8 tile's own numbers are in
-//! docs/speed.md.
+//! docs/benchmarks.md.
 //!
 //! The SIMD128 tile is compiled only for wasm with SIMD128; elsewhere a portable loop of the
 //! same arithmetic runs, which the tests check against a plain triple loop.
