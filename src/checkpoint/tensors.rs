@@ -97,9 +97,9 @@ impl<'a> Checkpoint<'a> {
             .keys()
             .map(String::as_str)
             .filter(|name| {
-                !name
+                name
                     .strip_suffix(INT8_SCALE_SUFFIX)
-                    .is_some_and(|base| self.dtype(base) == Some(Dtype::I8))
+                    .is_none_or(|base| self.dtype(base) != Some(Dtype::I8))
             })
             .collect();
         names.sort_unstable();

@@ -111,7 +111,9 @@ impl EngineRequest {
     }
 }
 
-/// A ready engine.
+/// A ready engine. One lives as long as its model, so the size difference between the
+/// variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Engine {
     Cpu(CpuEngine),
     #[cfg(feature = "webgpu")]

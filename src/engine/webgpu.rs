@@ -127,7 +127,7 @@ impl WebGpuEngine {
         let config = &weights.config;
         let hidden = config.hidden_size;
         let head_size = config.head_size();
-        if hidden % 4 != 0 || head_size % 4 != 0 || config.intermediate_size % 4 != 0 {
+        if ![hidden, head_size, config.intermediate_size].iter().all(|n| n.is_multiple_of(4)) {
             return Err(TkreError::Model(format!(
                 "the WebGPU kernels need hidden ({hidden}), head ({head_size}) and intermediate ({}) \
                  sizes that are multiples of 4; use the CPU backend for this model",
