@@ -5,7 +5,6 @@
 import { Extractor, engineNames, initWasm } from './wasm.js';
 import { fetchModelFiles } from './model-files.js';
 import { METHODS } from './methods.js';
-import { withDeviceCapture } from './gpu-watch.js';
 
 export { initWasm };
 
@@ -37,9 +36,12 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
     }
     return inner;
   };
-  const { value: inner, devices } = await withDeviceCapture(() => create(backend));
+  const inner = await create(backend);
   const loadInfo = { fromCache, loadMs: performance.now() - started };
-  const gpu = ['webgpu', 'burn-webgpu'].includes(inner.backend) ? { devices, createCpu: () => create('cpu'), onBackendChange } : null;
+  // wgpu's device-lost callback (GPUDevice.lost), through the wasm module: the WebGPU engine's
+  // device only (burn's, in the comparison build, is not watched).
+  const lost = inner.deviceLost();
+  const gpu = lost ? { lost, createCpu: () => create('cpu'), onBackendChange } : null;
   return new RelationExtractor(inner, manifest, loadInfo, gpu);
 }
 
@@ -48,7 +50,6 @@ const LOST = Symbol('webgpu device lost');
 
 export class RelationExtractor {
   #inner;
-  #devices = [];
   #lost = null; // {message} once the WebGPU device is lost
   #lostSignal = new Promise(() => {});
   #createCpu = null;
@@ -56,7 +57,7 @@ export class RelationExtractor {
   #recovery = null;
   #reason = null;
 
-  /** Use createExtractor(); `gpu` ({devices, createCpu, onBackendChange}) when on WebGPU. */
+  /** Use createExtractor(); `gpu` ({lost, createCpu, onBackendChange}) when on WebGPU. */
   constructor(inner, manifest, loadInfo, gpu = null) {
     this.#inner = inner;
     this.manifest = manifest;
@@ -64,14 +65,13 @@ export class RelationExtractor {
     if (gpu) this.#watch(gpu);
   }
 
-  /** Watches the WebGPU devices behind this extractor; a loss moves it to the CPU. */
-  #watch({ devices, createCpu, onBackendChange }) {
-    this.#devices = devices;
+  /** Watches the WebGPU device behind this extractor; a loss moves it to the CPU. */
+  #watch({ lost, createCpu, onBackendChange }) {
     this.#createCpu = createCpu;
     this.#onBackendChange = onBackendChange ?? null;
-    this.#lostSignal = Promise.race(devices.map((d) => d.lost)).then((info) => {
+    this.#lostSignal = lost.then((why) => {
       if (!this.#inner) return LOST; // disposed: freeing the model may destroy its device
-      this.#lost = { message: `WebGPU device lost (${info.reason}${info.message ? `: ${info.message}` : ''})` };
+      this.#lost = { message: `WebGPU device lost (${why})` };
       return LOST;
     });
   }
@@ -123,8 +123,8 @@ export class RelationExtractor {
    * a lost device. Resolves once the loss has been noticed.
    */
   async simulateDeviceLoss() {
-    if (!this.#devices.length) throw new Error('simulateDeviceLoss: this extractor does not run on WebGPU');
-    for (const device of this.#devices) device.destroy();
+    if (!this.#createCpu) throw new Error('simulateDeviceLoss: this extractor does not run on WebGPU');
+    this.#alive().destroyDevice();
     await this.#lostSignal;
   }
 

@@ -97,8 +97,7 @@ impl<'a> Checkpoint<'a> {
             .keys()
             .map(String::as_str)
             .filter(|name| {
-                name
-                    .strip_suffix(INT8_SCALE_SUFFIX)
+                name.strip_suffix(INT8_SCALE_SUFFIX)
                     .is_none_or(|base| self.dtype(base) != Some(Dtype::I8))
             })
             .collect();

@@ -82,6 +82,9 @@ pub struct WebGpuEngine {
     layers: Vec<GpuLayer>,
     /// Bound where an epilogue reads no residual.
     no_residual: wgpu::Buffer,
+    /// Receives why the device was lost (wgpu's device-lost callback, which on the web is the
+    /// `GPUDevice.lost` promise); taken once by [`WebGpuEngine::device_lost`].
+    lost: std::sync::Mutex<Option<futures_channel::oneshot::Receiver<String>>>,
 }
 
 /// Whether this JavaScript environment exposes WebGPU (`navigator.gpu`), as an error that
@@ -127,7 +130,10 @@ impl WebGpuEngine {
         let config = &weights.config;
         let hidden = config.hidden_size;
         let head_size = config.head_size();
-        if ![hidden, head_size, config.intermediate_size].iter().all(|n| n.is_multiple_of(4)) {
+        if ![hidden, head_size, config.intermediate_size]
+            .iter()
+            .all(|n| n.is_multiple_of(4))
+        {
             return Err(TkreError::Model(format!(
                 "the WebGPU kernels need hidden ({hidden}), head ({head_size}) and intermediate ({}) \
                  sizes that are multiples of 4; use the CPU backend for this model",
@@ -213,7 +219,25 @@ impl WebGpuEngine {
                 *p += t;
             }
         }
+        let (lost_sender, lost) = futures_channel::oneshot::channel();
+        let lost_sender = std::sync::Mutex::new(Some(lost_sender));
+        device.set_device_lost_callback(move |reason, message| {
+            if let Some(sender) = lost_sender.lock().ok().and_then(|mut s| s.take()) {
+                // WebGPU's own words for the reason (GPUDeviceLostReason).
+                let reason = match reason {
+                    wgpu::DeviceLostReason::Destroyed => "destroyed",
+                    _ => "unknown",
+                };
+                let why = if message.is_empty() {
+                    reason.to_string()
+                } else {
+                    format!("{reason}: {message}")
+                };
+                let _ = sender.send(why);
+            }
+        });
         let encoder = Self {
+            lost: std::sync::Mutex::new(Some(lost)),
             adapter,
             pipelines,
             hidden,
@@ -234,6 +258,18 @@ impl WebGpuEngine {
             return Err(gpu_error("setting up the encoder failed", e));
         }
         Ok(encoder)
+    }
+
+    /// Resolves with why the device was lost, if it is lost while the engine lives (a driver
+    /// reset, the GPU process crashing, [`Self::destroy_device`]); `None` after the first call.
+    pub fn device_lost(&self) -> Option<impl std::future::Future<Output = Option<String>> + use<>> {
+        let receiver = self.lost.lock().ok()?.take()?;
+        Some(async move { receiver.await.ok() })
+    }
+
+    /// Destroys the device as a GPU reset would (tests of the recovery path).
+    pub fn destroy_device(&self) {
+        self.device.destroy();
     }
 
     /// The adapter in words (vendor, name, driver), for the user's information.

@@ -221,6 +221,39 @@ impl Extractor {
         self.inner.encoder.engine.name().to_string()
     }
 
+    /// On the WebGPU engine, a promise that resolves with why the device was lost, if it ever
+    /// is (wgpu's device-lost callback: `GPUDevice.lost`); `undefined` on the CPU, or after the
+    /// first call.
+    #[wasm_bindgen(js_name = deviceLost)]
+    pub fn device_lost(&self) -> Option<js_sys::Promise> {
+        let crate::engine::Engine::WebGpu(engine) = &self.inner.encoder.engine else {
+            return None;
+        };
+        let lost = engine.device_lost()?;
+        Some(future_to_promise(async move {
+            match lost.await {
+                Some(why) => Ok(JsValue::from(why)),
+                // The engine was freed first: the device was never lost under it.
+                None => std::future::pending().await,
+            }
+        }))
+    }
+
+    /// Destroys the WebGPU device, which the browser reports exactly as a lost device (a test
+    /// hook for the recovery path); an error on the CPU engine.
+    #[wasm_bindgen(js_name = destroyDevice)]
+    pub fn destroy_device(&self) -> Result<(), JsValue> {
+        match &self.inner.encoder.engine {
+            crate::engine::Engine::WebGpu(engine) => {
+                engine.destroy_device();
+                Ok(())
+            }
+            _ => Err(js_error(
+                "destroyDevice: this extractor does not run on WebGPU".to_string(),
+            )),
+        }
+    }
+
     /// Why that engine was chosen.
     #[wasm_bindgen(getter, js_name = backendReason)]
     pub fn backend_reason(&self) -> String {
