@@ -1,6 +1,6 @@
 //! The CPU engine: the encoder's inference forward pass on one thread, fused and specialised for
 //! BERT. The browser's engine when there is no WebGPU (a phone without it runs this), and
-//! `tkre --device browser-cpu`.
+//! `tkre --engine cpu`.
 //!
 //! Same arithmetic as the burn model's forward pass (tests/reference_parity.rs checks every
 //! engine against the numpy reference), planned for the one architecture instead of op by op:

@@ -114,9 +114,8 @@ fn fused_context(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask_bias: Tensor<4>)
 
 /// Whether `device` is flex without autodiff: the one CPU backend whose `attention` op is a
 /// fused kernel (ndarray's composes burn's ops, with a slower softmax than
-/// [`softmax_last`]). Native only: in the browser flex only holds the weights (the fused
-/// passes of `fused_cpu`/`fused_gpu` encode), and its attention kernel would add 120 kB to the
-/// module.
+/// [`softmax_last`]). Native only: the browser runs the CPU and WebGPU engines
+/// (`crate::engine`), and burn there is only in the comparison build.
 fn has_fused_cpu_attention(device: &Device) -> bool {
     #[cfg(all(feature = "burn", not(target_family = "wasm")))]
     if !device.is_autodiff() && *device == Device::flex() {

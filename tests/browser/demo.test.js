@@ -126,8 +126,8 @@ test('screenshot of the demo after a classification (phone and desktop)', async 
   }
 });
 
-// Both backends run a fused forward pass of their own (src/model/fused_cpu.rs and
-// fused_gpu.rs): a ragged batch of short and long sentences checks each against the native
+// Both engines run a fused forward pass of their own (src/engine/cpu.rs and
+// src/engine/webgpu.rs): a ragged batch of short and long sentences checks each against the native
 // burn forward pass, sentence by sentence.
 for (const backend of ['cpu', 'webgpu']) {
   test(`sentence embeddings in the browser equal native tkre embed (${backend})`, async () => {
@@ -148,7 +148,7 @@ for (const backend of ['cpu', 'webgpu']) {
     }, { texts, backend });
     assert.equal(browserVectors.used, backend);
     // The default model is int8: on the CPU its products run in integers, with activations
-    // quantized per token to 15-16 bits (src/model/quantized_linear.rs), where native burn
+    // quantized per token to 15-16 bits (src/engine/kernels/quantized_linear.rs), where native burn
     // multiplies the same int8 weights in f32. Measured: within 2e-4 of native.
     const integers = /int8 weights multiplied in integers/.test(browserVectors.reason);
     assert.equal(integers, backend === 'cpu', `backend reason: ${browserVectors.reason}`);

@@ -1,4 +1,4 @@
-//! The matrix multiply of the browser's CPU path ([`super::fused_cpu`]): the right-hand matrix
+//! The matrix multiply of the browser's CPU path (the CPU engine, [`crate::engine::cpu`]): the right-hand matrix
 //! packed once into panels, a register tile specialised for wasm SIMD128.
 //!
 //! Why: burn's flex backend multiplies through the gemm crate, which re-packs the weight
