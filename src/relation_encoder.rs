@@ -247,11 +247,7 @@ impl RelationEncoder {
             }
         };
         for batch in batches {
-            let sub = PoolingPlan {
-                ids: batch.iter().map(|&i| plan.ids[i].clone()).collect(),
-                weights: batch.iter().map(|&i| plan.weights[i].clone()).collect(),
-                parts: plan.parts,
-            };
+            let sub = plan.select(&batch);
             let mut values = vec![0.0f32; batch.len() * width];
             for pass in sub.passes(crate::engine::Batching::Ragged) {
                 let sequences: Vec<&[u32]> = pass.iter().map(|&i| sub.ids[i].as_slice()).collect();

@@ -53,6 +53,15 @@ impl PoolingPlan {
         }
     }
 
+    /// The plan of the sequences at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> PoolingPlan {
+        PoolingPlan {
+            ids: indices.iter().map(|&i| self.ids[i].clone()).collect(),
+            weights: indices.iter().map(|&i| self.weights[i].clone()).collect(),
+            parts: self.parts,
+        }
+    }
+
     /// The passes of this plan for an engine that batches as `batching` says: each pass the
     /// indices of its sequences.
     pub fn passes(&self, batching: Batching) -> Vec<Vec<usize>> {
