@@ -21,7 +21,7 @@ pub mod tensors;
 
 pub use config::{EncoderConfig, MAX_PARAMETERS, MIN_POSITIONS};
 pub use manifest::{Manifest, ManifestFile};
-pub use precision::{Precision, convert_weights, quantize_rows};
+pub use precision::{Precision, convert_weights, dequantize_rows, quantize_rows};
 pub use tensors::{Checkpoint, Tensor, TensorValues};
 
 /// The three files of a BERT-layout checkpoint, as bytes (the browser fetches them).

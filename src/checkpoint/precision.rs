@@ -71,6 +71,15 @@ pub fn quantize_rows(values: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
     (quantized, scales)
 }
 
+/// The inverse of [`quantize_rows`]: `values[i] * scales[i / cols]`.
+pub fn dequantize_rows(values: &[i8], scales: &[f32], cols: usize) -> Vec<f32> {
+    values
+        .chunks(cols.max(1))
+        .zip(scales)
+        .flat_map(|(row, &scale)| row.iter().map(move |&q| f32::from(q) * scale))
+        .collect()
+}
+
 /// Converts the encoder's tensors of a `model.safetensors` to `precision`, without the `bert.`
 /// prefix and without the tensors inference does not use (pooler, heads), so the browser
 /// downloads only what it runs. An int8 input is widened first.

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use safetensors::{Dtype, SafeTensors};
 
 use super::names::{INT8_SCALE_SUFFIX, encoder_name};
+use super::precision::dequantize_rows;
 use crate::error::{Result, TkreError};
 
 /// A tensor's values as stored.
@@ -34,12 +35,7 @@ impl Tensor {
         match &self.values {
             TensorValues::F32(values) => values.clone(),
             TensorValues::Int8 { values, scales } => {
-                let cols = self.shape.get(1).copied().unwrap_or(1).max(1);
-                values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &q)| f32::from(q) * scales[i / cols])
-                    .collect()
+                dequantize_rows(values, scales, self.shape.get(1).copied().unwrap_or(1))
             }
         }
     }

@@ -3,7 +3,7 @@
 //! and word embeddings stay int8 with their scales ([`Matrix::Int8`], [`Table::Int8`]).
 
 use crate::checkpoint::names::layer_norm_names;
-use crate::checkpoint::{Checkpoint, EncoderConfig, Tensor, TensorValues};
+use crate::checkpoint::{Checkpoint, EncoderConfig, Tensor, TensorValues, dequantize_rows};
 use crate::error::Result;
 
 /// A weight matrix `[inputs, outputs]`, row-major.
@@ -31,6 +31,7 @@ impl Linear {
     pub fn weight_f32(&self) -> Vec<f32> {
         match &self.weight {
             Matrix::F32(values) => values.clone(),
+            // Transposed from the checkpoint, so the checkpoint's row scales are column scales here.
             Matrix::Int8 { values, scales } => values
                 .iter()
                 .enumerate()
@@ -168,11 +169,7 @@ impl Table {
     pub fn to_f32(&self, width: usize) -> Vec<f32> {
         match self {
             Table::F32(values) => values.clone(),
-            Table::Int8 { values, scales } => values
-                .iter()
-                .enumerate()
-                .map(|(i, &q)| f32::from(q) * scales[i / width])
-                .collect(),
+            Table::Int8 { values, scales } => dequantize_rows(values, scales, width),
         }
     }
 }
