@@ -242,9 +242,7 @@ impl RelationEncoder {
                 .chunks(batch_size.max(1))
                 .map(<[usize]>::to_vec)
                 .collect(),
-            crate::engine::Batching::Padded { max_batch } => {
-                plan.length_groups(batch_size.clamp(1, max_batch))
-            }
+            crate::engine::Batching::Padded => plan.length_groups(batch_size.max(1)),
         };
         for batch in batches {
             let sub = plan.select(&batch);

@@ -23,8 +23,9 @@ pub const TOKENS_PER_PASS: usize = 2048;
 pub enum Batching {
     /// Sequences without padding, up to [`TOKENS_PER_PASS`] tokens a pass.
     Ragged,
-    /// Padded to the longest of the pass: at most `max_batch` sequences of similar length.
-    Padded { max_batch: usize },
+    /// Padded to the longest of the pass: sequences of similar length (see
+    /// [`PoolingPlan::length_groups`]); the caller's batch size bounds a pass.
+    Padded,
 }
 
 /// Token ids plus, for every sequence, the pooling weights of each output part.
@@ -67,7 +68,7 @@ impl PoolingPlan {
     pub fn passes(&self, batching: Batching) -> Vec<Vec<usize>> {
         match batching {
             Batching::Ragged => self.ragged_passes().into_iter().map(Iterator::collect).collect(),
-            Batching::Padded { max_batch } => self.length_groups(max_batch),
+            Batching::Padded => self.length_groups(usize::MAX),
         }
     }
 

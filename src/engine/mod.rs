@@ -237,7 +237,7 @@ impl ForwardPass for Engine {
             #[cfg(feature = "webgpu")]
             Engine::WebGpu(_) => Batching::Ragged,
             #[cfg(feature = "burn")]
-            Engine::Burn(_) => Batching::Padded { max_batch: 64 },
+            Engine::Burn(_) => Batching::Padded,
         }
     }
 }
