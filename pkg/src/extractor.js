@@ -4,7 +4,7 @@
 
 import { Extractor, engineNames, initWasm } from './wasm.js';
 import { fetchModelFiles } from './model-files.js';
-import { METHODS } from './methods.js';
+import { METHODS, normalizedArgs } from './methods.js';
 
 export { initWasm };
 
@@ -147,21 +147,21 @@ export class RelationExtractor {
    * Adds a relation: `{name, description, examples}`, each optional, but it needs examples or
    * text (text alone classifies zero-shot). Its text and examples are encoded once, now.
    */
-  addRelation(key, options = {}) {
-    // Passed on whole, so that a misspelt field is reported rather than dropped.
-    const sent = { ...options };
-    if (options.examples != null && !Array.isArray(options.examples)) sent.examples = [options.examples];
-    return this.#run((x) => x.addRelation(key, sent));
+  addRelation(...args) {
+    const [key, options] = normalizedArgs('addRelation', args);
+    return this.#run((x) => x.addRelation(key, options));
   }
 
   /** Replaces a relation's name and description (`null` clears them); encoded once, now. */
-  async setRelationText(key, text) {
-    await this.#run((x) => x.setRelationText(key, text ?? null));
+  async setRelationText(...args) {
+    const [key, text] = normalizedArgs('setRelationText', args);
+    await this.#run((x) => x.setRelationText(key, text));
   }
 
   /** Adds examples (marked sentences or {text, head, tail}) to a relation; each is encoded once. */
-  addExamples(relation, examples) {
-    return this.#run((x) => x.addExamples(relation, Array.isArray(examples) ? examples : [examples]));
+  addExamples(...args) {
+    const [relation, examples] = normalizedArgs('addExamples', args);
+    return this.#run((x) => x.addExamples(relation, examples));
   }
 
   async removeExample(relation, index) {
@@ -172,8 +172,9 @@ export class RelationExtractor {
     await this.#run((x) => x.removeRelation(relation));
   }
 
-  async setNoneThreshold(threshold) {
-    await this.#run((x) => x.setNoneThreshold(threshold ?? undefined));
+  async setNoneThreshold(...args) {
+    const [threshold] = normalizedArgs('setNoneThreshold', args);
+    await this.#run((x) => x.setNoneThreshold(threshold));
   }
 
   async relations() {
@@ -202,8 +203,9 @@ export class RelationExtractor {
     return this.#alive().supportSetJson();
   }
 
-  async loadSupportSet(json) {
-    return this.#run((x) => x.loadSupportSet(typeof json === 'string' ? json : JSON.stringify(json)));
+  async loadSupportSet(...args) {
+    const [json] = normalizedArgs('loadSupportSet', args);
+    return this.#run((x) => x.loadSupportSet(json));
   }
 
   /** Bytes the wasm module's linear memory holds now (it grows, never shrinks). */
