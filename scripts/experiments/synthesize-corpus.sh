@@ -7,7 +7,9 @@
 # after any interruption (nothing is lost or sent twice); it can run in pieces over days.
 #   bash scripts/experiments/synthesize-corpus.sh [RELATIONS]     RELATIONS: how many of relations.txt (default all)
 # Environment: SAMPLES_PER_RELATION (10), PARAPHRASED_PER_RELATION (2), PARAPHRASES (3),
-# CHUNK (20), LLM_PORT (18791). About a minute per relation on 2 cores.
+# CHUNK (20), LLM_PORT (18791), PARALLEL (4: requests decoded together by llama.cpp's
+# llama-server, scripts/setup/llama-server.sh; the answers do not depend on it). A server
+# already listening on LLM_PORT is used as it is. About half a minute per relation on 2 cores.
 # Samples and paraphrases are asked in free text (the paper's line format, one per line):
 # llama-cpp-python's grammar-constrained decoding cost about 155 ms per token on top of the
 # model's 75, three times slower; the answers are parsed and checked the same either way.
@@ -24,11 +26,13 @@ port=${LLM_PORT:-18791}
 
 build_tkre
 gguf=$(bash scripts/setup/fetch-llm.sh qwen2.5-coder-1.5b)
-python=$(bash scripts/setup/llm.sh | head -1)
+parallel=${PARALLEL:-4}
 endpoint="http://127.0.0.1:$port/v1"
 if ! curl -sf --max-time 10 "$endpoint/models" >/dev/null; then
-  "$python" -m llama_cpp.server --model "$gguf" --host 127.0.0.1 --port "$port" --n_ctx 4096 \
-    --n_threads "$(nproc)" --model_alias qwen2.5-coder-1.5b > "$TKRE_CACHE/llm-server.log" 2>&1 &
+  llama_server=$(bash scripts/setup/llama-server.sh)
+  # 4096 tokens of context per slot.
+  "$llama_server" --model "$gguf" --host 127.0.0.1 --port "$port" --ctx-size $((4096 * parallel)) \
+    --parallel "$parallel" --threads "$(nproc)" --alias qwen2.5-coder-1.5b > "$TKRE_CACHE/llm-server.log" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
   for _ in $(seq 120); do curl -sf --max-time 10 "$endpoint/models" >/dev/null && break; sleep 1; done
@@ -37,7 +41,7 @@ model=$(curl -sf --max-time 10 "$endpoint/models" | python3 -c 'import json,sys;
 
 untyped="$TKRE_CACHE/corpus-schema-untyped.json"
 "$tkre" synthesize schema --from-pid2name "$pid2name" --out "$untyped" 2>/dev/null
-server_args=(--endpoint "$endpoint" --model "$model" --concurrency 1 --timeout 900 --resume)
+server_args=(--endpoint "$endpoint" --model "$model" --concurrency "$parallel" --timeout 900 --resume)
 mapfile -t relations < <(head -n "$count" "$dir/relations.txt")
 for ((i = 0; i < ${#relations[@]}; i += chunk)); do
   list=$(IFS=,; echo "${relations[*]:i:chunk}")
