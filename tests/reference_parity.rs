@@ -171,3 +171,15 @@ fn every_engine_matches_the_reference() {
     }
     eprintln!("max |engine - numpy reference|:\n{}", table.join("\n"));
 }
+
+/// `auto` in the browser passes over a software adapter (SwiftShader); natively the same
+/// detection sees Mesa's lavapipe (named llvmpipe) as one, and a GPU as hardware.
+#[test]
+fn software_adapters_are_recognised() {
+    let adapter = tkre::engine::block_on(tkre::engine::webgpu::probe()).expect("a Vulkan device (lavapipe)");
+    assert_eq!(
+        adapter.software,
+        adapter.description.contains("llvmpipe"),
+        "{adapter:?}"
+    );
+}

@@ -168,19 +168,16 @@ impl Engine {
             EngineRequest::WebGpu => Err(TkreError::Option(
                 "this build has no WebGPU engine (the `webgpu` feature); use the CPU engine".into(),
             )),
-            // In the browser: WebGPU where it works, else the CPU engine, with the reason.
+            // In the browser: WebGPU on a hardware adapter, else the CPU engine, with the reason.
             #[cfg(target_family = "wasm")]
             EngineRequest::Auto => {
                 let weights = fused(&weights)?;
                 #[cfg(feature = "webgpu")]
-                let why_not = match webgpu::available() {
-                    Ok(()) => match webgpu::WebGpuEngine::new(&weights).await {
-                        Ok(engine) => {
-                            let reason = format!("a WebGPU adapter is available ({})", engine.adapter());
-                            return chosen(Engine::WebGpu(engine), &reason);
-                        }
-                        Err(e) => e.to_string(),
-                    },
+                let why_not = match auto_webgpu(&weights).await {
+                    Ok(engine) => {
+                        let reason = format!("a hardware WebGPU adapter is available ({})", engine.adapter());
+                        return chosen(Engine::WebGpu(engine), &reason);
+                    }
                     Err(e) => e.to_string(),
                 };
                 #[cfg(not(feature = "webgpu"))]
@@ -218,6 +215,23 @@ impl Engine {
     pub fn uses_int8(&self) -> bool {
         matches!(self, Engine::Cpu(engine) if engine.uses_int8())
     }
+}
+
+/// The WebGPU engine `auto` takes: on a hardware adapter only. A software fallback adapter
+/// (SwiftShader where the machine has no usable GPU) runs the encoder several times slower
+/// than the CPU engine (docs/benchmarks.md), so it is refused with the reason.
+#[cfg(all(target_family = "wasm", feature = "webgpu"))]
+async fn auto_webgpu(weights: &EncoderWeights) -> Result<webgpu::WebGpuEngine> {
+    webgpu::available()?;
+    let adapter = webgpu::probe().await?;
+    if adapter.software {
+        return Err(TkreError::Device(format!(
+            "the only WebGPU adapter is a software fallback ({}), slower than the CPU engine; \
+             ask for backend \"webgpu\" to use it anyway",
+            adapter.description
+        )));
+    }
+    webgpu::WebGpuEngine::new(weights).await
 }
 
 impl ForwardPass for Engine {

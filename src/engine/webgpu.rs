@@ -123,6 +123,46 @@ fn gpu_error(what: &str, e: impl std::fmt::Display) -> TkreError {
     TkreError::Device(format!("WebGPU: {what}: {e}"))
 }
 
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: BACKENDS,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    })
+}
+
+async fn request_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+    instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| gpu_error("no adapter", e))
+}
+
+/// The adapter WebGPU would run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// Vendor, name and driver, in words.
+    pub description: String,
+    /// A software rasteriser on the CPU (the browser's `isFallbackAdapter`, e.g. SwiftShader;
+    /// natively lavapipe): the CPU engine runs the encoder several times faster than it.
+    pub software: bool,
+}
+
+/// Asks for the adapter without creating a device (the engine choice of `auto`).
+pub async fn probe() -> Result<AdapterSummary> {
+    let info = request_adapter(&instance()).await?.get_info();
+    Ok(AdapterSummary {
+        description: describe(&info),
+        software: info.device_type == wgpu::DeviceType::Cpu,
+    })
+}
+
+fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!("{} {}", info.name, info.driver_info).trim().to_string()
+}
+
 impl WebGpuEngine {
     /// Asks the browser for a WebGPU adapter and device, and uploads `weights` (widened to f32:
     /// the kernels multiply in f32).
@@ -140,17 +180,8 @@ impl WebGpuEngine {
                 config.intermediate_size
             )));
         }
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends: BACKENDS,
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
-        let adapter = instance
-            .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| gpu_error("no adapter", e))?;
+        let instance = instance();
+        let adapter = request_adapter(&instance).await?;
         let info = adapter.get_info();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -161,7 +192,7 @@ impl WebGpuEngine {
             })
             .await
             .map_err(|e| gpu_error("the adapter refused a device", e))?;
-        let adapter = format!("{} {}", info.name, info.driver_info).trim().to_string();
+        let adapter = describe(&info);
 
         let module = |label: &str, source: String| {
             device.create_shader_module(wgpu::ShaderModuleDescriptor {
