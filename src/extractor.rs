@@ -144,9 +144,14 @@ impl Extractor {
     /// The classifier of the current support set (checked before anything is encoded).
     pub fn classifier(&self) -> Result<PrototypeClassifier> {
         let parts = self.encoder.representation().parts().len();
-        self.support
+        let mut classifier = self
+            .support
             .borrow()
-            .classifier(parts, self.use_relation_text.get())
+            .classifier(parts, self.use_relation_text.get())?;
+        if let Some(calibration) = self.encoder.calibration() {
+            classifier.calibrate(&calibration);
+        }
+        Ok(classifier)
     }
 
     /// Classifies relation instances with one encoder pass.

@@ -1,14 +1,14 @@
 //! A loaded checkpoint (engine + tokenizer) that turns sentences and relation instances into
 //! vectors. The CLI, the evaluation, the browser package and the tests all go through this.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use crate::checkpoint::{EncoderConfig, Manifest, ModelFiles};
 use crate::engine::{Engine, EngineRequest, ForwardPass, PoolingPlan};
 use crate::error::{Result, TkreError};
+use crate::fewshot::{Calibration, Representation, normalize_parts};
 #[cfg(not(target_family = "wasm"))]
 use crate::fewshot::{EncodedSupportSet, ParsedSupportSet};
-use crate::fewshot::{Representation, normalize_parts};
 use crate::text::{RelationInstance, TextTokenizer, encode_instance, encode_sentence};
 
 /// Default maximum sequence length in tokens, [CLS] and [SEP] included (what
@@ -29,6 +29,8 @@ pub struct RelationEncoder {
     max_len: Cell<usize>,
     /// How relation instances become vectors.
     representation: Cell<Representation>,
+    /// The model's score calibration, from its manifest.
+    calibration: RefCell<Option<Calibration>>,
 }
 
 impl RelationEncoder {
@@ -94,6 +96,7 @@ impl RelationEncoder {
             config,
             max_len: Cell::new(max_len),
             representation: Cell::new(Representation::default()),
+            calibration: RefCell::new(None),
         })
     }
 
@@ -154,7 +157,17 @@ impl RelationEncoder {
         let max_len = manifest.max_length.min(self.config.max_position_embeddings);
         self.set_max_len(max_len)?;
         self.set_representation(representation);
+        if let Some(calibration) = &manifest.calibration {
+            calibration.check(origin)?;
+        }
+        self.calibration.replace(manifest.calibration.clone());
         Ok(())
+    }
+
+    /// The model's score calibration (temperature and recommended none-of-the-above
+    /// threshold), when its manifest has one.
+    pub fn calibration(&self) -> Option<Calibration> {
+        self.calibration.borrow().clone()
     }
 
     /// Maximum tokens per sequence, [CLS]/[SEP] included.

@@ -33,7 +33,14 @@ fn typescript_fields() -> BTreeMap<String, (bool, String)> {
         .collect()
 }
 
-fn sample(storage: Option<String>) -> Manifest {
+/// A manifest with every optional field (`full`) or none of them.
+fn sample(full: bool) -> Manifest {
+    let storage = full.then(|| "s".to_string());
+    let calibration = full.then(|| tkre::fewshot::Calibration {
+        temperature: 0.05,
+        none_similarity: 0.5,
+        fitted_on: "episodes".into(),
+    });
     Manifest {
         format: FORMAT.into(),
         version: VERSION,
@@ -44,6 +51,7 @@ fn sample(storage: Option<String>) -> Manifest {
         representation: Representation::default().name().into(),
         max_length: 256,
         files: BTreeMap::new(),
+        calibration,
         card: Default::default(),
     }
 }
@@ -56,8 +64,8 @@ fn keys(manifest: &Manifest) -> Vec<String> {
 #[test]
 fn index_d_ts_and_the_manifest_struct_agree() {
     let typescript = typescript_fields();
-    let all = keys(&sample(Some("s".into())));
-    let required = keys(&sample(None));
+    let all = keys(&sample(true));
+    let required = keys(&sample(false));
     let mut declared: Vec<&String> = typescript.keys().collect();
     declared.sort();
     let mut written: Vec<&String> = all.iter().collect();

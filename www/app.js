@@ -190,7 +190,7 @@ function renderResult(prediction, ms) {
   if (prediction.none_of_the_above) {
     const p = document.createElement('p');
     p.className = 'nota';
-    p.textContent = 'None of the above: the best match is below the threshold.';
+    p.textContent = `No relation (${(prediction.none_probability * 100).toFixed(1)}%): the best match is below the threshold.`;
     root.append(p);
   }
   prediction.ranked.forEach((score, i) => {

@@ -125,6 +125,7 @@ fn write_prediction(
                     "text": text,
                     "ranked": ranked,
                     "none_of_the_above": prediction.none_of_the_above,
+                    "none_probability": prediction.none_probability,
                 }),
             )?;
             writeln!(out)?;
@@ -134,7 +135,8 @@ fn write_prediction(
             if prediction.none_of_the_above {
                 writeln!(
                     out,
-                    "  -> none of the above (best similarity below the threshold)"
+                    "  -> no relation ({:.2}%: the best similarity is below the threshold)",
+                    prediction.none_probability * 100.0
                 )?;
             }
             for score in ranked {

@@ -119,6 +119,7 @@ pub fn export(
         representation: Representation::default().name().into(),
         max_length: tkre::relation_encoder::DEFAULT_MAX_LEN,
         files,
+        calibration: None,
         card,
     };
     manifest.check("the exported manifest")?;

@@ -1,6 +1,7 @@
 //! `tkre`: the command line over the `tkre` library (inference) and the `tkre_trainer`
 //! library (pre-training). Each subcommand is a thin layer over one module.
 
+mod calibrate;
 mod classify;
 mod embed;
 mod evaluate;
@@ -66,6 +67,9 @@ enum Command {
     Distill(Box<tkre_trainer::pretrain::PretrainArgs>),
     /// Write a model directory for the browser (weights in fp32, fp16 or int8, manifest.json).
     Export(export::ExportArgs),
+    /// Fit a model's score calibration (temperature, none-of-the-above threshold) on held-out
+    /// relations and store it in its manifest; measure it on other data.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             tkre_trainer::pretrain::run(*args)
         }
         Command::Export(args) => export::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -33,7 +33,8 @@ export interface RelationSummary {
 export interface RelationScore {
   /** The relation's key. */
   relation: string;
-  /** Softmax over the relations; sums to 1 over a prediction. */
+  /** Softmax over the relations at the model's calibrated temperature, with "no relation" as
+   *  one more class when a threshold is set; with none_probability it sums to 1. */
   probability: number;
   /** Prototype similarity in [-1, 1]. */
   similarity: number;
@@ -44,6 +45,9 @@ export interface Prediction {
   ranked: RelationScore[];
   /** True when a threshold is set and the best similarity is below it. */
   none_of_the_above: boolean;
+  /** The probability of no relation: 0 without a threshold. With one, "no relation" is one more
+   *  class of the softmax, so the relations' probabilities and this one sum to 1. */
+  none_probability: number;
 }
 
 export interface LoadProgress {
@@ -56,7 +60,8 @@ export interface LoadProgress {
 export interface LoadOptions {
   /** URL of a model directory with manifest.json, config.json, model.safetensors, tokenizer.json. */
   modelUrl: string;
-  /** The engine: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". Default
+  /** The engine: "auto" (WebGPU on a hardware adapter, else CPU: a software fallback adapter
+   *  such as SwiftShader is slower than the CPU engine), "webgpu" (any adapter) or "cpu". Default
    *  "auto". Both run a forward pass fused for BERT (WGSL kernels on WebGPU, wasm SIMD128 on
    *  the CPU). The comparison build (scripts/dev/build-wasm.sh --compare) also takes
    *  "burn-ndarray" and "burn-webgpu", burn's own ops. */
@@ -85,6 +90,9 @@ export interface ModelManifest {
   representation: 'markers' | 'entity-mean' | 'entity-mean-sentence' | 'markers-sentence' | 'sentence';
   max_length: number;
   files: Record<string, { sha256: string; bytes: number }>;
+  /** Score calibration fitted for this model (`tkre calibrate`): the softmax temperature and
+   *  the recommended none-of-the-above threshold, used unless the support set sets its own. */
+  calibration?: { temperature: number; none_similarity: number; fitted_on: string };
   card: Record<string, unknown>;
 }
 
@@ -98,7 +106,8 @@ export interface RelationExtractor {
   addExamples(relation: string, examples: Example | Example[]): Promise<number>;
   removeExample(relation: string, index: number): Promise<void>;
   removeRelation(relation: string): Promise<void>;
-  /** Similarity below which a query is "none of the above"; null clears it. */
+  /** Similarity below which a query is "none of the above"; null returns to the model's
+   *  recommended threshold (its manifest's calibration; none without one); -1 switches it off. */
   setNoneThreshold(threshold: number | null): Promise<void>;
   relations(): Promise<RelationSummary[]>;
   /** Bytes the wasm module's linear memory holds now (it grows, never shrinks). */

@@ -62,6 +62,10 @@ pub struct Manifest {
     pub max_length: usize,
     /// Every file of the model by plain name (no folders).
     pub files: BTreeMap<String, ManifestFile>,
+    /// Score calibration fitted for this model (`tkre calibrate`): softmax temperature and
+    /// recommended none-of-the-above threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::fewshot::Calibration>,
     /// The model card: where the model comes from, its licence, training and accuracy.
     #[serde(default)]
     pub card: serde_json::Map<String, serde_json::Value>,

@@ -5,17 +5,21 @@
 use serde::Serialize;
 
 use crate::error::{Result, TkreError};
+use crate::fewshot::calibration;
 use crate::fewshot::relation_text::TEXT_WEIGHT;
 
-/// Softmax temperature on similarities; similarities differ by a few hundredths between
-/// close relations, so a small temperature spreads the probabilities.
+/// Softmax temperature on similarities for a model without a [`calibration::Calibration`];
+/// similarities differ by a few hundredths between close relations, so a small temperature
+/// spreads the probabilities.
 pub const DEFAULT_TEMPERATURE: f32 = 0.05;
 
 /// One relation's score for a query.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RelationScore {
     pub relation: String,
-    /// Softmax over all relations; the probabilities of a query sum to 1.
+    /// Softmax over all relations at the temperature, with "no relation" as one more class
+    /// when a none-of-the-above threshold is set ([`crate::fewshot::calibration`]): the
+    /// relations' probabilities and [`Prediction::none_probability`] sum to 1.
     pub probability: f32,
     /// `1 - d²/(2P)` for squared Euclidean distance `d²` between the query and the prototype
     /// and `P` normalised parts: the mean cosine similarity of the parts when the prototype
@@ -29,6 +33,8 @@ pub struct Prediction {
     pub ranked: Vec<RelationScore>,
     /// True when a threshold is set and the best similarity is below it.
     pub none_of_the_above: bool,
+    /// The probability of no relation (0 without a threshold).
+    pub none_probability: f32,
 }
 
 impl Prediction {
@@ -246,6 +252,13 @@ impl PrototypeClassifier {
         })
     }
 
+    /// Uses a model's calibration: its temperature, and its none-of-the-above threshold
+    /// unless one is set already.
+    pub fn calibrate(&mut self, calibration: &calibration::Calibration) {
+        self.temperature = calibration.temperature;
+        self.none_threshold = self.none_threshold.or(Some(calibration.none_similarity));
+    }
+
     /// The weight relation text got in the prototypes of relations with examples (see
     /// [`text_agreement`]).
     pub fn text_weight(&self) -> f32 {
@@ -297,18 +310,15 @@ impl PrototypeClassifier {
             }
         }
         let max = similarities.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f32> = similarities
-            .iter()
-            .map(|s| ((s - max) / self.temperature).exp())
-            .collect();
-        let total: f32 = exps.iter().sum();
+        let (probabilities, none_probability) =
+            calibration::probabilities(&similarities, self.temperature, self.none_threshold);
         let mut ranked: Vec<RelationScore> = self
             .names
             .iter()
-            .zip(similarities.iter().zip(&exps))
-            .map(|(name, (&similarity, &e))| RelationScore {
+            .zip(similarities.iter().zip(&probabilities))
+            .map(|(name, (&similarity, &probability))| RelationScore {
                 relation: name.clone(),
-                probability: e / total,
+                probability,
                 similarity,
             })
             .collect();
@@ -317,6 +327,7 @@ impl PrototypeClassifier {
         Ok(Prediction {
             ranked,
             none_of_the_above,
+            none_probability,
         })
     }
 }

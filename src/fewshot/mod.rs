@@ -1,12 +1,14 @@
 //! Few-shot classification: relation representations, relation text, prototypes, support sets
 //! and scores.
 
+pub mod calibration;
 pub mod classifier;
 pub mod encoded_set;
 pub mod relation_text;
 pub mod representation;
 pub mod support_set;
 
+pub use calibration::Calibration;
 pub use classifier::{Prediction, PrototypeClassifier, RelationScore, RelationVectors};
 pub use encoded_set::{EncodedRelation, EncodedSupportSet, RelationSummary};
 pub use relation_text::RelationText;

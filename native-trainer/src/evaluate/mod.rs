@@ -29,7 +29,9 @@ use crate::runtime::load_encoder;
 pub struct EvalArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// FewRel-format JSON: {"relation_id": [{"tokens", "h", "t"}, ...]}.
+    /// Labelled relation instances: FewRel-format JSON {"relation_id": [{"tokens", "h", "t"},
+    /// ...]}, or a corpus file with relation labels (JSON lines of offsets or marked records,
+    /// or synthesis outputs).
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// Relations per episode.
@@ -137,7 +139,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         bail!("--n, --queries and --episodes must all be at least 1");
     }
     let origin = args.data.display().to_string();
-    let data = fewrel::load(&args.data)?;
+    let data = fewrel::load_labelled(&args.data)?;
     if data.skipped > 0 {
         eprintln!(
             "warning: {} record(s) of {} skipped, e.g.:\n  {}",

@@ -14,6 +14,41 @@ pub struct FewRelData {
     pub skipped_examples: Vec<String>,
 }
 
+/// Relation-labelled instances from a FewRel-format file, or from a corpus file of labelled
+/// records (synthesis outputs, offsets or marked records with a `relation`, in any form
+/// `tkre pretrain --corpus` reads); records without a relation are left out.
+pub fn load_labelled(path: &Path) -> Result<FewRelData> {
+    let is_lines = path.extension().is_some_and(|e| e == "jsonl");
+    if is_lines {
+        return load_corpus(path);
+    }
+    load(path).or_else(|fewrel| {
+        load_corpus(path)
+            .map_err(|corpus| anyhow::anyhow!("{fewrel:#}; read as a corpus instead: {corpus:#}"))
+    })
+}
+
+fn load_corpus(path: &Path) -> Result<FewRelData> {
+    let mut report = crate::pretrain::corpus::CorpusReport::default();
+    let records = crate::pretrain::corpus::load_files(&[path], &mut report)?;
+    let mut by_relation: BTreeMap<String, Vec<RelationInstance>> = BTreeMap::new();
+    let mut unlabelled = 0;
+    for record in records {
+        match record.relation {
+            Some(label) => by_relation.entry(label).or_default().push(record.instance),
+            None => unlabelled += 1,
+        }
+    }
+    if by_relation.is_empty() {
+        bail!("{}: no record has a relation label", path.display());
+    }
+    Ok(FewRelData {
+        relations: by_relation.into_iter().collect(),
+        skipped: report.skipped_total() + unlabelled,
+        skipped_examples: Vec::new(),
+    })
+}
+
 pub fn load(path: &Path) -> Result<FewRelData> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let raw: BTreeMap<String, Vec<serde_json::Value>> = serde_json::from_str(&text).with_context(|| {

@@ -5,6 +5,7 @@
 //! any episode of any setting uses is encoded once, then each episode's queries are
 //! classified against its prototypes, without and (given relation text) with the text fused.
 
+pub mod calibration;
 pub mod episodes;
 pub mod fewrel;
 pub mod relation_text;
@@ -95,54 +96,16 @@ pub fn evaluate(
     texts: Option<&[Option<String>]>,
     show_progress: bool,
 ) -> Result<Vec<SettingResult>> {
-    let progress = |len: usize, what: &str| {
-        if show_progress {
-            progress(len, what)
-        } else {
-            ProgressBar::hidden()
-        }
-    };
+    let progress = progress_bar(show_progress);
     let sizes: Vec<usize> = data.relations.iter().map(|(_, v)| v.len()).collect();
     let sampled: Vec<Vec<episodes::Episode>> = settings
         .iter()
         .map(|&(n, k)| episodes::sample_episodes(&sizes, n, k, queries, episodes, seed))
         .collect();
 
-    // Encode each needed instance once.
-    let needed: BTreeSet<(usize, usize)> = sampled
-        .iter()
-        .flatten()
-        .flat_map(|e| e.classes.iter())
-        .flat_map(|(r, s, q)| s.iter().chain(q).map(move |&i| (*r, i)))
-        .collect();
-    let needed: Vec<(usize, usize)> = needed.into_iter().collect();
-    let instances: Vec<_> = needed
-        .iter()
-        .map(|&(r, i)| data.relations[r].1[i].clone())
-        .collect();
-    let plan = encoder.plan_instances(&instances)?;
-    let bar = progress(instances.len(), "encode");
-    let vectors = encoder.run_plan_with_progress(&plan, batch_size, |done| bar.inc(done as u64))?;
-    bar.finish_and_clear();
-    let vector_of = |r: usize, i: usize| -> &Vec<f32> {
-        // `needed` is sorted and holds every (r, i) an episode uses.
-        let at = needed.binary_search(&(r, i)).unwrap_or_default();
-        &vectors[at]
-    };
-
-    let text_vectors: Option<Vec<Option<Vec<f32>>>> = match texts {
-        None => None,
-        Some(texts) => {
-            let present: Vec<String> = texts.iter().flatten().cloned().collect();
-            let mut encoded = encoder.embed_sentences(&present, batch_size)?.into_iter();
-            Some(
-                texts
-                    .iter()
-                    .map(|t| t.as_ref().and_then(|_| encoded.next()))
-                    .collect(),
-            )
-        }
-    };
+    let encoded = EncodedInstances::new(encoder, data, sampled.iter().flatten(), batch_size, &progress)?;
+    let vector_of = |r: usize, i: usize| encoded.vector(r, i);
+    let text_vectors = encode_texts(encoder, texts, batch_size)?;
 
     let parts = encoder.representation().parts().len();
     let mut results = Vec::with_capacity(2 * settings.len());
@@ -201,6 +164,74 @@ pub fn evaluate(
         }
     }
     Ok(results)
+}
+
+/// The representation of every instance some episode uses, each encoded once.
+pub struct EncodedInstances {
+    /// Sorted `(relation, instance)` pairs, one per vector.
+    needed: Vec<(usize, usize)>,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl EncodedInstances {
+    pub fn new<'a>(
+        encoder: &tkre::RelationEncoder,
+        data: &fewrel::FewRelData,
+        episodes: impl Iterator<Item = &'a episodes::Episode>,
+        batch_size: usize,
+        progress: &dyn Fn(usize, &str) -> ProgressBar,
+    ) -> Result<Self> {
+        let needed: BTreeSet<(usize, usize)> = episodes
+            .flat_map(|e| e.classes.iter())
+            .flat_map(|(r, s, q)| s.iter().chain(q).map(move |&i| (*r, i)))
+            .collect();
+        let needed: Vec<(usize, usize)> = needed.into_iter().collect();
+        let instances: Vec<_> = needed
+            .iter()
+            .map(|&(r, i)| data.relations[r].1[i].clone())
+            .collect();
+        let plan = encoder.plan_instances(&instances)?;
+        let bar = progress(instances.len(), "encode");
+        let vectors = encoder.run_plan_with_progress(&plan, batch_size, |done| bar.inc(done as u64))?;
+        bar.finish_and_clear();
+        Ok(Self { needed, vectors })
+    }
+
+    /// Instance `i` of relation `r`; it must be one an episode given to [`Self::new`] uses.
+    pub fn vector(&self, r: usize, i: usize) -> &Vec<f32> {
+        let at = self.needed.binary_search(&(r, i)).unwrap_or_default();
+        &self.vectors[at]
+    }
+}
+
+/// Each relation's text embedded (`None` where a relation has no text).
+pub fn encode_texts(
+    encoder: &tkre::RelationEncoder,
+    texts: Option<&[Option<String>]>,
+    batch_size: usize,
+) -> Result<Option<Vec<Option<Vec<f32>>>>> {
+    let Some(texts) = texts else {
+        return Ok(None);
+    };
+    let present: Vec<String> = texts.iter().flatten().cloned().collect();
+    let mut encoded = encoder.embed_sentences(&present, batch_size)?.into_iter();
+    Ok(Some(
+        texts
+            .iter()
+            .map(|t| t.as_ref().and_then(|_| encoded.next()))
+            .collect(),
+    ))
+}
+
+/// A progress bar on stderr, or a hidden one.
+pub fn progress_bar(show: bool) -> impl Fn(usize, &str) -> ProgressBar {
+    move |len, what| {
+        if show {
+            progress(len, what)
+        } else {
+            ProgressBar::hidden()
+        }
+    }
 }
 
 fn progress(len: usize, what: &str) -> ProgressBar {

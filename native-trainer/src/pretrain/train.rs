@@ -259,38 +259,24 @@ pub struct DevSet {
 /// Loads the development corpus (any corpus form with relation labels). Its relations must
 /// be held out of training: one that is also in `schema` is an error.
 pub fn load_dev(config: &PretrainConfig, path: &Path, schema: &[String]) -> Result<DevSet> {
-    let mut report = CorpusReport::default();
-    let records = load_files(&[path.to_path_buf()], &mut report)?;
-    let mut by_relation: BTreeMap<String, Vec<tkre::text::RelationInstance>> = BTreeMap::new();
-    for record in records {
-        if let Some(label) = record.relation {
-            by_relation.entry(label).or_default().push(record.instance);
-        }
-    }
-    if let Some(shared) = by_relation.keys().find(|r| schema.contains(r)) {
+    let mut data = evaluation::fewrel::load_labelled(path)?;
+    if let Some((shared, _)) = data.relations.iter().find(|(r, _)| schema.contains(r)) {
         bail!(
             "{}: relation {shared:?} is also in the training corpus; development relations must be held out of training",
             path.display()
         );
     }
-    by_relation.retain(|_, v| v.len() >= 2);
-    if by_relation.len() < 5 {
+    data.relations.retain(|(_, v)| v.len() >= 2);
+    if data.relations.len() < 5 {
         bail!(
             "{}: {} relation(s) have at least 2 instances; development episodes (5-way 1-shot) need 5",
             path.display(),
-            by_relation.len()
+            data.relations.len()
         );
     }
-    let labels: Vec<String> = by_relation.keys().cloned().collect();
+    let labels: Vec<String> = data.relations.iter().map(|(r, _)| r.clone()).collect();
     let texts = relation_texts(config, &labels)?;
-    Ok(DevSet {
-        data: FewRelData {
-            relations: by_relation.into_iter().collect(),
-            skipped: report.skipped_total(),
-            skipped_examples: Vec::new(),
-        },
-        texts,
-    })
+    Ok(DevSet { data, texts })
 }
 
 /// What a batch needs beyond masked token ids.
