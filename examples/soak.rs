@@ -27,10 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let model = std::env::var_os("TKRE_MODEL")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/tkre/web-models/default-int8")
-        });
+        .unwrap_or_else(|| std::path::PathBuf::from("models/default"));
     let encoder = RelationEncoder::load_dir(&model, tkre::EngineRequest::Cpu)?;
     let support = SupportSet::from_json(
         &std::fs::read_to_string("examples/support_set.json")?,

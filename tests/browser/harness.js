@@ -8,7 +8,7 @@ import { chromium } from 'playwright-core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CACHE = process.env.TKRE_CACHE ?? path.join(process.env.HOME, '.cache/tkre');
-export const MODEL_DIR = process.env.TKRE_WEB_MODEL ?? path.join(CACHE, 'web-models/default-int8');
+export const MODEL_DIR = process.env.TKRE_WEB_MODEL ?? path.join(ROOT, 'models/default');
 const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(CACHE, 'target');
 export const TKRE = path.join(TARGET, 'debug/tkre');
 
