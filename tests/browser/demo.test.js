@@ -51,6 +51,21 @@ for (const backend of ['webgpu', 'cpu']) {
   });
 }
 
+// The default model's calibrated threshold is in force on the demo: a sentence that states no
+// relation of the example set is answered "no relation", one that does is answered with it.
+test('the demo answers "no relation" by default where no example relation holds', async () => {
+  const { page, errors } = await openDemo(browser, server.url, '?backend=cpu');
+  const cat = await classifyOnPage(page, '[E1]The cat[/E1] sat on [E2]the mat[/E2].');
+  assert.equal(cat.prediction.none_of_the_above, true, JSON.stringify(cat.prediction));
+  assert.ok(cat.prediction.none_probability > cat.prediction.ranked[0].probability);
+  assert.match(await page.textContent('#result'), /No relation/);
+  const einstein = await classifyOnPage(page, '[E1]Einstein[/E1] was born in [E2]Ulm[/E2].');
+  assert.equal(einstein.prediction.none_of_the_above, false);
+  assert.equal(einstein.prediction.ranked[0].relation, 'place of birth');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('the page requests nothing but its own files and the model', async () => {
   const page = await browser.newPage();
   const requests = recordRequests(page);
@@ -166,6 +181,32 @@ for (const backend of ['cpu', 'webgpu']) {
     await page.close();
   });
 }
+
+// `auto` takes WebGPU only on a hardware adapter: a software fallback (SwiftShader, as in
+// headless Chromium on a machine without a GPU) is slower than the CPU engine.
+test('auto passes over a software WebGPU adapter and says why', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  const result = await page.evaluate(async () => {
+    const adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
+    const software = adapter ? (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter) : null;
+    const m = await import('/pkg/src/index.js');
+    const x = await m.createExtractor({ modelUrl: '/models/default/', backend: 'auto' });
+    const out = { software, backend: x.backend, reason: x.backendReason };
+    await x.dispose();
+    return out;
+  });
+  assert.notEqual(result.software, null, 'this browser exposes no WebGPU adapter at all');
+  if (result.software) {
+    assert.equal(result.backend, 'cpu', result.reason);
+    assert.match(result.reason, /software fallback/);
+  } else {
+    assert.equal(result.backend, 'webgpu', result.reason);
+    assert.match(result.reason, /hardware WebGPU adapter/);
+  }
+  await page.close();
+});
 
 test('a worker whose module dies recovers on the CPU with the same support set', async () => {
   const page = await browser.newPage();
