@@ -13,7 +13,7 @@ source scripts/env.sh
 shared=../shared/data/fewrel
 corpus=data/corpus/wikidata
 out="${1:-models/default}"
-run="$TKRE_CACHE/relation-runs/default"
+run="$TKRE_CACHE/relation-runs/full"   # the full recipe of scripts/experiments/pretrain-relations.sh
 build_tkre
 bash scripts/setup/fetch-base-model.sh >/dev/null
 base="$TKRE_CACHE/models/all-MiniLM-L6-v2"
