@@ -251,6 +251,12 @@ async function main() {
   $('progress').hidden = true;
   $('backend').textContent = `backend: ${extractor.backend} (${extractor.backendReason})`;
   $('model-name').textContent = extractor.manifest.name ?? modelUrl;
+  // Empty: the model's recommended threshold (its calibration), if it has one.
+  const recommended = extractor.manifest.calibration?.none_similarity;
+  $('threshold').placeholder = recommended == null ? 'off' : `${recommended.toFixed(2)} (model)`;
+  $('threshold').title = recommended == null
+    ? 'empty: no threshold'
+    : 'empty: the model\'s recommended threshold; -1 switches it off';
   $('status').textContent = 'Encoding the example support set…';
   await loadExampleSet();
   $('status').textContent = `Ready (${extractor.backend}).`;
