@@ -3,7 +3,7 @@
 // main thread.
 
 import { Extractor, engineNames, initWasm } from './wasm.js';
-import { fetchModelFiles } from './model-files.js';
+import { defaultModelFiles, fetchModelFiles } from './model-files.js';
 import { METHODS, normalizedArgs } from './methods.js';
 
 export { initWasm };
@@ -13,7 +13,8 @@ export { initWasm };
  * @param {import('./index.js').LoadOptions} options
  */
 export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl, maxLength } = {}) {
-  if (!modelUrl) throw new Error('createExtractor: give modelUrl, the URL of a model directory with manifest.json');
+  // No modelUrl: the default model, from the package tkre-web-model-default.
+  modelUrl ??= await defaultModelFiles();
   const started = performance.now();
   await initWasm(wasmUrl);
   const engines = engineNames();

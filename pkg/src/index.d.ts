@@ -58,8 +58,10 @@ export interface LoadProgress {
 }
 
 export interface LoadOptions {
-  /** URL of a model directory with manifest.json, config.json, model.safetensors, tokenizer.json. */
-  modelUrl: string;
+  /** The model: the URL of a model directory (manifest.json, config.json, model.safetensors,
+   *  tokenizer.json; relative URLs resolve against the page), or a map from those file names to
+   *  URLs. Default: the package tkre-web-model-default (its `modelFiles`). */
+  modelUrl?: string | URL | Record<string, string | URL>;
   /** The engine: "auto" (WebGPU on a hardware adapter, else CPU: a software fallback adapter
    *  such as SwiftShader is slower than the CPU engine), "webgpu" (any adapter) or "cpu". Default
    *  "auto". Both run a forward pass fused for BERT (WGSL kernels on WebGPU, wasm SIMD128 on
@@ -138,12 +140,12 @@ export class RelationExtractor {
 export class WorkerExtractor extends RelationExtractor {}
 
 /** Loads a model on the calling thread. */
-export function createExtractor(options: LoadOptions): Promise<RelationExtractor>;
+export function createExtractor(options?: LoadOptions): Promise<RelationExtractor>;
 /** Loads a model in a Web Worker; the page never freezes while it encodes. */
-export function createWorkerExtractor(options: LoadOptions): Promise<WorkerExtractor>;
+export function createWorkerExtractor(options?: LoadOptions): Promise<WorkerExtractor>;
 export function initWasm(wasmUrl?: string | URL): Promise<unknown>;
 export function fetchModelFiles(
-  baseUrl: string,
+  model: string | URL | Record<string, string | URL>,
   options?: { onProgress?: (p: LoadProgress) => void; useCache?: boolean },
 ): Promise<{ manifest: ModelManifest; files: Record<string, Uint8Array>; fromCache: boolean }>;
 export function clearModelCache(): Promise<void>;

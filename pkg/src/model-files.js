@@ -62,14 +62,46 @@ async function readWithProgress(response, expectedBytes, onChunk, url) {
 }
 
 /**
- * Loads and verifies a model directory.
- * @param {string} baseUrl directory URL holding manifest.json and the files it lists
+ * Where each file of a model is, as absolute URLs: `model` is a directory URL (a string or a
+ * URL, relative ones resolved against the page), or a map from file name to URL such as the
+ * default model package's `modelFiles`. Resolve it on the page before handing it to a worker,
+ * whose own address would otherwise be the base.
+ * @param {string | URL | Record<string, string | URL>} model
+ * @returns {string | Record<string, string>} the same kind of location, absolute
+ */
+export function resolveModelLocation(model) {
+  const page = globalThis.location?.href;
+  if (model && typeof model === 'object' && !(model instanceof URL)) {
+    return Object.fromEntries(Object.entries(model).map(([name, url]) => [name, new URL(String(url), page).href]));
+  }
+  const text = String(model);
+  return new URL(text.endsWith('/') ? text : `${text}/`, page).href;
+}
+
+function fileUrlOf(model) {
+  const location = resolveModelLocation(model);
+  if (typeof location === 'string') return (name) => new URL(name, location).href;
+  return (name) => {
+    if (!location[name]) throw new Error(`the model's file map has no ${name}; it needs manifest.json and the files it lists`);
+    return location[name];
+  };
+}
+
+/** The default model (the package tkre-web-model-default), as its file map. */
+export async function defaultModelFiles() {
+  return (await import('tkre-web-model-default')).modelFiles;
+}
+
+/**
+ * Loads and verifies a model.
+ * @param {string | URL | Record<string, string | URL>} model a directory URL holding
+ *   manifest.json and the files it lists, or a map from file name to URL
  * @param {{onProgress?: (p: {loaded: number, total: number, file: string, cached: boolean}) => void, useCache?: boolean}} options
  * @returns {Promise<{manifest: object, files: Record<string, Uint8Array>, fromCache: boolean}>}
  */
-export async function fetchModelFiles(baseUrl, { onProgress, useCache = true } = {}) {
-  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
-  const manifestUrl = new URL('manifest.json', new URL(base, globalThis.location?.href)).href;
+export async function fetchModelFiles(model, { onProgress, useCache = true } = {}) {
+  const fileUrl = fileUrlOf(model);
+  const manifestUrl = fileUrl('manifest.json');
   let manifestResponse;
   try {
     manifestResponse = await fetch(manifestUrl, { cache: 'no-cache' });
@@ -89,7 +121,7 @@ export async function fetchModelFiles(baseUrl, { onProgress, useCache = true } =
   const files = {};
   for (const name of REQUIRED) {
     const entry = manifest.files[name];
-    const url = new URL(name, manifestUrl).href;
+    const url = fileUrl(name);
     // Keyed by content hash, so a new model version never reads an old cached file.
     const cacheKey = `${url}?sha256=${entry.sha256}`;
     let bytes = null;

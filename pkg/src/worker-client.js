@@ -2,6 +2,7 @@
 // that encoding never freezes the page.
 
 import { METHODS, normalizedArgs } from './methods.js';
+import { defaultModelFiles, resolveModelLocation } from './model-files.js';
 
 // Kinds of errors after which the worker cannot be trusted: a wasm trap (a panic aborts the
 // module) or the worker itself failing. Decided on the kind the worker sends, never on the
@@ -104,9 +105,12 @@ export class WorkerExtractor {
     return result;
   }
 
-  async load({ onProgress, onBackendChange, ...options }) {
+  async load({ onProgress, onBackendChange, ...options } = {}) {
     this.#onProgress = onProgress ?? null;
     this.#onBackendChange = onBackendChange ?? null;
+    // The model's address as the page sees it: a relative URL would otherwise resolve against
+    // the worker's script, and the default model's URLs come from the page's bundle.
+    options.modelUrl = resolveModelLocation(options.modelUrl ?? (await defaultModelFiles()));
     this.#options = options;
     const info = await this.#call('load', options);
     Object.assign(this, info);
@@ -134,7 +138,7 @@ export class WorkerExtractor {
  * Starts a worker and loads a model in it.
  * @param {import('./index.js').LoadOptions} options
  */
-export async function createWorkerExtractor(options) {
+export async function createWorkerExtractor(options = {}) {
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   const extractor = new WorkerExtractor(worker);
   try {

@@ -1,12 +1,13 @@
 // The npm consumer: tests/consumer is a tiny app that depends on the package (file:../../pkg)
-// and is bundled by Vite, the way users ship it. It must build and classify in Chromium.
+// and the default model package (file:../../models/default), bundled by Vite, the way users
+// ship it. With no modelUrl it must build, load the default model and classify in Chromium.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, MODEL_DIR, launchBrowser } from './harness.js';
+import { ROOT, launchBrowser } from './harness.js';
 
 const APP = path.join(ROOT, 'tests/consumer');
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
@@ -41,7 +42,9 @@ test('a Vite app that imports tkre-web builds and classifies', async () => {
   const build = spawnSync('npx', ['vite', 'build', '--logLevel', 'warn'], { cwd: APP, encoding: 'utf8' });
   assert.equal(build.status, 0, `${build.stdout}\n${build.stderr}`);
 
-  server = await serve({ '/models/default/': MODEL_DIR, '/': path.join(APP, 'dist') });
+  // Only the built app: the app gives no modelUrl, so the default model must come from the
+  // tkre-web-model-default package, copied into the bundle by Vite.
+  server = await serve({ '/': path.join(APP, 'dist') });
   const { port } = server.address();
   browser = await launchBrowser();
   const page = await browser.newPage();
@@ -50,6 +53,7 @@ test('a Vite app that imports tkre-web builds and classifies', async () => {
   await page.goto(`http://127.0.0.1:${port}/?backend=cpu`);
   const result = await page.evaluate(() => window.consumerResult);
   assert.equal(result.backend, 'cpu');
+  assert.match(result.model, /relation stage/, 'the default model, from its package');
   assert.equal(result.prediction.ranked[0].relation, 'place of birth');
   const total = result.prediction.ranked.reduce((s, r) => s + r.probability, result.prediction.none_probability);
   assert.ok(Math.abs(total - 1) < 1e-4, `probabilities and none_probability sum to ${total}`);
