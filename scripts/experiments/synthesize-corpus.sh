@@ -9,7 +9,9 @@
 # Environment: SAMPLES_PER_RELATION (10), PARAPHRASED_PER_RELATION (2), PARAPHRASES (3),
 # CHUNK (20), LLM_PORT (18791), PARALLEL (4: requests decoded together by llama.cpp's
 # llama-server, scripts/setup/llama-server.sh; the answers do not depend on it). A server
-# already listening on LLM_PORT is used as it is. About half a minute per relation on 2 cores.
+# already listening on LLM_PORT is used as it is. LLM_THREADS (all cores): give it one core
+# less while other heavy work shares the machine, since llama.cpp's threads wait on each
+# other and slow down many times over when a core is taken from them. About half a minute per relation on 2 cores.
 # Samples and paraphrases are asked in free text (the paper's line format, one per line):
 # llama-cpp-python's grammar-constrained decoding cost about 155 ms per token on top of the
 # model's 75, three times slower; the answers are parsed and checked the same either way.
@@ -32,7 +34,7 @@ if ! curl -sf --max-time 10 "$endpoint/models" >/dev/null; then
   llama_server=$(bash scripts/setup/llama-server.sh)
   # 4096 tokens of context per slot.
   "$llama_server" --model "$gguf" --host 127.0.0.1 --port "$port" --ctx-size $((4096 * parallel)) \
-    --parallel "$parallel" --threads "$(nproc)" --alias qwen2.5-coder-1.5b > "$TKRE_CACHE/llm-server.log" 2>&1 &
+    --parallel "$parallel" --threads "${LLM_THREADS:-$(nproc)}" --alias qwen2.5-coder-1.5b > "$TKRE_CACHE/llm-server.log" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
   for _ in $(seq 120); do curl -sf --max-time 10 "$endpoint/models" >/dev/null && break; sleep 1; done
