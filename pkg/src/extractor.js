@@ -131,13 +131,16 @@ export class RelationExtractor {
 
   /** "webgpu" or "cpu". */
   get backend() {
-    return this.#inner.backend;
+    return this.#inner?.backend ?? this.#disposed.backend;
   }
 
   /** Why that backend was chosen (or why the extractor moved to the CPU). */
   get backendReason() {
-    return this.#reason ?? this.#inner.backendReason;
+    return this.#reason ?? this.#inner?.backendReason ?? this.#disposed.backendReason;
   }
+
+  /** What the getters read after dispose(): the object stays readable, and every call rejects. */
+  #disposed = { backend: 'disposed', backendReason: 'this extractor was disposed' };
 
   #alive() {
     if (!this.#inner) throw new Error('this extractor was disposed; create a new one');
@@ -217,7 +220,9 @@ export class RelationExtractor {
 
   /** Frees the model's memory (GPU buffers included). */
   async dispose() {
-    this.#inner?.free();
+    if (!this.#inner) return;
+    this.#disposed = { backend: this.backend, backendReason: `${this.backendReason} (disposed)` };
+    this.#inner.free();
     this.#inner = null;
   }
 }

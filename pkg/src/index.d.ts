@@ -123,7 +123,8 @@ export interface RelationExtractor {
   saveSupportSet(): Promise<string>;
   /** Replaces the support set; resolves to the number of relations. */
   loadSupportSet(json: string | object): Promise<number>;
-  /** Frees the model (GPU memory included). */
+  /** Frees the model (GPU memory included). The object stays readable (`backend`,
+   *  `backendReason`), and every later call rejects with an error saying it was disposed. */
   dispose(): Promise<void>;
   /** Test hook: destroys the WebGPU device, which the browser reports as a lost device. */
   simulateDeviceLoss(): Promise<void>;

@@ -25,6 +25,7 @@ export class WorkerExtractor {
   #options = null;
   #supportSet = null;
   #recovered = false;
+  #disposed = false;
 
   constructor(worker) {
     this.#attach(worker);
@@ -67,6 +68,8 @@ export class WorkerExtractor {
   }
 
   #send(method, ...args) {
+    // A terminated worker never answers: reject at once instead of waiting forever.
+    if (this.#disposed) return Promise.reject(errorOfKind('this extractor was disposed; create a new one', 'disposed'));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -125,11 +128,15 @@ export class WorkerExtractor {
   simulateFatalError() {
     return this.#send('simulateFatalError');
   }
+  /** Frees the model and ends the worker; the object stays readable, and later calls reject. */
   async dispose() {
+    if (this.#disposed) return;
     try {
       await this.#call('dispose');
     } finally {
       this.#worker.terminate();
+      this.#disposed = true;
+      this.backendReason = `${this.backendReason} (disposed)`;
     }
   }
 }

@@ -208,6 +208,35 @@ test('auto passes over a software WebGPU adapter and says why', async () => {
   await page.close();
 });
 
+test('a disposed extractor stays readable and rejects every call', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  const result = await page.evaluate(async () => {
+    const m = await import('/pkg/src/index.js');
+    const out = [];
+    for (const create of [m.createExtractor, m.createWorkerExtractor]) {
+      const x = await create({ modelUrl: '/models/default/', backend: 'cpu' });
+      await x.dispose();
+      await x.dispose(); // twice is fine
+      let error = null;
+      try {
+        await x.classify('[E1]a[/E1] b [E2]c[/E2].');
+      } catch (e) {
+        error = e.message;
+      }
+      out.push({ backend: x.backend, reason: x.backendReason, error });
+    }
+    return out;
+  });
+  for (const disposed of result) {
+    assert.equal(disposed.backend, 'cpu');
+    assert.match(disposed.reason, /\(disposed\)$/);
+    assert.match(disposed.error, /disposed/);
+  }
+  await page.close();
+});
+
 test('a worker whose module dies recovers on the CPU with the same support set', async () => {
   const page = await browser.newPage();
   await page.goto(`${server.url}?backend=cpu`);
