@@ -78,6 +78,11 @@ export interface LoadOptions {
   wasmUrl?: string | URL;
   /** Maximum tokens per sentence, [CLS]/[SEP] included. Default 256 (capped by the model). */
   maxLength?: number;
+  /** createWorkerExtractor only: your own Worker running this package's `tkre-web/worker`
+   *  module, or a function that makes one (it also makes the replacement after a fatal error).
+   *  Default: the package's worker, through a same-origin blob module when the package is
+   *  served from another origin. */
+  worker?: Worker | (() => Worker);
 }
 
 /** manifest.json of a model directory; the fields of `tkre::checkpoint::Manifest` (a Rust

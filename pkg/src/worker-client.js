@@ -10,6 +10,23 @@ import { defaultModelFiles, resolveModelLocation } from './model-files.js';
 // A lost WebGPU device is handled inside the worker (RelationExtractor moves to the CPU).
 const FATAL_KINDS = new Set(['trap', 'worker-failed']);
 
+/**
+ * A worker running this package's worker.js. Served from another origin (a CDN), the script
+ * cannot be a Worker's URL (SecurityError), so a same-origin blob module imports it instead
+ * (the CDN must send CORS headers, as they do for module scripts).
+ */
+function spawnWorker() {
+  const script = new URL('./worker.js', import.meta.url);
+  if (globalThis.location && script.origin === globalThis.location.origin) return new Worker(script, { type: 'module' });
+  try {
+    return new Worker(script, { type: 'module' });
+  } catch (e) {
+    if (e?.name !== 'SecurityError') throw e;
+    const source = new Blob([`import ${JSON.stringify(script.href)};`], { type: 'text/javascript' });
+    return new Worker(URL.createObjectURL(source), { type: 'module' });
+  }
+}
+
 function errorOfKind(message, kind) {
   const error = new Error(message);
   error.kind = kind;
@@ -26,8 +43,12 @@ export class WorkerExtractor {
   #supportSet = null;
   #recovered = false;
   #disposed = false;
+  #createWorker = spawnWorker;
 
-  constructor(worker) {
+  /** `worker`: a Worker running this package's worker.js; `createWorker` makes another one
+   *  for the recovery after a fatal error (default: the package's own). */
+  constructor(worker, createWorker = spawnWorker) {
+    this.#createWorker = createWorker;
     this.#attach(worker);
   }
 
@@ -94,7 +115,7 @@ export class WorkerExtractor {
 
   async #recoverOnCpu(error) {
     this.#worker.terminate();
-    this.#attach(new Worker(new URL('./worker.js', import.meta.url), { type: 'module' }));
+    this.#attach(this.#createWorker());
     const info = await this.#send('load', { ...this.#options, backend: 'cpu' });
     Object.assign(this, info);
     this.backendReason = `fell back to CPU after: ${error.message}`;
@@ -112,8 +133,11 @@ export class WorkerExtractor {
     this.#onProgress = onProgress ?? null;
     this.#onBackendChange = onBackendChange ?? null;
     // The model's address as the page sees it: a relative URL would otherwise resolve against
-    // the worker's script, and the default model's URLs come from the page's bundle.
+    // the worker's script, and the default model's URLs come from the page's bundle. URLs travel
+    // as strings (a URL object cannot be posted to a worker).
     options.modelUrl = resolveModelLocation(options.modelUrl ?? (await defaultModelFiles()));
+    if (options.wasmUrl != null) options.wasmUrl = new URL(String(options.wasmUrl), globalThis.location?.href).href;
+    delete options.worker;
     this.#options = options;
     const info = await this.#call('load', options);
     Object.assign(this, info);
@@ -146,8 +170,11 @@ export class WorkerExtractor {
  * @param {import('./index.js').LoadOptions} options
  */
 export async function createWorkerExtractor(options = {}) {
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-  const extractor = new WorkerExtractor(worker);
+  // `worker`: your own Worker, or a function that makes one (also used for the recovery).
+  const { worker: given } = options;
+  const createWorker = typeof given === 'function' ? given : spawnWorker;
+  const worker = given instanceof Worker ? given : createWorker();
+  const extractor = new WorkerExtractor(worker, createWorker);
   try {
     await extractor.load(options);
   } catch (e) {

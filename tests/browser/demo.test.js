@@ -208,6 +208,31 @@ test('auto passes over a software WebGPU adapter and says why', async () => {
   await page.close();
 });
 
+test('the worker wrapper takes URL objects and a Worker of your own', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  const result = await page.evaluate(async () => {
+    const m = await import('/pkg/src/index.js');
+    let made = 0;
+    const x = await m.createWorkerExtractor({
+      modelUrl: new URL('/models/default/', location.href),
+      wasmUrl: new URL('/pkg/wasm/tkre_bg.wasm', location.href),
+      backend: 'cpu',
+      worker: () => {
+        made += 1;
+        return new Worker('/pkg/src/worker.js', { type: 'module' });
+      },
+    });
+    await x.addExamples('born in', ['[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].']);
+    const prediction = await x.classify('[E1]Einstein[/E1] was born in [E2]Ulm[/E2].');
+    await x.dispose();
+    return { made, best: prediction.ranked[0].relation };
+  });
+  assert.deepEqual(result, { made: 1, best: 'born in' });
+  await page.close();
+});
+
 test('a disposed extractor stays readable and rejects every call', async () => {
   const page = await browser.newPage();
   await page.goto(`${server.url}?backend=cpu`);
