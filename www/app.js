@@ -242,9 +242,12 @@ async function loadExampleSet() {
 
 async function main() {
   $('status').textContent = 'Loading the model…';
-  const onProgress = ({ loaded, total, file, cached }) => {
+  const onProgress = ({ status, stage, loaded, total, file, cached }) => {
+    if (status === 'ready') return;
     $('progress').value = total ? loaded / total : 0;
-    $('status').textContent = `${cached ? 'Reading cached' : 'Downloading'} ${file}… ${(loaded / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`;
+    const size = total ? `${(loaded / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB` : `${(loaded / 1e6).toFixed(1)} MB`;
+    const what = stage === 'wasm' ? 'the engine (wasm)' : file;
+    $('status').textContent = `${cached ? 'Reading cached' : 'Downloading'} ${what}… ${size}`;
   };
   const create = useWorker ? createWorkerExtractor : createExtractor;
   extractor = await create({ modelUrl, backend, onProgress });

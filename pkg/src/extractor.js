@@ -16,7 +16,7 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
   // No modelUrl: the default model, from the package tkre-web-model-default.
   modelUrl ??= await defaultModelFiles();
   const started = performance.now();
-  await initWasm(wasmUrl);
+  await initWasm(wasmUrl, onProgress);
   const engines = engineNames();
   if (!engines.includes(backend)) {
     throw new Error(`createExtractor: unknown backend "${backend}"; use ${engines.map((e) => `"${e}"`).join(', ')}`);
@@ -38,6 +38,7 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
     return inner;
   };
   const inner = await create(backend);
+  onProgress?.({ status: 'ready', stage: 'model', file: manifest.name, loaded: 0, total: 0, cached: fromCache });
   const loadInfo = { fromCache, loadMs: performance.now() - started };
   // wgpu's device-lost callback (GPUDevice.lost), through the wasm module: the WebGPU engine's
   // device only (burn's, in the comparison build, is not watched).

@@ -51,6 +51,13 @@ export interface Prediction {
 }
 
 export interface LoadProgress {
+  /** "download": bytes of `file` arrived; "done": `file` is complete (or read from the cache);
+   *  "ready": the model is loaded (the last event). */
+  status: 'download' | 'done' | 'ready';
+  /** "wasm": this package's tkre_bg.wasm (`loaded`/`total` count it; `total` is 0 when the
+   *  server compresses it and does not say its size); "model": the model files (`loaded`/`total`
+   *  count all of them together). */
+  stage: 'wasm' | 'model';
   loaded: number;
   total: number;
   file: string;

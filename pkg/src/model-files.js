@@ -96,7 +96,7 @@ export async function defaultModelFiles() {
  * Loads and verifies a model.
  * @param {string | URL | Record<string, string | URL>} model a directory URL holding
  *   manifest.json and the files it lists, or a map from file name to URL
- * @param {{onProgress?: (p: {loaded: number, total: number, file: string, cached: boolean}) => void, useCache?: boolean}} options
+ * @param {{onProgress?: (p: {status: string, stage: string, loaded: number, total: number, file: string, cached: boolean}) => void, useCache?: boolean}} options
  * @returns {Promise<{manifest: object, files: Record<string, Uint8Array>, fromCache: boolean}>}
  */
 export async function fetchModelFiles(model, { onProgress, useCache = true } = {}) {
@@ -154,7 +154,7 @@ export async function fetchModelFiles(model, { onProgress, useCache = true } = {
         entry.bytes,
         (n) => {
           loaded += n;
-          onProgress?.({ loaded, total, file: name, cached: false });
+          onProgress?.({ status: 'download', stage: 'model', loaded, total, file: name, cached: false });
         },
         url,
       );
@@ -176,7 +176,7 @@ export async function fetchModelFiles(model, { onProgress, useCache = true } = {
       }
     }
     loaded += bytes.length;
-    onProgress?.({ loaded, total, file: name, cached });
+    onProgress?.({ status: 'done', stage: 'model', loaded, total, file: name, cached });
     files[name] = bytes;
   }
   return { manifest, files, fromCache };

@@ -233,6 +233,27 @@ test('the worker wrapper takes URL objects and a Worker of your own', async () =
   await page.close();
 });
 
+test('load progress has stages and counts the wasm', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.evaluate(() => window.tkreDemo.ready);
+  const events = await page.evaluate(async () => {
+    const m = await import('/pkg/src/index.js');
+    const seen = [];
+    // A fresh worker initialises its own wasm module, so its download is reported too.
+    const x = await m.createWorkerExtractor({ modelUrl: '/models/default/', backend: 'cpu', onProgress: (p) => seen.push(p) });
+    await x.dispose();
+    return seen;
+  });
+  const wasmDone = events.find((e) => e.stage === 'wasm' && e.status === 'done');
+  assert.ok(wasmDone && wasmDone.loaded > 1e6, `the wasm download is counted: ${JSON.stringify(wasmDone)}`);
+  const modelDone = events.filter((e) => e.stage === 'model' && e.status === 'done').map((e) => e.file);
+  assert.deepEqual(modelDone, ['config.json', 'model.safetensors', 'tokenizer.json']);
+  assert.ok(events.findIndex((e) => e.stage === 'wasm') < events.findIndex((e) => e.stage === 'model'), 'wasm first');
+  assert.equal(events.at(-1).status, 'ready');
+  await page.close();
+});
+
 test('a disposed extractor stays readable and rejects every call', async () => {
   const page = await browser.newPage();
   await page.goto(`${server.url}?backend=cpu`);
