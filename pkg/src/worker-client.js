@@ -16,13 +16,14 @@ const FATAL_KINDS = new Set(['trap', 'worker-failed']);
  * (the CDN must send CORS headers, as they do for module scripts).
  */
 function spawnWorker() {
-  const script = new URL('./worker.js', import.meta.url);
-  if (globalThis.location && script.origin === globalThis.location.origin) return new Worker(script, { type: 'module' });
   try {
-    return new Worker(script, { type: 'module' });
+    // Written out in full: bundlers (Vite, webpack) find the worker by this exact form.
+    return new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   } catch (e) {
     if (e?.name !== 'SecurityError') throw e;
-    const source = new Blob([`import ${JSON.stringify(script.href)};`], { type: 'text/javascript' });
+    // Not `new URL(...)`, which a bundler would copy as a raw asset.
+    const script = import.meta.url.replace(/[^/]*$/, 'worker.js');
+    const source = new Blob([`import ${JSON.stringify(script)};`], { type: 'text/javascript' });
     return new Worker(URL.createObjectURL(source), { type: 'module' });
   }
 }
