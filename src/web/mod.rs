@@ -146,7 +146,7 @@ fn parse_text(text: JsValue, what: &str) -> Result<RelationText, JsValue> {
 
 /// Queries: marked sentences or `{text, head, tail}` objects, as instances.
 fn parse_queries(queries: JsValue) -> Result<Vec<RelationInstance>, JsValue> {
-    parse_example_inputs(queries)?
+    parse_example_inputs(queries, "queries")?
         .iter()
         .enumerate()
         .map(|(i, input)| {
@@ -157,10 +157,11 @@ fn parse_queries(queries: JsValue) -> Result<Vec<RelationInstance>, JsValue> {
         .collect()
 }
 
-fn parse_example_inputs(examples: JsValue) -> Result<Vec<ExampleInput>, JsValue> {
-    serde_wasm_bindgen::from_value(examples).map_err(|e| {
+/// `what`: "examples" or "queries", as the caller named them.
+fn parse_example_inputs(inputs: JsValue, what: &str) -> Result<Vec<ExampleInput>, JsValue> {
+    serde_wasm_bindgen::from_value(inputs).map_err(|e| {
         js_error(format!(
-            "examples must be an array of marked sentences (\"[E1]..[/E1] .. [E2]..[/E2]\") or \
+            "{what} must be an array of marked sentences (\"[E1]..[/E1] .. [E2]..[/E2]\") or \
              {{text, head: {{start, end}}, tail: {{start, end}}}} objects: {e}"
         ))
     })
@@ -312,7 +313,7 @@ impl Extractor {
     pub fn add_examples(&self, relation: String, examples: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let examples = parse_example_inputs(examples)?;
+            let examples = parse_example_inputs(examples, "examples")?;
             let count = inner.add_examples(&relation, examples).await.map_err(js_error)?;
             Ok(JsValue::from(count as u32))
         })
