@@ -12,19 +12,7 @@ fn a_fitted_calibration_is_stored_measured_and_used() {
     let source = dir.path().join("tiny");
     common::tiny_checkpoint(&source);
     let model = dir.path().join("tiny-int8");
-    let out = tkre(
-        &[
-            "export",
-            "--model",
-            source.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--precision",
-            "int8",
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::export_int8(&source, &model);
 
     // A checkpoint without a manifest cannot store one: the error says to export first.
     let refused = tkre(

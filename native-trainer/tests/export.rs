@@ -153,19 +153,7 @@ fn the_accuracy_report_covers_every_row_and_resumes() {
     let source = dir.path().join("tiny");
     common::tiny_checkpoint(&source);
     let int8 = dir.path().join("tiny-int8");
-    let out = tkre(
-        &[
-            "export",
-            "--model",
-            source.to_str().unwrap(),
-            "--out",
-            int8.to_str().unwrap(),
-            "--precision",
-            "int8",
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::export_int8(&source, &int8);
     let prefix = dir.path().join("reports/accuracy");
     let args = [
         "eval".to_string(),

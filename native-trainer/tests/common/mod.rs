@@ -53,6 +53,28 @@ pub fn tiny_init() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// Runs the `tkre` binary in the repository root with `stdin`.
+/// `tkre export --precision int8` of `source` into `out` (the export must succeed).
+#[allow(dead_code)] // not every test binary exports
+pub fn export_int8(source: &Path, out: &Path) {
+    let result = tkre(
+        &[
+            "export",
+            "--model",
+            source.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--precision",
+            "int8",
+        ],
+        "",
+    );
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
 pub fn tkre(args: &[&str], stdin: &str) -> std::process::Output {
     tkre_bytes(args, stdin.as_bytes())
 }
