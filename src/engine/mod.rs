@@ -225,10 +225,15 @@ async fn auto_webgpu(weights: &EncoderWeights) -> Result<webgpu::WebGpuEngine> {
     webgpu::available()?;
     let adapter = webgpu::probe().await?;
     if adapter.software {
+        // The browser may not name it (wgpu on the web reports an empty name).
+        let named = if adapter.description.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", adapter.description)
+        };
         return Err(TkreError::Device(format!(
-            "the only WebGPU adapter is a software fallback ({}), slower than the CPU engine; \
-             ask for backend \"webgpu\" to use it anyway",
-            adapter.description
+            "the only WebGPU adapter is a software fallback{named}, slower than the CPU engine; \
+             ask for backend \"webgpu\" to use it anyway"
         )));
     }
     webgpu::WebGpuEngine::new(weights).await
