@@ -187,15 +187,15 @@ function relationName(key) {
 function renderResult(prediction, ms) {
   const root = $('result');
   root.replaceChildren();
-  if (prediction.none_of_the_above) {
+  if (prediction.noneOfTheAbove) {
     const p = document.createElement('p');
     p.className = 'nota';
-    p.textContent = `No relation (${(prediction.none_probability * 100).toFixed(1)}%): the best match is below the threshold.`;
+    p.textContent = `No relation (${(prediction.noneProbability * 100).toFixed(1)}%): the best match is below the threshold.`;
     root.append(p);
   }
   prediction.ranked.forEach((score, i) => {
     const row = document.createElement('div');
-    row.className = `bar-row${i === 0 && !prediction.none_of_the_above ? ' best' : ''}`;
+    row.className = `bar-row${i === 0 && !prediction.noneOfTheAbove ? ' best' : ''}`;
     const label = document.createElement('span');
     label.className = 'bar-label';
     label.textContent = relationName(score.relation);

@@ -43,11 +43,13 @@ export interface RelationScore {
 export interface Prediction {
   /** Every relation, best first. */
   ranked: RelationScore[];
-  /** True when a threshold is set and the best similarity is below it. */
-  none_of_the_above: boolean;
+  /** True when a threshold is in force and the best similarity is below it. */
+  noneOfTheAbove: boolean;
   /** The probability of no relation: 0 without a threshold. With one, "no relation" is one more
    *  class of the softmax, so the relations' probabilities and this one sum to 1. */
-  none_probability: number;
+  noneProbability: number;
+  /** @deprecated Use `noneOfTheAbove`; this name goes in the next version. */
+  none_of_the_above: boolean;
 }
 
 export interface LoadProgress {

@@ -144,6 +144,29 @@ fn parse_text(text: JsValue, what: &str) -> Result<RelationText, JsValue> {
     })
 }
 
+/// A prediction as JavaScript sees it: camelCase, with the snake_case name of earlier versions
+/// kept (deprecated) for one version.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PredictionJs<'a> {
+    ranked: &'a [crate::fewshot::RelationScore],
+    none_of_the_above: bool,
+    none_probability: f32,
+    #[serde(rename = "none_of_the_above")]
+    deprecated_none_of_the_above: bool,
+}
+
+impl<'a> From<&'a crate::fewshot::Prediction> for PredictionJs<'a> {
+    fn from(p: &'a crate::fewshot::Prediction) -> Self {
+        Self {
+            ranked: &p.ranked,
+            none_of_the_above: p.none_of_the_above,
+            none_probability: p.none_probability,
+            deprecated_none_of_the_above: p.none_of_the_above,
+        }
+    }
+}
+
 /// Queries: marked sentences or `{text, head, tail}` objects, as instances.
 fn parse_queries(queries: JsValue) -> Result<Vec<RelationInstance>, JsValue> {
     parse_example_inputs(queries, "queries")?
@@ -345,13 +368,14 @@ impl Extractor {
     }
 
     /// Classifies marked sentences (or `{text, head, tail}` objects) with one encoder pass.
-    /// Resolves to one `{ranked: [{relation, probability, similarity}], none_of_the_above}`
-    /// per query.
+    /// Resolves to one `{ranked: [{relation, probability, similarity}], noneOfTheAbove,
+    /// noneProbability}` per query (and `none_of_the_above`, deprecated).
     pub fn classify(&self, queries: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let queries = parse_queries(queries)?;
-            to_js(&inner.classify(&queries).await.map_err(js_error)?)
+            let predictions = inner.classify(&queries).await.map_err(js_error)?;
+            to_js(&predictions.iter().map(PredictionJs::from).collect::<Vec<_>>())
         })
     }
 

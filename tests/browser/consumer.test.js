@@ -55,7 +55,7 @@ test('a Vite app that imports tkre-web builds and classifies', async () => {
   assert.equal(result.backend, 'cpu');
   assert.match(result.model, /relation stage/, 'the default model, from its package');
   assert.equal(result.prediction.ranked[0].relation, 'place of birth');
-  const total = result.prediction.ranked.reduce((s, r) => s + r.probability, result.prediction.none_probability);
-  assert.ok(Math.abs(total - 1) < 1e-4, `probabilities and none_probability sum to ${total}`);
+  const total = result.prediction.ranked.reduce((s, r) => s + r.probability, result.prediction.noneProbability);
+  assert.ok(Math.abs(total - 1) < 1e-4, `probabilities and noneProbability sum to ${total}`);
   assert.deepEqual(errors, []);
 });

@@ -111,9 +111,9 @@ for (const backend of ['webgpu', 'cpu']) {
       }
       // The default model's calibration puts a threshold in force: "no relation" is one
       // more class, and all of them sum to 1, as natively.
-      const total = prediction.ranked.reduce((sum, r) => sum + r.probability, prediction.none_probability);
+      const total = prediction.ranked.reduce((sum, r) => sum + r.probability, prediction.noneProbability);
       assert.ok(Math.abs(total - 1) < 1e-4, `${queries[i]}: probabilities sum to ${total}`);
-      assert.ok(Math.abs(prediction.none_probability - native[i].none_probability) < 1e-3, queries[i]);
+      assert.ok(Math.abs(prediction.noneProbability - native[i].none_probability) < 1e-3, queries[i]);
     }
     // Text-only relations win the queries they describe.
     assert.equal(result.before[0].ranked[0].relation, 'P19');
