@@ -21,17 +21,19 @@ corpus=data/corpus/wikidata
 
 relation=(--stage relation --corpus "$corpus/train.jsonl" --dev "$corpus/dev.jsonl"
   --relation-text "$shared/pid2name.json" --batch-size 32 --per-relation 4 --learning-rate 2e-5
-  --epochs 10 --eval-every 25 --patience 4 --mslm-weight 0 --seed 42)
+  --epochs 10 --eval-every 25 --patience 4 --seed 42)
+# Without MSLM unless a run says otherwise (clap takes each flag once).
+no_mslm=(--mslm-weight 0)
 pretrain() {  # NAME ARGS...
   local name=$1; shift
   if [ ! -f "$runs/$name/model.safetensors" ]; then
     "$tkre" pretrain --out "$runs/$name" --resume ${PRETRAIN_FLAGS:-} "$@"
   fi
 }
-pretrain full "${relation[@]}"
-pretrain contrastive "${relation[@]}" --text-weight 0 --blank-probability 0
-pretrain contrastive-blank "${relation[@]}" --text-weight 0
-pretrain text "${relation[@]}" --contrastive-weight 0
+pretrain full "${relation[@]}" "${no_mslm[@]}"
+pretrain contrastive "${relation[@]}" "${no_mslm[@]}" --text-weight 0 --blank-probability 0
+pretrain contrastive-blank "${relation[@]}" "${no_mslm[@]}" --text-weight 0
+pretrain text "${relation[@]}" "${no_mslm[@]}" --contrastive-weight 0
 pretrain full-mslm "${relation[@]}" --mslm-weight 0.2 --freeze-encoder-steps 50
 # The paper's two stages on the same corpus (MSLM, then SCL with MSLM).
 pretrain mslm --stage mslm --corpus "$corpus/train.jsonl" --epochs 5
