@@ -16,7 +16,7 @@ use tkre::fewshot::classifier::DEFAULT_TEMPERATURE;
 use tkre_trainer::evaluation::{calibration::scored_queries, fewrel, relation_text};
 
 use crate::ModelArgs;
-use crate::runtime::load_encoder;
+use crate::runtime::{load_encoder, model_dir};
 
 #[derive(Args)]
 pub struct CalibrateArgs {
@@ -76,12 +76,7 @@ pub fn run(args: CalibrateArgs) -> Result<ExitCode> {
         bail!("give --fit FILE (fit a calibration), --evaluate FILE (measure one), or both");
     }
     let encoder = load_encoder(&args.model)?;
-    let model_dir = args
-        .model
-        .model
-        .clone()
-        .or_else(|| std::env::var_os("TKRE_MODEL").map(PathBuf::from))
-        .unwrap_or_else(crate::runtime::default_model_dir);
+    let model_dir = model_dir(&args.model);
     // Before minutes of fitting: the calibration must have somewhere to go.
     if args.save && !model_dir.join("manifest.json").is_file() {
         bail!(

@@ -9,12 +9,16 @@ use crate::ModelArgs;
 
 pub use tkre_trainer::paths::default_model_dir;
 
-pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
-    let dir = args
-        .model
+/// The model directory a command uses: `--model`, else $TKRE_MODEL, else the base model.
+pub fn model_dir(args: &ModelArgs) -> PathBuf {
+    args.model
         .clone()
         .or_else(|| std::env::var_os("TKRE_MODEL").map(PathBuf::from))
-        .unwrap_or_else(default_model_dir);
+        .unwrap_or_else(default_model_dir)
+}
+
+pub fn load_encoder(args: &ModelArgs) -> Result<RelationEncoder> {
+    let dir = model_dir(args);
     let encoder = RelationEncoder::load_dir(&dir, EngineRequest::parse(&args.engine)?)
         .with_context(|| format!("loading model from {}", dir.display()))?;
     if let Some(tokens) = args.max_length {

@@ -9,10 +9,7 @@ use common::tkre;
 #[test]
 fn a_fitted_calibration_is_stored_measured_and_used() {
     let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("tiny");
-    common::tiny_checkpoint(&source);
-    let model = dir.path().join("tiny-int8");
-    common::export_int8(&source, &model);
+    let (source, model) = common::tiny_checkpoint_and_int8(dir.path());
 
     // A checkpoint without a manifest cannot store one: the error says to export first.
     let refused = tkre(

@@ -150,10 +150,7 @@ fn every_precision_round_trips_and_corruption_is_refused() {
 #[test]
 fn the_accuracy_report_covers_every_row_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("tiny");
-    common::tiny_checkpoint(&source);
-    let int8 = dir.path().join("tiny-int8");
-    common::export_int8(&source, &int8);
+    let (source, int8) = common::tiny_checkpoint_and_int8(dir.path());
     let prefix = dir.path().join("reports/accuracy");
     let args = [
         "eval".to_string(),

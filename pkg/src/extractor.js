@@ -132,16 +132,16 @@ export class RelationExtractor {
 
   /** "webgpu" or "cpu". */
   get backend() {
-    return this.#inner?.backend ?? this.#disposed.backend;
+    return this.#disposed?.backend ?? this.#inner.backend;
   }
 
   /** Why that backend was chosen (or why the extractor moved to the CPU). */
   get backendReason() {
-    return this.#reason ?? this.#inner?.backendReason ?? this.#disposed.backendReason;
+    return this.#disposed?.backendReason ?? this.#reason ?? this.#inner.backendReason;
   }
 
-  /** What the getters read after dispose(): the object stays readable, and every call rejects. */
-  #disposed = { backend: 'disposed', backendReason: 'this extractor was disposed' };
+  /** What the getters read after dispose() (the object stays readable; every call rejects). */
+  #disposed = null;
 
   #alive() {
     if (!this.#inner) throw new Error('this extractor was disposed; create a new one');
@@ -221,7 +221,7 @@ export class RelationExtractor {
 
   /** Frees the model's memory (GPU buffers included). */
   async dispose() {
-    if (!this.#inner) return;
+    if (this.#disposed) return;
     this.#disposed = { backend: this.backend, backendReason: `${this.backendReason} (disposed)` };
     this.#inner.free();
     this.#inner = null;

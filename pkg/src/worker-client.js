@@ -44,7 +44,7 @@ export class WorkerExtractor {
   #supportSet = null;
   #recovered = false;
   #disposed = false;
-  #createWorker = spawnWorker;
+  #createWorker;
 
   /** `worker`: a Worker running this package's worker.js; `createWorker` makes another one
    *  for the recovery after a fatal error (default: the package's own). */
@@ -130,7 +130,8 @@ export class WorkerExtractor {
     return result;
   }
 
-  async load({ onProgress, onBackendChange, ...options } = {}) {
+  // `worker` is createWorkerExtractor's option, not the worker's: it stays out of `options`.
+  async load({ onProgress, onBackendChange, worker: _worker, ...options } = {}) {
     this.#onProgress = onProgress ?? null;
     this.#onBackendChange = onBackendChange ?? null;
     // The model's address as the page sees it: a relative URL would otherwise resolve against
@@ -138,7 +139,6 @@ export class WorkerExtractor {
     // as strings (a URL object cannot be posted to a worker).
     options.modelUrl = resolveModelLocation(options.modelUrl ?? (await defaultModelFiles()));
     if (options.wasmUrl != null) options.wasmUrl = new URL(String(options.wasmUrl), globalThis.location?.href).href;
-    delete options.worker;
     this.#options = options;
     const info = await this.#call('load', options);
     Object.assign(this, info);

@@ -5,7 +5,6 @@
 
 use anyhow::{Result, bail};
 use tkre::fewshot::calibration::ScoredQuery;
-use tkre::fewshot::{PrototypeClassifier, RelationVectors};
 
 use super::{EncodedInstances, encode_texts, episodes, fewrel, progress_bar};
 
@@ -49,21 +48,9 @@ pub fn scored_queries(
         let bar = progress(sampled.len(), if with_text { "score +text" } else { "score" });
         for episode in &sampled {
             let (inside, outside) = episode.classes.split_at(n);
-            let relations: Vec<RelationVectors> = inside
-                .iter()
-                .map(|(r, support, _)| {
-                    RelationVectors::new(
-                        data.relations[*r].0.clone(),
-                        support.iter().map(|&i| encoded.vector(*r, i).clone()).collect(),
-                        text_vectors
-                            .as_ref()
-                            .filter(|_| with_text)
-                            .and_then(|t| t[*r].clone()),
-                    )
-                })
-                .collect();
-            let keys: Vec<String> = relations.iter().map(|r| r.key.clone()).collect();
-            let classifier = PrototypeClassifier::new(relations, parts)?;
+            let texts = text_vectors.as_deref().filter(|_| with_text);
+            let classifier = encoded.classifier(data, inside, texts, parts)?;
+            let keys: Vec<&String> = inside.iter().map(|(r, _, _)| &data.relations[*r].0).collect();
             let queries = inside
                 .iter()
                 .enumerate()
@@ -74,7 +61,7 @@ pub fn scored_queries(
                 // Back to the episode's order (the prediction is ranked).
                 let mut similarities = vec![0.0; n];
                 for score in &prediction.ranked {
-                    if let Some(at) = keys.iter().position(|key| *key == score.relation) {
+                    if let Some(at) = keys.iter().position(|key| **key == score.relation) {
                         similarities[at] = score.similarity;
                     }
                 }

@@ -115,27 +115,11 @@ pub fn evaluate(
                 continue;
             }
             let label = format!("{n}-way {k}-shot{}", if with_text { " +text" } else { "" });
-            let text_of = |r: usize| {
-                text_vectors
-                    .as_ref()
-                    .filter(|_| with_text)
-                    .and_then(|t| t[r].clone())
-            };
+            let texts = text_vectors.as_deref().filter(|_| with_text);
             let bar = progress(setting_episodes.len(), &label);
             let mut accuracies = Vec::with_capacity(setting_episodes.len());
             for episode in setting_episodes {
-                let relations = episode
-                    .classes
-                    .iter()
-                    .map(|(r, support, _)| {
-                        RelationVectors::new(
-                            data.relations[*r].0.clone(),
-                            support.iter().map(|&i| vector_of(*r, i).clone()).collect(),
-                            text_of(*r),
-                        )
-                    })
-                    .collect();
-                let classifier = PrototypeClassifier::new(relations, parts)?;
+                let classifier = encoded.classifier(data, &episode.classes, texts, parts)?;
                 let mut correct = 0usize;
                 let mut total = 0usize;
                 for (r, _, queries) in &episode.classes {
@@ -201,6 +185,28 @@ impl EncodedInstances {
     pub fn vector(&self, r: usize, i: usize) -> &Vec<f32> {
         let at = self.needed.binary_search(&(r, i)).unwrap_or_default();
         &self.vectors[at]
+    }
+
+    /// The prototype classifier over an episode's `classes` (their support instances; with
+    /// `texts`, one per relation of `data`, each relation's text fused in), keyed by relation id.
+    pub fn classifier(
+        &self,
+        data: &fewrel::FewRelData,
+        classes: &[(usize, Vec<usize>, Vec<usize>)],
+        texts: Option<&[Option<Vec<f32>>]>,
+        parts: usize,
+    ) -> Result<PrototypeClassifier> {
+        let relations = classes
+            .iter()
+            .map(|(r, support, _)| {
+                RelationVectors::new(
+                    data.relations[*r].0.clone(),
+                    support.iter().map(|&i| self.vector(*r, i).clone()).collect(),
+                    texts.and_then(|t| t[*r].clone()),
+                )
+            })
+            .collect();
+        Ok(PrototypeClassifier::new(relations, parts)?)
     }
 }
 

@@ -53,9 +53,12 @@ pub fn tiny_init() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// Runs the `tkre` binary in the repository root with `stdin`.
-/// `tkre export --precision int8` of `source` into `out` (the export must succeed).
+/// A tiny checkpoint in `dir/tiny` and its `tkre export --precision int8` in `dir/tiny-int8`
+/// (the export must succeed); returns both directories.
 #[allow(dead_code)] // not every test binary exports
-pub fn export_int8(source: &Path, out: &Path) {
+pub fn tiny_checkpoint_and_int8(dir: &Path) -> (PathBuf, PathBuf) {
+    let (source, out) = (dir.join("tiny"), dir.join("tiny-int8"));
+    tiny_checkpoint(&source);
     let result = tkre(
         &[
             "export",
@@ -73,6 +76,7 @@ pub fn export_int8(source: &Path, out: &Path) {
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
+    (source, out)
 }
 
 pub fn tkre(args: &[&str], stdin: &str) -> std::process::Output {
