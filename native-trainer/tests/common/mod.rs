@@ -33,9 +33,16 @@ pub fn tiny_checkpoint(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let config = EncoderConfig::tiny(tokenizer().vocab_size());
     let device = Device::flex();
-    device.seed(7);
-    let model = PretrainModel::new(&config, 0, &device);
-    save_bert_layout(&model, &dir.join("model.safetensors")).unwrap();
+    // The seed is global: tests of one binary run on parallel threads, so seeding and drawing
+    // hold one lock, or another test's draws interleave and the weights differ run to run.
+    // Saving is inside it too: burn initialises parameters lazily, on first read.
+    static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    {
+        let _seeded = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(7);
+        let model = PretrainModel::new(&config, 0, &device);
+        save_bert_layout(&model, &dir.join("model.safetensors")).unwrap();
+    }
     std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
     std::fs::copy(
         base_model_dir().join("tokenizer.json"),
