@@ -58,6 +58,18 @@ impl TkreError {
         }
     }
 
+    /// The error of one item of a batch, named by its number (from 1) so the caller can find
+    /// it: `query #3: ...`. The kind stays.
+    pub fn with_item(self, what: &str, index: usize) -> Self {
+        let name = |message: String| format!("{what} #{}: {message}", index + 1);
+        match self {
+            Self::Instance(m) => Self::Instance(name(m)),
+            Self::Tokenizer(m) => Self::Tokenizer(name(m)),
+            Self::Option(m) => Self::Option(name(m)),
+            other => other,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),

@@ -8,13 +8,16 @@
 use std::cell::RefCell;
 
 use crate::error::Result;
+use crate::fewshot::document::{
+    Argument, MentionOptions, SentenceExtraction, Triple, pair_instances, sentence_mentions,
+};
 use crate::fewshot::support_set::check_key;
 use crate::fewshot::{
     EncodedSupportSet, ExampleInput, Prediction, PrototypeClassifier, RelationSummary, RelationText,
     SupportSet,
 };
 use crate::relation_encoder::RelationEncoder;
-use crate::text::RelationInstance;
+use crate::text::{CharSpan, RelationInstance};
 
 /// Most sequences in one encoding batch (a pass may hold fewer, `crate::engine::batch`).
 pub const BATCH_SIZE: usize = 64;
@@ -163,6 +166,99 @@ impl Extractor {
         let vectors = self.encode_instances(queries).await?;
         vectors.iter().map(|v| classifier.classify(v)).collect()
     }
+
+    /// Classifies a batch query by query: a query that could not be read (an `Err` given) or
+    /// tokenised keeps its error in its place (the caller names it: a line, a number), and the
+    /// others are still encoded together in one pass. The outer error is for what fails the
+    /// whole batch (no support set, the engine).
+    pub async fn classify_each(
+        &self,
+        queries: Vec<Result<RelationInstance>>,
+    ) -> Result<Vec<Result<Prediction>>> {
+        let classifier = self.classifier()?;
+        let mut results: Vec<Option<Result<Prediction>>> = Vec::with_capacity(queries.len());
+        let mut plan: Option<crate::engine::PoolingPlan> = None;
+        let mut planned = Vec::new();
+        for (i, query) in queries.into_iter().enumerate() {
+            match query.and_then(|q| self.encoder.plan_instances(std::slice::from_ref(&q))) {
+                Ok(one) => {
+                    planned.push(i);
+                    results.push(None);
+                    match &mut plan {
+                        Some(plan) => plan.append(one),
+                        None => plan = Some(one),
+                    }
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        if let Some(plan) = plan {
+            let vectors = self.encoder.encode_plan(&plan, BATCH_SIZE, |_| {}).await?;
+            for (i, vector) in planned.into_iter().zip(vectors) {
+                results[i] = Some(classifier.classify(&vector));
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+}
+
+impl Extractor {
+    /// Relations in `sentences` of `text` (spans from [`crate::text::sentences`], in order):
+    /// each sentence's mentions, and a triple for every ordered pair of them whose answer is
+    /// a relation, all pairs of these sentences encoded in one batch. `threshold` replaces the
+    /// none-of-the-above similarity for this call (without any, every pair gets its best
+    /// relation). A caller reading a long document sends its sentences in slices, so memory
+    /// follows the slice and it can report progress and stop between slices.
+    pub async fn extract_sentences(
+        &self,
+        text: &str,
+        sentences: &[CharSpan],
+        options: &MentionOptions,
+        threshold: Option<f32>,
+    ) -> Result<Vec<SentenceExtraction>> {
+        let mut classifier = self.classifier()?;
+        if threshold.is_some() {
+            crate::fewshot::support_set::check_none_threshold(threshold.unwrap_or_default())?;
+            classifier.set_none_threshold(threshold);
+        }
+        let mut results = Vec::with_capacity(sentences.len());
+        let mut instances = Vec::new();
+        // (sentence, head mention, tail mention) of each instance.
+        let mut owners = Vec::new();
+        for (s, &sentence) in sentences.iter().enumerate() {
+            let found = sentence_mentions(text, sentence, options);
+            for (h, t, instance) in pair_instances(text, sentence, &found) {
+                instances.push(instance);
+                owners.push((s, h, t));
+            }
+            results.push(SentenceExtraction {
+                sentence,
+                mentions: found,
+                triples: Vec::new(),
+            });
+        }
+        if instances.is_empty() {
+            return Ok(results);
+        }
+        let vectors = self.encode_instances(&instances).await?;
+        for ((s, h, t), vector) in owners.into_iter().zip(vectors) {
+            let prediction = classifier.classify(&vector)?;
+            let Some(best) = prediction.best().filter(|_| !prediction.none_of_the_above) else {
+                continue;
+            };
+            let result = &mut results[s];
+            let triple = Triple {
+                head: Argument::of(&result.mentions[h]),
+                tail: Argument::of(&result.mentions[t]),
+                relation: best.relation.clone(),
+                score: best.probability,
+                similarity: best.similarity,
+                sentence: result.sentence,
+            };
+            result.triples.push(triple);
+        }
+        Ok(results)
+    }
 }
 
 /// Each example with its instance; an error names the example by its number.
@@ -171,9 +267,7 @@ fn parse_examples(examples: Vec<ExampleInput>) -> Result<Vec<(ExampleInput, Rela
         .into_iter()
         .enumerate()
         .map(|(i, input)| {
-            let instance = input
-                .to_instance()
-                .map_err(|e| crate::TkreError::Instance(format!("example #{}: {e}", i + 1)))?;
+            let instance = input.to_instance().map_err(|e| e.with_item("example", i))?;
             Ok((input, instance))
         })
         .collect()

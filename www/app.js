@@ -97,11 +97,27 @@ function markSelection(textarea, which) {
 async function refreshSet() {
   supportSet = JSON.parse(await extractor.saveSupportSet());
   renderRelations();
+  // A result of the previous set would no longer be what Classify answers.
+  clearResult();
+}
+
+function clearResult() {
+  $('result').replaceChildren();
+  window.tkreDemo.lastResult = null;
+}
+
+/** The query as it will be read: its entities highlighted under the box. */
+function renderPreview() {
+  const preview = $('query-preview');
+  preview.replaceChildren();
+  const text = $('query').value;
+  if (text.includes('[E1]') || text.includes('[E2]')) renderMarked(preview, text);
 }
 
 function renderRelations() {
   const root = $('relations');
   root.replaceChildren();
+  $('relation-count').textContent = `(${supportSet.relations.length})`;
   supportSet.relations.forEach((relation, r) => {
     const key = relation.key ?? relation.name;
     const box = document.createElement('div');
@@ -112,6 +128,7 @@ function renderRelations() {
     const removeRelation = document.createElement('button');
     removeRelation.className = 'remove';
     removeRelation.title = `Remove relation ${key}`;
+    removeRelation.setAttribute('aria-label', `Remove relation ${key}`);
     removeRelation.textContent = '✕';
     removeRelation.onclick = () => act(async () => { await extractor.removeRelation(key); await refreshSet(); });
     title.append(removeRelation);
@@ -146,6 +163,7 @@ function renderRelations() {
       const remove = document.createElement('button');
       remove.className = 'remove';
       remove.title = 'Remove example';
+      remove.setAttribute('aria-label', `Remove example ${i + 1} of ${key}`);
       remove.textContent = '✕';
       remove.onclick = () => act(async () => { await extractor.removeExample(key, i); await refreshSet(); });
       li.append(text, remove);
@@ -161,7 +179,7 @@ function renderRelations() {
     for (const which of ['E1', 'E2']) {
       const b = document.createElement('button');
       b.type = 'button';
-      b.textContent = `Mark ${which}`;
+      b.textContent = which === 'E1' ? 'Mark head' : 'Mark tail';
       b.onclick = () => markSelection(input, which);
       row.append(b);
     }
@@ -224,6 +242,8 @@ async function act(fn) {
 }
 
 async function classify() {
+  // Cleared first: after an error no earlier answer may stand as if it were this one's.
+  clearResult();
   const threshold = $('threshold').value;
   await extractor.setNoneThreshold(threshold === '' ? null : Number(threshold));
   const started = performance.now();
@@ -253,9 +273,9 @@ async function main() {
   extractor = await create({ modelUrl, backend, onProgress });
   $('progress').hidden = true;
   $('backend').textContent = `backend: ${extractor.backend} (${extractor.backendReason})`;
-  $('model-name').textContent = extractor.manifest.name ?? modelUrl;
+  $('model-name').textContent = extractor.manifest?.name ?? modelUrl;
   // Empty: the model's recommended threshold (its calibration), if it has one.
-  const recommended = extractor.manifest.calibration?.none_similarity;
+  const recommended = extractor.manifest?.calibration?.none_similarity;
   $('threshold').placeholder = recommended == null ? 'off' : `${recommended.toFixed(2)} (model)`;
   $('threshold').title = recommended == null
     ? 'empty: no threshold'
@@ -263,12 +283,19 @@ async function main() {
   $('status').textContent = 'Encoding the example support set…';
   await loadExampleSet();
   $('status').textContent = `Ready (${extractor.backend}).`;
-  $('classify').disabled = false;
+  $('controls').disabled = false;
 }
 
 document.querySelectorAll('[data-mark]').forEach((b) => {
-  b.onclick = () => markSelection($(b.dataset.target), b.dataset.mark);
+  b.onclick = () => {
+    markSelection($(b.dataset.target), b.dataset.mark);
+    renderPreview();
+  };
 });
+$('query').addEventListener('input', renderPreview);
+renderPreview();
+// On a phone the relations fold away, so the sentence and its answer come first.
+if (matchMedia('(max-width: 40rem)').matches) $('relations-details').open = false;
 $('classify').onclick = () => act(classify);
 $('add-relation').onsubmit = (event) => {
   event.preventDefault();
@@ -294,8 +321,11 @@ $('save-set').onclick = () => act(async () => {
   link.click();
   URL.revokeObjectURL(link.href);
 });
+// A button opens the file chooser: a hidden file input cannot be reached by keyboard.
+$('load-set-button').onclick = () => $('load-set').click();
 $('load-set').onchange = (event) => act(async () => {
   const file = event.target.files[0];
+  event.target.value = ''; // the same file chosen again is a change too
   if (!file) return;
   await extractor.loadSupportSet(await file.text());
   await refreshSet();

@@ -23,8 +23,8 @@ pub struct CalibrateArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Labelled data to fit on: relations the model was not trained on and that you will not
-    /// report on (FewRel format, or a corpus file with relation labels such as
-    /// data/corpus/wikidata/dev.jsonl).
+    /// report on (FewRel format, or a corpus file with relation labels, e.g. a development
+    /// split).
     #[arg(long, value_name = "FILE")]
     fit: Option<PathBuf>,
     /// Store the fitted calibration in the model directory's manifest.json (an exported
@@ -41,15 +41,17 @@ pub struct CalibrateArgs {
     /// Relations per episode.
     #[arg(long, default_value_t = 5)]
     n: usize,
-    /// Relations outside each episode, one query each, whose answer is "no relation" (default:
-    /// N, so half the queries: FewRel 2.0's 50% none-of-the-above setting).
+    /// Relations outside each episode, one query each, whose answer is "no relation" [default:
+    /// N, so half the queries: FewRel 2.0's 50% none-of-the-above setting].
     #[arg(long)]
     outside: Option<usize>,
     /// Support examples per relation.
     #[arg(long, default_value_t = 1)]
     k: usize,
+    /// Episodes sampled, for fitting and for measuring each.
     #[arg(long, default_value_t = 1000)]
     episodes: usize,
+    /// Seed of the episode sampler.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Relation text (pid2name.json's shape or {"label": "text"}): episodes are scored without

@@ -1,53 +1,48 @@
-//! `tkre classify`: ranks a support set's relations for each marked sentence on stdin.
+//! `tkre classify`: ranks a support set's relations for each query on stdin: a marked
+//! sentence per line, or a JSON object per line with offsets (`{"text", "head": {"start",
+//! "end"}, "tail": {...}}`, code points). Queries are classified in batches of --batch-size.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
-use tkre::Extractor;
+use clap::Args;
+use serde::Serialize;
 use tkre::engine::block_on;
-use tkre::fewshot::{Prediction, Representation, SupportSet};
+use tkre::fewshot::{ExampleInput, Prediction, RelationScore, Representation, SupportSet};
 use tkre::text::RelationInstance;
+use tkre::{Extractor, TkreError};
 
 use crate::ModelArgs;
+use crate::output::{Output, OutputArgs};
 use crate::runtime::load_encoder;
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    /// One JSON object per input line.
-    Json,
-    /// A readable ranking.
-    Text,
-}
 
 #[derive(Args)]
 pub struct ClassifyArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Support set JSON: {"version": 2, "relations": [{"key", "name"?, "description"?, "examples":
-    /// [marked sentence | {text, head, tail}]}]} (docs/support-set.schema.json).
+    /// [marked sentence | {text, head, tail}]}]}.
     #[arg(long, value_name = "FILE.json")]
     support: PathBuf,
-    /// How many relations to print per sentence (all by default; at least 1).
+    /// How many relations to print per sentence (at least 1) [default: all].
     #[arg(long, value_parser = at_least_one)]
     top_k: Option<usize>,
-    /// Similarity below which the answer is "none of the above", in -1..1 (overrides the
-    /// support set's).
+    /// Similarity below which the answer is "no relation", in -1..1 [default: the support
+    /// set's, else the model's recommended threshold, else none].
     #[arg(long, value_parser = none_threshold)]
     none_threshold: Option<f32>,
     /// Relation representation.
-    #[arg(long, default_value_t = Representation::default())]
+    #[arg(long, default_value_t = Representation::default(), value_parser = crate::representation_parser())]
     representation: Representation,
     /// Classify by the examples alone: ignore the relations' names and descriptions (a
     /// relation with no example is then an error).
     #[arg(long)]
     ignore_relation_text: bool,
-    #[arg(long, value_enum, default_value = "json")]
-    format: Format,
+    #[command(flatten)]
+    output: OutputArgs,
 }
-
 fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
@@ -58,6 +53,36 @@ fn at_least_one(text: &str) -> Result<usize, String> {
 fn none_threshold(text: &str) -> Result<f32, String> {
     let value: f32 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
     tkre::fewshot::support_set::check_none_threshold(value).map_err(|e| e.to_string())
+}
+
+/// One answer as written: the query's line and text, and its prediction or its error.
+#[derive(Serialize)]
+struct Answer<'a> {
+    line: usize,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ranked: Option<&'a [RelationScore]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    none_of_the_above: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    none_probability: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// A query line: a JSON object (offsets, or a FewRel record) or a marked sentence.
+fn read_query(line: &str) -> Result<(String, RelationInstance), TkreError> {
+    if line.trim_start().starts_with('{') {
+        let input: ExampleInput = serde_json::from_str(line).map_err(|e| {
+            TkreError::Instance(format!(
+                "a JSON query is {{\"text\", \"head\": {{\"start\", \"end\"}}, \"tail\": {{...}}}}: {e}"
+            ))
+        })?;
+        let instance = input.to_instance()?;
+        Ok((instance.text.clone(), instance))
+    } else {
+        Ok((line.to_string(), RelationInstance::from_marked(line)?))
+    }
 }
 
 pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
@@ -76,32 +101,76 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
         extractor.set_none_threshold(args.none_threshold)?;
     }
 
-    let mut stdout = std::io::stdout().lock();
+    let mut out = Output::open(&args.output)?;
     let mut failed = 0usize;
     let unreadable = std::cell::Cell::new(0);
-    for (number, line) in crate::runtime::stdin_lines(&unreadable) {
-        let marked = line.as_str();
-        if marked.trim().is_empty() {
-            continue;
-        }
-        let prediction = RelationInstance::from_marked(marked)
-            .and_then(|instance| block_on(extractor.classify(&[instance])))
-            .map(|mut predictions| predictions.remove(0));
-        match prediction {
-            Ok(prediction) => write_prediction(&mut stdout, marked, &prediction, args.top_k, args.format)?,
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: stdin line {number}: {e}");
-                if let Format::Json = args.format {
-                    serde_json::to_writer(
-                        &mut stdout,
-                        &serde_json::json!({"text": marked, "error": e.to_string()}),
-                    )?;
-                    writeln!(stdout)?;
+    // (line number, the line) of the batch being read.
+    let mut batch: Vec<(usize, String)> = Vec::new();
+    let mut classify_batch = |batch: &mut Vec<(usize, String)>, out: &mut Output| -> Result<()> {
+        let mut queries = Vec::with_capacity(batch.len());
+        let mut texts = Vec::with_capacity(batch.len());
+        for (_, line) in batch.iter() {
+            match read_query(line) {
+                Ok((text, instance)) => {
+                    texts.push(text);
+                    queries.push(Ok(instance));
+                }
+                Err(e) => {
+                    texts.push(line.clone());
+                    queries.push(Err(e));
                 }
             }
         }
+        let results = block_on(extractor.classify_each(queries))?;
+        for (((number, _), text), result) in batch.iter().zip(&texts).zip(&results) {
+            let top_k = args.top_k.unwrap_or(usize::MAX);
+            let answer = match result {
+                Ok(p) => Answer {
+                    line: *number,
+                    text,
+                    ranked: Some(p.top_k(top_k)),
+                    none_of_the_above: Some(p.none_of_the_above),
+                    none_probability: Some(p.none_probability),
+                    error: None,
+                },
+                Err(e) => {
+                    failed += 1;
+                    let message = e.to_string();
+                    eprintln!("error: stdin line {number}: {message}");
+                    Answer {
+                        line: *number,
+                        text,
+                        ranked: None,
+                        none_of_the_above: None,
+                        none_probability: None,
+                        error: Some(message),
+                    }
+                }
+            };
+            out.write(&answer, |w| match result {
+                Ok(prediction) => write_text(w, text, prediction, top_k),
+                Err(_) => writeln!(
+                    w,
+                    "{text}\n  -> error: {}",
+                    answer.error.as_deref().unwrap_or_default()
+                ),
+            })?;
+        }
+        batch.clear();
+        Ok(())
+    };
+    for (number, line) in crate::runtime::stdin_lines(&unreadable) {
+        // Blank lines separate nothing and ask nothing: skipped, as in every command.
+        if line.trim().is_empty() {
+            continue;
+        }
+        batch.push((number, line));
+        if batch.len() >= args.model.batch_size {
+            classify_batch(&mut batch, &mut out)?;
+        }
     }
+    classify_batch(&mut batch, &mut out)?;
+    out.finish()?;
     Ok(if failed + unreadable.get() == 0 {
         ExitCode::SUCCESS
     } else {
@@ -109,46 +178,23 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode> {
     })
 }
 
-fn write_prediction(
-    out: &mut impl Write,
-    text: &str,
-    prediction: &Prediction,
-    top_k: Option<usize>,
-    format: Format,
-) -> Result<()> {
-    let ranked = prediction.top_k(top_k.unwrap_or(usize::MAX));
-    match format {
-        Format::Json => {
-            serde_json::to_writer(
-                &mut *out,
-                &serde_json::json!({
-                    "text": text,
-                    "ranked": ranked,
-                    "none_of_the_above": prediction.none_of_the_above,
-                    "none_probability": prediction.none_probability,
-                }),
-            )?;
-            writeln!(out)?;
-        }
-        Format::Text => {
-            writeln!(out, "{text}")?;
-            if prediction.none_of_the_above {
-                writeln!(
-                    out,
-                    "  -> no relation ({:.2}%: the best similarity is below the threshold)",
-                    prediction.none_probability * 100.0
-                )?;
-            }
-            for score in ranked {
-                writeln!(
-                    out,
-                    "  {:>6.2}%  sim {:+.3}  {}",
-                    score.probability * 100.0,
-                    score.similarity,
-                    score.relation
-                )?;
-            }
-        }
+fn write_text(out: &mut dyn Write, text: &str, prediction: &Prediction, top_k: usize) -> std::io::Result<()> {
+    writeln!(out, "{text}")?;
+    if prediction.none_of_the_above {
+        writeln!(
+            out,
+            "  -> no relation ({:.2}%: the best similarity is below the threshold)",
+            prediction.none_probability * 100.0
+        )?;
+    }
+    for score in prediction.top_k(top_k) {
+        writeln!(
+            out,
+            "  {:>6.2}%  sim {:+.3}  {}",
+            score.probability * 100.0,
+            score.similarity,
+            score.relation
+        )?;
     }
     Ok(())
 }

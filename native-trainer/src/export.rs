@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use clap::builder::TypedValueParser as _;
 use serde_json::json;
 use tkre::checkpoint::manifest::{FORMAT, MARKERS, VERSION, sha256_hex};
 use tkre::checkpoint::{Manifest, ManifestFile, ModelFiles, Precision, convert_weights};
@@ -23,15 +24,19 @@ pub struct ExportArgs {
     /// Output directory (created; existing files of the same names are replaced).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// fp32, fp16 or int8.
-    #[arg(long, default_value = "fp16", value_parser = |s: &str| s.parse::<Precision>().map_err(|e| e.to_string()))]
+    /// Weight precision: int8 (what the browser package serves: a quarter of fp32's bytes,
+    /// multiplied in integers on the CPU), fp16 or fp32.
+    #[arg(long, default_value = "int8", value_parser = clap::builder::PossibleValuesParser::new(["int8", "fp16", "fp32"])
+        .try_map(|s| s.parse::<Precision>()))]
     precision: Precision,
-    /// Name shown by the browser package.
+    /// Name shown by the browser package [default: the model directory's name].
     #[arg(long)]
     name: Option<String>,
-    /// Licence of the weights, for the model card.
-    #[arg(long, default_value = "Apache-2.0 (all-MiniLM-L6-v2, sentence-transformers)")]
-    license: String,
+    /// Licence of the weights, for the model card [default: the source model's, from its
+    /// manifest's card or its README's front matter, or for a trained checkpoint from the model
+    /// it started from].
+    #[arg(long)]
+    license: Option<String>,
     /// Model card fields to add (a JSON object, e.g. base_model, training_data, commands,
     /// accuracy); they go into manifest.json's "card" next to what export fills in itself
     /// (source, licence, the export command and, for a `tkre pretrain`/`distill` output, its
@@ -149,16 +154,57 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         }
         None => serde_json::Map::new(),
     };
-    let manifest = export(
-        &model,
-        &args.out,
-        args.precision,
-        &name,
-        &args.license,
-        extra_card,
-    )?;
+    let license = match args.license {
+        Some(license) => license,
+        None => model_license(&model, 0)?.with_context(|| {
+            format!(
+                "{}: no licence found (no card in manifest.json, no `license:` in README.md, no \
+                 starting model recorded in pretrain.json); give --license",
+                model.display()
+            )
+        })?,
+    };
+    let manifest = export(&model, &args.out, args.precision, &name, &license, extra_card)?;
     println!("{}", serde_json::to_string(&manifest)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The licence a model directory states: its manifest card's `license`, else the `license:`
+/// of its README's front matter (Hugging Face model cards), else, for a `tkre pretrain` or
+/// `distill` output, that of the checkpoint it started from (the base model by default).
+fn model_license(model: &Path, depth: usize) -> Result<Option<String>> {
+    if let Ok(text) = std::fs::read_to_string(model.join("manifest.json")) {
+        let manifest: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", model.join("manifest.json").display()))?;
+        if let Some(license) = manifest["card"]["license"].as_str() {
+            return Ok(Some(license.to_string()));
+        }
+    }
+    if let Ok(readme) = std::fs::read_to_string(model.join("README.md")) {
+        let mut lines = readme.lines();
+        if lines.next().map(str::trim) == Some("---") {
+            let license = lines
+                .take_while(|line| line.trim() != "---")
+                .find_map(|line| line.strip_prefix("license:"))
+                .map(|value| value.trim().trim_matches(['"', '\'']).to_string())
+                .filter(|value| !value.is_empty());
+            if license.is_some() {
+                return Ok(license);
+            }
+        }
+    }
+    // A trained checkpoint: the licence of what it was trained from (a chain of a few runs).
+    let run = std::fs::read(model.join("pretrain.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    if let (Some(run), true) = (run, depth < 8) {
+        let init = run["config"]["init"]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap_or_else(crate::runtime::default_model_dir);
+        return model_license(&init, depth + 1);
+    }
+    Ok(None)
 }
 
 /// A path as a published model card may show it: relative to the working directory when inside
@@ -202,6 +248,33 @@ fn publishable_paths(value: serde_json::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_licence_comes_from_the_card_the_readme_or_the_starting_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let (card, readme, trained, bare) = (
+            dir.path().join("card"),
+            dir.path().join("readme"),
+            dir.path().join("trained"),
+            dir.path().join("bare"),
+        );
+        for d in [&card, &readme, &trained, &bare] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(card.join("manifest.json"), r#"{"card": {"license": "MIT"}}"#).unwrap();
+        std::fs::write(
+            readme.join("README.md"),
+            "---\nlanguage: en\nlicense: apache-2.0\n---\n# A model\n",
+        )
+        .unwrap();
+        let run = serde_json::json!({"config": {"init": readme.display().to_string()}});
+        std::fs::write(trained.join("pretrain.json"), run.to_string()).unwrap();
+        std::fs::write(bare.join("README.md"), "# no front matter\nlicense: not this\n").unwrap();
+        assert_eq!(model_license(&card, 0).unwrap().as_deref(), Some("MIT"));
+        assert_eq!(model_license(&readme, 0).unwrap().as_deref(), Some("apache-2.0"));
+        assert_eq!(model_license(&trained, 0).unwrap().as_deref(), Some("apache-2.0"));
+        assert_eq!(model_license(&bare, 0).unwrap(), None);
+    }
 
     #[test]
     fn published_cards_do_not_show_the_exporters_folders() {

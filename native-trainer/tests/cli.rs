@@ -193,6 +193,58 @@ fn classify_reports_bad_lines_and_goes_on() {
 }
 
 #[test]
+fn classify_reads_json_lines_with_offsets_in_batches_and_writes_one_answer_per_query() {
+    // A support example itself, so even the base model answers it right.
+    let marked = "[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2] in 1867.";
+    // The same query as offsets (code points), a bad JSON line, a blank line and a bad
+    // offsets line, in batches of 2.
+    let input = format!(
+        "{marked}\n{}\n{{\"text\": 3}}\n\n{}\n{marked}\n",
+        r#"{"text": "Marie Curie was born in Warsaw in 1867.", "head": {"start": 0, "end": 11}, "tail": {"start": 24, "end": 30}}"#,
+        r#"{"text": "short", "head": {"start": 0, "end": 2}, "tail": {"start": 3, "end": 90}}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("answers.json");
+    let args = [
+        "classify",
+        "--support",
+        "examples/support_set.json",
+        "--batch-size",
+        "2",
+        "--format",
+        "json",
+        "--out",
+        out_file.to_str().unwrap(),
+    ];
+    let out = tkre(&args, &input);
+    assert_eq!(out.status.code(), Some(1), "two bad lines: {}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    let answers: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    let lines: Vec<u64> = answers.iter().map(|a| a["line"].as_u64().unwrap()).collect();
+    assert_eq!(
+        lines,
+        [1, 2, 3, 5, 6],
+        "one answer per query line, blank line skipped"
+    );
+    assert_eq!(
+        answers[0]["ranked"], answers[1]["ranked"],
+        "marked and offsets: the same query"
+    );
+    assert_eq!(
+        answers[0]["ranked"], answers[4]["ranked"],
+        "batches do not change answers"
+    );
+    assert_eq!(answers[0]["ranked"][0]["relation"], "place of birth");
+    assert_eq!(answers[1]["text"], "Marie Curie was born in Warsaw in 1867.");
+    for bad in [&answers[2], &answers[3]] {
+        assert!(bad["error"].is_string() && bad.get("ranked").is_none(), "{bad}");
+    }
+    assert!(stderr(&out).contains("stdin line 3: "), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stdin line 5: "), "{}", stderr(&out));
+}
+
+#[test]
 fn bad_support_sets_and_models_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
@@ -238,19 +290,16 @@ fn embed_writes_normalised_vectors() {
         &["embed"],
         "Marie Curie was born in Warsaw.\n\nA second sentence.\n",
     );
-    // The empty line is reported and skipped; the others are embedded.
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("stdin line 2: empty sentence"),
-        "{}",
-        stderr(&out)
-    );
+    // The blank line is skipped, as by every command that reads lines; each result names its
+    // line.
+    assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["text"], "A second sentence.");
+    assert_eq!(lines[1]["line"], 3);
     let v: Vec<f64> = serde_json::from_value(lines[0]["embedding"].clone()).unwrap();
     assert_eq!(v.len(), 384);
     let norm: f64 = v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -286,9 +335,9 @@ fn embed_matches_the_reference_embedding() {
 }
 
 #[test]
-fn eval_prints_the_result_json_last() {
+fn eval_writes_its_result_to_out_or_stdout_in_each_format() {
     let dir = tempfile::tempdir().unwrap();
-    let json_out = dir.path().join("result.json");
+    let out_file = dir.path().join("result.jsonl");
     let small_eval = [
         "eval",
         "--data",
@@ -302,13 +351,14 @@ fn eval_prints_the_result_json_last() {
         "--seed",
         "3",
     ];
-    let with_json_out = [&small_eval[..], &["--json-out", json_out.to_str().unwrap()]].concat();
-    let out = tkre(&with_json_out, "");
+    let to_file = [&small_eval[..], &["--out", out_file.to_str().unwrap()]].concat();
+    let out = tkre(&to_file, "");
     assert!(out.status.success(), "{}", stderr(&out));
-    let last = stdout(&out).lines().last().unwrap().to_string();
-    let result: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(stdout(&out), "", "with --out, nothing on stdout");
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    let result: serde_json::Value = serde_json::from_str(written.trim()).unwrap();
     for key in ["n", "k", "episodes", "accuracy", "ci95"] {
-        assert!(result.get(key).is_some(), "{key} missing from {last}");
+        assert!(result.get(key).is_some(), "{key} missing from {written}");
     }
     assert_eq!(result["n"], 5);
     assert_eq!(result["k"], 2);
@@ -316,12 +366,20 @@ fn eval_prints_the_result_json_last() {
     let accuracy = result["accuracy"].as_f64().unwrap();
     // Far above chance (0.2) even for the untrained base model on these relations.
     assert!(accuracy > 0.4 && accuracy <= 1.0, "{accuracy}");
-    assert_eq!(std::fs::read_to_string(&json_out).unwrap().trim(), last);
 
-    // Same seed, same result.
+    // Same seed, same result, on stdout by default.
     let again = tkre(&small_eval, "");
-    let again: serde_json::Value = serde_json::from_str(stdout(&again).lines().last().unwrap()).unwrap();
-    assert_eq!(again["accuracy"], result["accuracy"]);
+    assert_eq!(stdout(&again), written);
+    // --format json: an array; text: a readable line.
+    let as_json = tkre(&[&small_eval[..], &["--format", "json"]].concat(), "");
+    let array: serde_json::Value = serde_json::from_str(&stdout(&as_json)).unwrap();
+    assert_eq!(array[0]["accuracy"], result["accuracy"]);
+    let as_text = tkre(&[&small_eval[..], &["--format", "text"]].concat(), "");
+    assert!(
+        stdout(&as_text).starts_with("5-way 2-shot, 20 episodes: "),
+        "{}",
+        stdout(&as_text)
+    );
 }
 
 #[test]

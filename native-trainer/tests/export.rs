@@ -84,6 +84,10 @@ fn every_precision_round_trips_and_corruption_is_refused() {
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
         assert_eq!(manifest["precision"], precision);
+        assert_eq!(
+            manifest["card"]["license"], "apache-2.0",
+            "read from the source's README"
+        );
         let weights = std::fs::read(out_dir.join("model.safetensors")).unwrap();
         assert_eq!(manifest["files"]["model.safetensors"]["bytes"], weights.len());
         if precision == "fp32" {

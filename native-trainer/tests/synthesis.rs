@@ -378,7 +378,7 @@ fn tkre_samples(server: &MockServer, schema: &Path, seeds: &Path, out: &Path, ex
             "samples",
             "--endpoint",
             &server.url,
-            "--model",
+            "--llm",
             "mock",
             "--retries",
             "4",

@@ -81,7 +81,7 @@ fn synthesize(kind: &str, endpoint: &str, dir: &Path, out: &Path, extra: &[&str]
             kind,
             "--endpoint",
             endpoint,
-            "--model",
+            "--llm",
             "smollm2",
             "--temperature",
             "0",

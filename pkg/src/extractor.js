@@ -2,9 +2,9 @@
 // the Rust `Extractor`. The worker wrapper (worker-client.js) offers the same methods off the
 // main thread.
 
-import { Extractor, engineNames, initWasm } from './wasm.js';
+import { Extractor, engineNames, initWasm, splitSentences } from './wasm.js';
 import { defaultModelFiles, fetchModelFiles } from './model-files.js';
-import { METHODS, normalizedArgs } from './methods.js';
+import { METHODS, normalizedArgs, callSignal, abortError, inputError } from './methods.js';
 
 export { initWasm };
 
@@ -12,21 +12,25 @@ export { initWasm };
  * Loads a model and creates an extractor.
  * @param {import('./index.js').LoadOptions} options
  */
-export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl, maxLength } = {}) {
+export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl, maxLength, signal } = {}) {
+  signal = callSignal('createExtractor', { signal });
+  signal?.throwIfAborted();
   // No modelUrl: the default model, from the package tkre-web-model-default.
-  modelUrl ??= await defaultModelFiles();
+  const location = modelUrl ?? (await defaultModelFiles());
   const started = performance.now();
   await initWasm(wasmUrl, onProgress);
+  signal?.throwIfAborted();
   const engines = engineNames();
   if (!engines.includes(backend)) {
     throw new Error(`createExtractor: unknown backend "${backend}"; use ${engines.map((e) => `"${e}"`).join(', ')}`);
   }
-  const { manifest, files, fromCache } = await fetchModelFiles(modelUrl, { onProgress, useCache });
+  const { manifest, files, fromCache, verified } = await fetchModelFiles(location, { onProgress, useCache, signal });
+  signal?.throwIfAborted();
   const create = async (which) => {
     // The wasm module checks the engine name (the comparison build knows more) and follows
     // the manifest's max_length and representation.
     const inner = await Extractor.create(
-      files['config.json'], files['model.safetensors'], files['tokenizer.json'], JSON.stringify(manifest), which);
+      files['config.json'], files['model.safetensors'], files['tokenizer.json'], manifest ? JSON.stringify(manifest) : undefined, which);
     if (maxLength !== undefined) {
       try {
         inner.setMaxLength(maxLength);
@@ -38,8 +42,12 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
     return inner;
   };
   const inner = await create(backend);
-  onProgress?.({ status: 'ready', stage: 'model', file: manifest.name, loaded: 0, total: 0, cached: fromCache });
-  const loadInfo = { fromCache, loadMs: performance.now() - started };
+  if (signal?.aborted) {
+    inner.free();
+    throw abortError(signal);
+  }
+  onProgress?.({ status: 'ready', stage: 'model', file: manifest?.name ?? 'model', loaded: 0, total: 0, cached: fromCache });
+  const loadInfo = { fromCache, verified, loadMs: performance.now() - started };
   // wgpu's device-lost callback (GPUDevice.lost), through the wasm module: the WebGPU engine's
   // device only (burn's, in the comparison build, is not watched).
   const lost = inner.deviceLost();
@@ -47,19 +55,68 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
   return new RelationExtractor(inner, manifest, loadInfo, gpu);
 }
 
+// Queries per call into the wasm module when the caller can abort: an abort takes effect
+// between slices, so within one slice's time.
+const CHUNK = 32;
+
+/** `[firstIndex, slice]` pairs of `list`: one slice without a signal, slices of CHUNK with one. */
+function slices(list, signal) {
+  if (!signal) return [[0, list]];
+  const result = [];
+  for (let i = 0; i < list.length; i += CHUNK) result.push([i, list.slice(i, i + CHUNK)]);
+  return result.length ? result : [[0, list]];
+}
+
+/** Lets other tasks (a worker's abort message) run, then checks the signal. */
+async function nextTask(signal) {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  if (signal?.aborted) throw abortError(signal);
+}
+
+// Sentences per call into the wasm module during extract.
+const SENTENCES_PER_SLICE = 16;
+
+/** For each code point of `text` (and its end), the UTF-16 index where it starts. */
+function codeUnitOffsets(text) {
+  const offsets = [];
+  let unit = 0;
+  for (const ch of text) {
+    offsets.push(unit);
+    unit += ch.length;
+  }
+  offsets.push(unit);
+  return offsets;
+}
+
 // What a pending call resolves to when the WebGPU device is lost under it.
 const LOST = Symbol('webgpu device lost');
 
+/** @typedef {import('./index.js').ExtractorMethods} ExtractorMethods */
+
+/** @implements {ExtractorMethods} */
 export class RelationExtractor {
+  /** @type {import('../wasm/tkre.js').Extractor | null} */
   #inner;
-  #lost = null; // {message} once the WebGPU device is lost
+  /** @type {{message: string} | null} once the WebGPU device is lost */
+  #lost = null;
+  /** @type {Promise<unknown>} */
   #lostSignal = new Promise(() => {});
+  /** @type {(() => Promise<import('../wasm/tkre.js').Extractor>) | null} */
   #createCpu = null;
+  /** @type {((info: {backend: string, backendReason: string}) => void) | null} */
   #onBackendChange = null;
+  /** @type {Promise<void> | null} */
   #recovery = null;
+  /** @type {string | null} */
   #reason = null;
 
-  /** Use createExtractor(); `gpu` ({lost, createCpu, onBackendChange}) when on WebGPU. */
+  /**
+   * Use createExtractor(); `gpu` ({lost, createCpu, onBackendChange}) when on WebGPU.
+   * @param {import('../wasm/tkre.js').Extractor} inner
+   * @param {import('./index.js').ModelManifest | null} manifest
+   * @param {{fromCache: boolean, verified: boolean, loadMs: number}} loadInfo
+   * @param {{lost: Promise<unknown>, createCpu: () => Promise<import('../wasm/tkre.js').Extractor>, onBackendChange?: (info: {backend: string, backendReason: string}) => void} | null} gpu
+   */
   constructor(inner, manifest, loadInfo, gpu = null) {
     this.#inner = inner;
     this.manifest = manifest;
@@ -67,7 +124,8 @@ export class RelationExtractor {
     if (gpu) this.#watch(gpu);
   }
 
-  /** Watches the WebGPU device behind this extractor; a loss moves it to the CPU. */
+  /** Watches the WebGPU device behind this extractor; a loss moves it to the CPU.
+   *  @param {{lost: Promise<unknown>, createCpu: () => Promise<import('../wasm/tkre.js').Extractor>, onBackendChange?: (info: {backend: string, backendReason: string}) => void}} gpu */
   #watch({ lost, createCpu, onBackendChange }) {
     this.#createCpu = createCpu;
     this.#onBackendChange = onBackendChange ?? null;
@@ -105,7 +163,8 @@ export class RelationExtractor {
    * Runs one call on the model. A WebGPU device lost before or during the call moves the
    * extractor to the CPU and the call runs again there, so the caller only sees a slower answer.
    */
-  async #run(call) {
+  async #run(call, signal) {
+    if (signal?.aborted) throw abortError(signal);
     if (this.#lost) await this.#recoverOnCpu();
     const inner = this.#alive();
     let result;
@@ -140,7 +199,8 @@ export class RelationExtractor {
     return this.#disposed?.backendReason ?? this.#reason ?? this.#inner.backendReason;
   }
 
-  /** What the getters read after dispose() (the object stays readable; every call rejects). */
+  /** What the getters read after dispose() (the object stays readable; every call rejects).
+   *  @type {{backend: string, backendReason: string} | null} */
   #disposed = null;
 
   #alive() {
@@ -151,22 +211,23 @@ export class RelationExtractor {
   /**
    * Adds a relation: `{name, description, examples}`, each optional, but it needs examples or
    * text (text alone classifies zero-shot). Its text and examples are encoded once, now.
+   * An edit is all or nothing: an abort stops it only before it starts.
    */
-  addRelation(...args) {
-    const [key, options] = normalizedArgs('addRelation', args);
-    return this.#run((x) => x.addRelation(key, options));
+  addRelation(...given) {
+    const { args: [key, options], signal } = normalizedArgs('addRelation', given);
+    return this.#run((x) => x.addRelation(key, options), signal);
   }
 
   /** Replaces a relation's name and description (`null` clears them); encoded once, now. */
-  async setRelationText(...args) {
-    const [key, text] = normalizedArgs('setRelationText', args);
+  async setRelationText(...given) {
+    const { args: [key, text] } = normalizedArgs('setRelationText', given);
     await this.#run((x) => x.setRelationText(key, text));
   }
 
   /** Adds examples (marked sentences or {text, head, tail}) to a relation; each is encoded once. */
-  addExamples(...args) {
-    const [relation, examples] = normalizedArgs('addExamples', args);
-    return this.#run((x) => x.addExamples(relation, examples));
+  addExamples(...given) {
+    const { args: [relation, examples], signal } = normalizedArgs('addExamples', given);
+    return this.#run((x) => x.addExamples(relation, examples), signal);
   }
 
   async removeExample(relation, index) {
@@ -177,8 +238,8 @@ export class RelationExtractor {
     await this.#run((x) => x.removeRelation(relation));
   }
 
-  async setNoneThreshold(...args) {
-    const [threshold] = normalizedArgs('setNoneThreshold', args);
+  async setNoneThreshold(...given) {
+    const { args: [threshold] } = normalizedArgs('setNoneThreshold', given);
     await this.#run((x) => x.setNoneThreshold(threshold));
   }
 
@@ -186,31 +247,80 @@ export class RelationExtractor {
     return this.#run((x) => x.relations());
   }
 
-  /** Classifies one query (resolves to a prediction) or an array of queries (to an array). */
-  async classify(queries) {
-    const many = Array.isArray(queries);
-    const result = await this.#run((x) => x.classify(many ? queries : [queries]));
-    return many ? result : result[0];
+  /**
+   * Classifies one query (resolves to a prediction, or rejects) or an array of queries (to one
+   * item per query: a prediction, or `{error, kind}` for a query that could not be read).
+   * With a signal, the queries go in slices of CHUNK and an abort stops between slices.
+   */
+  async classify(queries, options) {
+    const { args: [given], signal } = normalizedArgs('classify', [queries, options]);
+    const many = Array.isArray(given);
+    const list = many ? given : [given];
+    const items = [];
+    for (const [first, slice] of slices(list, signal)) {
+      if (signal) await nextTask(signal);
+      items.push(...(await this.#run((x) => x.classify(slice, first), signal)));
+    }
+    if (many) return items;
+    if (items[0].error !== undefined) throw inputError(items[0].error, items[0].kind);
+    return items[0];
   }
 
   /**
    * Sentence embeddings: the L2-normalised mean of the last hidden states (as `tkre embed`
    * and sentence-transformers), one array of numbers per text; a single text gives one array.
    */
-  async embed(texts) {
-    const many = Array.isArray(texts);
-    const vectors = await this.#run((x) => x.embed(many ? texts : [texts]));
-    const result = Array.from(vectors, (v) => Array.from(v));
+  async embed(texts, options) {
+    const { args: [given], signal } = normalizedArgs('embed', [texts, options]);
+    const many = Array.isArray(given);
+    const result = [];
+    for (const [, slice] of slices(many ? given : [given], signal)) {
+      if (signal) await nextTask(signal);
+      const vectors = await this.#run((x) => x.embed(slice), signal);
+      result.push(...Array.from(vectors, (v) => Array.from(v)));
+    }
     return many ? result : result[0];
+  }
+
+  /**
+   * Relations in a document: its sentences, the entity mentions in each (`mentions` you
+   * marked, names of your `entities` list, and proposed ones unless `propose: false`) and a
+   * triple for every ordered pair of mentions whose answer is a relation (`threshold`: the
+   * none-of-the-above similarity, default the model's). Sentences go to the model in slices
+   * of SENTENCES_PER_SLICE: `onProgress({status: 'extract', done, total})` after each, and an
+   * abort stops between slices.
+   */
+  async extract(text, options, call) {
+    const { args: [document, extractOptions], signal, onProgress } = normalizedArgs('extract', [text, options, call]);
+    if (typeof document !== 'string') throw inputError('extract takes the document as a string');
+    const sentences = splitSentences(document);
+    const units = codeUnitOffsets(document);
+    const result = { sentences: [], mentions: [], triples: [] };
+    for (let i = 0; i < sentences.length; i += SENTENCES_PER_SLICE) {
+      const slice = sentences.slice(i, i + SENTENCES_PER_SLICE);
+      const first = slice[0].start;
+      const piece = document.slice(units[first], units[slice[slice.length - 1].end]);
+      const found = await this.#run((x) => x.extractSentences(piece, first, slice, extractOptions), signal);
+      for (const { sentence, mentions, triples } of found) {
+        result.sentences.push(sentence);
+        result.mentions.push(...mentions);
+        result.triples.push(...triples);
+      }
+      onProgress?.({ status: 'extract', done: i + slice.length, total: sentences.length });
+      // Lets the page (or the worker's abort message) in between slices.
+      if (signal || onProgress) await nextTask(signal);
+    }
+    return result;
   }
 
   async saveSupportSet() {
     return this.#alive().supportSetJson();
   }
 
-  async loadSupportSet(...args) {
-    const [json] = normalizedArgs('loadSupportSet', args);
-    return this.#run((x) => x.loadSupportSet(json));
+  /** Replaces the support set (all or nothing: an abort stops it only before it starts). */
+  async loadSupportSet(...given) {
+    const { args: [json], signal } = normalizedArgs('loadSupportSet', given);
+    return this.#run((x) => x.loadSupportSet(json), signal);
   }
 
   /** Bytes the wasm module's linear memory holds now (it grows, never shrinks). */

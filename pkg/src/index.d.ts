@@ -7,7 +7,81 @@ export interface Span {
 /** A relation example or query: a marked sentence, or a text with entity offsets. */
 export type Example =
   | string // "[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2]."
-  | { text: string; head: Span; tail: Span; head_type?: string; tail_type?: string };
+  | {
+      text: string;
+      head: Span;
+      tail: Span;
+      /** The head entity's type, e.g. "person" (optional; typed markers). */
+      headType?: string;
+      tailType?: string;
+      /** @deprecated Use `headType`; accepted for one more version. */
+      head_type?: string;
+      /** @deprecated Use `tailType`; accepted for one more version. */
+      tail_type?: string;
+    };
+
+/** The last, optional argument of a long call. */
+export interface CallOptions {
+  /** Aborts the call: it rejects with an AbortError (the signal's reason). Reads (classify,
+   *  embed) stop between slices of 32 queries; an edit (addRelation, addExamples,
+   *  loadSupportSet) is all or nothing, so it stops only if it has not started. */
+  signal?: AbortSignal;
+}
+
+/** How `extract` finds entity mentions, and its threshold. */
+export interface ExtractOptions {
+  /** Your entity list: names, or `{name, aliases}`; matched case-insensitively on word
+   *  boundaries. (Also a string of lines: `name<TAB>alias...`.) */
+  entities?: (string | { name: string; aliases?: string[] })[] | string;
+  /** Mentions you marked (code points of the document); they always count. */
+  mentions?: Span[];
+  /** Whether the mention proposer adds mentions (default true). */
+  propose?: boolean;
+  /** Similarity below which a pair has no relation, in -1..1 (default: the support set's,
+   *  else the model's recommended threshold). */
+  threshold?: number;
+}
+
+/** `extract`'s call options: a signal, and progress after each slice of sentences. */
+export interface ExtractCallOptions extends CallOptions {
+  onProgress?: (progress: { status: 'extract'; done: number; total: number }) => void;
+}
+
+/** An entity mention in a document (code points of the document). */
+export interface Mention extends Span {
+  text: string;
+  /** Marked by you, from your entity list, or proposed. */
+  source: 'marked' | 'listed' | 'proposed';
+  /** The list entry it matched (listed mentions). */
+  entity?: string;
+}
+
+/** A relation found between two mentions of one sentence. */
+export interface Triple {
+  head: { text: string } & Span;
+  tail: { text: string } & Span;
+  /** The relation's key. */
+  relation: string;
+  /** Its calibrated probability. */
+  score: number;
+  /** Its prototype similarity, in [-1, 1]. */
+  similarity: number;
+  sentence: Span;
+}
+
+/** What `extract` found, in document order. */
+export interface Extraction {
+  sentences: Span[];
+  mentions: Mention[];
+  triples: Triple[];
+}
+
+/** The answer for a query of a batch that could not be read (the other queries are answered). */
+export interface QueryError {
+  /** What is wrong with it, naming it by its number: "query #2: ...". */
+  error: string;
+  kind: TkreError['kind'];
+}
 
 /** What a relation means, in words; fused with its examples (text alone: zero-shot). */
 export interface RelationText {
@@ -69,7 +143,9 @@ export interface LoadProgress {
 export interface LoadOptions {
   /** The model: the URL of a model directory (manifest.json, config.json, model.safetensors,
    *  tokenizer.json; relative URLs resolve against the page), or a map from those file names to
-   *  URLs. Default: the package tkre-web-model-default (its `modelFiles`). */
+   *  URLs. Default: the package tkre-web-model-default (its `modelFiles`). A directory without
+   *  manifest.json (a Hugging Face layout: config.json, model.safetensors, tokenizer.json)
+   *  loads too, with a console warning: its files are not verified and not cached. */
   modelUrl?: string | URL | Record<string, string | URL>;
   /** The engine: "auto" (WebGPU on a hardware adapter, else CPU: a software fallback adapter
    *  such as SwiftShader is slower than the CPU engine), "webgpu" (any adapter) or "cpu". Default
@@ -87,6 +163,8 @@ export interface LoadOptions {
   wasmUrl?: string | URL;
   /** Maximum tokens per sentence, [CLS]/[SEP] included. Default 256 (capped by the model). */
   maxLength?: number;
+  /** Aborts the load (downloads stop); the promise rejects with an AbortError. */
+  signal?: AbortSignal;
   /** createWorkerExtractor only: your own Worker running this package's `tkre-web/worker`
    *  module, or a function that makes one (it also makes the replacement after a fatal error).
    *  Default: the package's worker, through a same-origin blob module when the package is
@@ -112,14 +190,16 @@ export interface ModelManifest {
   card: Record<string, unknown>;
 }
 
-export interface RelationExtractor {
+/** The methods of both extractors (the package's method table, pkg/src/methods.js; a test
+ *  checks that the two agree). */
+export interface ExtractorMethods {
   /** Adds a relation with text, examples or both; resolves to its example count. Rejects when
    *  the key exists or the relation has neither examples nor text. */
-  addRelation(key: string, options: RelationOptions): Promise<number>;
+  addRelation(key: string, options: RelationOptions, call?: CallOptions): Promise<number>;
   /** Replaces a relation's name and description; null clears them (it must keep examples). */
   setRelationText(key: string, text: RelationText | null): Promise<void>;
   /** Adds examples to a relation (created if new); resolves to its example count. */
-  addExamples(relation: string, examples: Example | Example[]): Promise<number>;
+  addExamples(relation: string, examples: Example | Example[], call?: CallOptions): Promise<number>;
   removeExample(relation: string, index: number): Promise<void>;
   removeRelation(relation: string): Promise<void>;
   /** Similarity below which a query is "none of the above"; null returns to the model's
@@ -128,31 +208,49 @@ export interface RelationExtractor {
   relations(): Promise<RelationSummary[]>;
   /** Bytes the wasm module's linear memory holds now (it grows, never shrinks). */
   memoryUsage(): Promise<{ wasmBytes: number }>;
-  classify(query: Example): Promise<Prediction>;
-  classify(queries: Example[]): Promise<Prediction[]>;
+  /** One query: its prediction (rejects if the query cannot be read). */
+  classify(query: Example, call?: CallOptions): Promise<Prediction>;
+  /** A batch: one item per query, in order, a prediction or the query's own error. */
+  classify(queries: Example[], call?: CallOptions): Promise<(Prediction | QueryError)[]>;
+  /** Relations in a document: sentences, entity mentions, and a triple for every ordered
+   *  pair of mentions of a sentence whose answer is a relation (as `tkre extract`). */
+  extract(text: string, options?: ExtractOptions, call?: ExtractCallOptions): Promise<Extraction>;
   /** Sentence embeddings: L2-normalised mean of the last hidden states (as `tkre embed`). */
-  embed(text: string): Promise<number[]>;
-  embed(texts: string[]): Promise<number[][]>;
+  embed(text: string, call?: CallOptions): Promise<number[]>;
+  embed(texts: string[], call?: CallOptions): Promise<number[][]>;
   /** The support set as JSON (the format `tkre classify --support` reads). */
   saveSupportSet(): Promise<string>;
   /** Replaces the support set; resolves to the number of relations. */
-  loadSupportSet(json: string | object): Promise<number>;
+  loadSupportSet(json: string | object, call?: CallOptions): Promise<number>;
   /** Frees the model (GPU memory included). The object stays readable (`backend`,
    *  `backendReason`), and every later call rejects with an error saying it was disposed. */
   dispose(): Promise<void>;
-  /** Test hook: destroys the WebGPU device, which the browser reports as a lost device. */
-  simulateDeviceLoss(): Promise<void>;
 }
 
-/** The methods above (declaration merging) plus what the loaded model reports. */
-export class RelationExtractor {
-  readonly backend: 'webgpu' | 'cpu' | 'ndarray' | 'burn-webgpu';
+/** What a loaded extractor reports. */
+export interface LoadedModel {
+  /** The engine in use. */
+  readonly backend: 'webgpu' | 'cpu' | 'burn-ndarray' | 'burn-webgpu';
   readonly backendReason: string;
-  readonly manifest: ModelManifest;
-  readonly loadInfo: { fromCache: boolean; loadMs: number };
+  /** The model's manifest; null for a directory without one (loaded unverified). */
+  readonly manifest: ModelManifest | null;
+  /** `verified`: every file matched the manifest's sha256 (false without a manifest). */
+  readonly loadInfo: { fromCache: boolean; verified: boolean; loadMs: number };
 }
 
-export class WorkerExtractor extends RelationExtractor {}
+/** The model on the calling thread. */
+export interface RelationExtractor extends ExtractorMethods, LoadedModel {}
+export class RelationExtractor {
+  #private;
+  private constructor();
+}
+
+/** The model in a Web Worker: the same methods, and the page never freezes while it encodes. */
+export interface WorkerExtractor extends ExtractorMethods, LoadedModel {}
+export class WorkerExtractor {
+  #private;
+  private constructor();
+}
 
 /** Loads a model on the calling thread. */
 export function createExtractor(options?: LoadOptions): Promise<RelationExtractor>;
@@ -161,8 +259,8 @@ export function createWorkerExtractor(options?: LoadOptions): Promise<WorkerExtr
 export function initWasm(wasmUrl?: string | URL): Promise<unknown>;
 export function fetchModelFiles(
   model: string | URL | Record<string, string | URL>,
-  options?: { onProgress?: (p: LoadProgress) => void; useCache?: boolean },
-): Promise<{ manifest: ModelManifest; files: Record<string, Uint8Array>; fromCache: boolean }>;
+  options?: { onProgress?: (p: LoadProgress) => void; useCache?: boolean; signal?: AbortSignal },
+): Promise<{ manifest: ModelManifest | null; files: Record<string, Uint8Array>; fromCache: boolean; verified: boolean }>;
 export function clearModelCache(): Promise<void>;
 export function sha256Hex(bytes: Uint8Array): Promise<string>;
 
@@ -174,5 +272,5 @@ export function sha256Hex(bytes: Uint8Array): Promise<string>;
  * message may quote your input.
  */
 export interface TkreError extends Error {
-  kind: 'input' | 'instance' | 'support-set' | 'option' | 'model' | 'tokenizer' | 'json' | 'io' | 'device' | 'internal' | 'trap' | 'worker-failed' | 'error';
+  kind: 'input' | 'instance' | 'support-set' | 'option' | 'model' | 'tokenizer' | 'json' | 'io' | 'device' | 'internal' | 'trap' | 'worker-failed' | 'disposed' | 'error';
 }

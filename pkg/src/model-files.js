@@ -96,18 +96,21 @@ export async function defaultModelFiles() {
  * Loads and verifies a model.
  * @param {string | URL | Record<string, string | URL>} model a directory URL holding
  *   manifest.json and the files it lists, or a map from file name to URL
- * @param {{onProgress?: (p: {status: string, stage: string, loaded: number, total: number, file: string, cached: boolean}) => void, useCache?: boolean}} options
- * @returns {Promise<{manifest: object, files: Record<string, Uint8Array>, fromCache: boolean}>}
+ * @param {{onProgress?: (p: import('./index.js').LoadProgress) => void, useCache?: boolean, signal?: AbortSignal}} options
+ * @returns {Promise<{manifest: object | null, files: Record<string, Uint8Array>, fromCache: boolean, verified: boolean}>}
+ *   `manifest` is null, and `verified` false, for a plain Hugging Face directory (no manifest)
  */
-export async function fetchModelFiles(model, { onProgress, useCache = true } = {}) {
+export async function fetchModelFiles(model, { onProgress, useCache = true, signal } = {}) {
   const fileUrl = fileUrlOf(model);
   const manifestUrl = fileUrl('manifest.json');
   let manifestResponse;
   try {
-    manifestResponse = await fetch(manifestUrl, { cache: 'no-cache' });
+    manifestResponse = await fetch(manifestUrl, { cache: 'no-cache', signal });
   } catch (e) {
+    if (signal?.aborted) throw e;
     throw new Error(`model manifest ${manifestUrl} could not be fetched: ${e.message}`);
   }
+  if (manifestResponse.status === 404) return fetchUnverified(fileUrl, manifestUrl, { onProgress, signal });
   if (!manifestResponse.ok) {
     throw new Error(`model manifest ${manifestUrl}: HTTP ${manifestResponse.status}; is the model directory served there?`);
   }
@@ -118,6 +121,7 @@ export async function fetchModelFiles(model, { onProgress, useCache = true } = {
   let loaded = 0;
   let fromCache = true;
   const cache = useCache ? await openCache() : null;
+  /** @type {Record<string, Uint8Array>} */
   const files = {};
   for (const name of REQUIRED) {
     const entry = manifest.files[name];
@@ -140,15 +144,7 @@ export async function fetchModelFiles(model, { onProgress, useCache = true } = {
     }
     if (!bytes) {
       fromCache = false;
-      let response;
-      try {
-        response = await fetch(url);
-      } catch (e) {
-        throw new Error(`model file ${url} could not be fetched: ${e.message}`);
-      }
-      if (!response.ok) {
-        throw new Error(`model file ${url}: HTTP ${response.status} (missing from the model directory?)`);
-      }
+      const response = await fetchFile(url, signal);
       bytes = await readWithProgress(
         response,
         entry.bytes,
@@ -179,7 +175,51 @@ export async function fetchModelFiles(model, { onProgress, useCache = true } = {
     onProgress?.({ status: 'done', stage: 'model', loaded, total, file: name, cached });
     files[name] = bytes;
   }
-  return { manifest, files, fromCache };
+  return { manifest, files, fromCache, verified: true };
+}
+
+async function fetchFile(url, signal) {
+  let response;
+  try {
+    response = await fetch(url, { signal });
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    throw new Error(`model file ${url} could not be fetched: ${e.message}`);
+  }
+  if (!response.ok) {
+    throw new Error(`model file ${url}: HTTP ${response.status} (missing from the model directory?)`);
+  }
+  return response;
+}
+
+// Without a manifest nothing bounds a file's size; this is above any BERT-base checkpoint.
+const UNVERIFIED_MAX_BYTES = 2 ** 31;
+
+/**
+ * A directory without manifest.json (a Hugging Face layout: config.json, model.safetensors,
+ * tokenizer.json): the files load with a warning, unchecked and not cached, since nothing says
+ * what they should be.
+ */
+async function fetchUnverified(fileUrl, manifestUrl, { onProgress, signal }) {
+  console.warn(
+    `tkre-web: ${manifestUrl} is missing, so the model's files load unverified (no sha256 check, ` +
+      'no cache, the default settings). `tkre export` makes a directory with a manifest.',
+  );
+  /** @type {Record<string, Uint8Array>} */
+  const files = {};
+  let loaded = 0;
+  for (const name of REQUIRED) {
+    const url = fileUrl(name);
+    const response = await fetchFile(url, signal);
+    files[name] = await readWithProgress(
+      response,
+      UNVERIFIED_MAX_BYTES,
+      (n) => onProgress?.({ status: 'download', stage: 'model', loaded: (loaded += n), total: 0, file: name, cached: false }),
+      url,
+    );
+    onProgress?.({ status: 'done', stage: 'model', loaded, total: 0, file: name, cached: false });
+  }
+  return { manifest: null, files, fromCache: false, verified: false };
 }
 
 /** Deletes the cached copies of `url` other than `keep` (older versions of a model file). */

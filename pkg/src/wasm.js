@@ -3,7 +3,7 @@
 
 import init from '../wasm/tkre.js';
 
-export { Extractor, engineNames, parseManifest } from '../wasm/tkre.js';
+export { Extractor, engineNames, parseManifest, splitSentences } from '../wasm/tkre.js';
 
 let wasmReady = null;
 

@@ -1,7 +1,7 @@
 // The worker wrapper: the same API as RelationExtractor, with the model in a Web Worker so
 // that encoding never freezes the page.
 
-import { METHODS, normalizedArgs } from './methods.js';
+import { METHODS, normalizedArgs, callSignal, abortError } from './methods.js';
 import { defaultModelFiles, resolveModelLocation } from './model-files.js';
 
 // Kinds of errors after which the worker cannot be trusted: a wasm trap (a panic aborts the
@@ -29,12 +29,17 @@ function spawnWorker() {
 }
 
 function errorOfKind(message, kind) {
-  const error = new Error(message);
-  error.kind = kind;
-  return error;
+  // An abort inside the worker reaches the caller as the AbortError it would get on the page.
+  if (kind === 'aborted') return new DOMException(message, 'AbortError');
+  return Object.assign(new Error(message), { kind });
 }
 
 export class WorkerExtractor {
+  // What the loaded model reports (the worker's answer to `load`, or a recovery's).
+  /** @type {string} */ backend;
+  /** @type {string} */ backendReason;
+  /** @type {import('./index.js').ModelManifest | null} */ manifest;
+  /** @type {{fromCache: boolean, verified: boolean, loadMs: number}} */ loadInfo;
   #worker;
   #pending = new Map();
   #nextId = 1;
@@ -55,9 +60,13 @@ export class WorkerExtractor {
 
   static {
     // One forwarding method per API method (methods.js); an edit refreshes the recovery copy.
-    for (const [name, { edits }] of Object.entries(METHODS)) {
-      this.prototype[name] = async function (...args) {
-        const result = await this.#call(name, ...normalizedArgs(name, args));
+    for (const [name, spec] of Object.entries(METHODS)) {
+      const edits = 'edits' in spec && spec.edits;
+      this.prototype[name] = async function (...given) {
+        const { args, signal, onProgress } = normalizedArgs(name, given);
+        // An edit is all or nothing: after an abort its answer is still awaited (it is an
+        // AbortError only if the edit had not started).
+        const result = await this.#call(name, args, { signal, onProgress, waitAfterAbort: edits });
         return edits ? this.#remember(result) : result;
       };
     }
@@ -68,6 +77,10 @@ export class WorkerExtractor {
     worker.onmessage = ({ data }) => {
       if (data.progress) {
         this.#onProgress?.(data.progress);
+        return;
+      }
+      if (data.callProgress) {
+        this.#pending.get(data.id)?.onProgress?.(data.callProgress);
         return;
       }
       if (data.backendChanged) {
@@ -82,20 +95,44 @@ export class WorkerExtractor {
       if ('error' in data) pending.reject(errorOfKind(data.error, data.kind ?? 'error'));
       else pending.resolve(data.result);
     };
-    worker.onerror = (event) => {
-      const error = errorOfKind(`worker failed: ${event.message ?? 'unknown error'}`, 'worker-failed');
+    const failed = (event) => {
+      // A script that cannot be fetched (404, CORS) gives a plain Event with no message.
+      const why = event.message ?? 'its script could not be loaded or did not start (is tkre-web/worker.js served?)';
+      const error = errorOfKind(`worker failed: ${why}`, 'worker-failed');
       for (const { reject } of this.#pending.values()) reject(error);
       this.#pending.clear();
     };
+    worker.onerror = failed;
+    worker.onmessageerror = failed;
   }
 
-  #send(method, ...args) {
+  /**
+   * Posts one call. With a signal, an abort tells the worker (which stops between slices of
+   * the work) and rejects at once, unless `waitAfterAbort`: then the worker's answer decides.
+   * @param {string} method
+   * @param {unknown[]} [args]
+   * @param {{signal?: AbortSignal, onProgress?: (p: unknown) => void, waitAfterAbort?: boolean}} [how]
+   */
+  #send(method, args = [], { signal, onProgress, waitAfterAbort = false } = {}) {
     // A terminated worker never answers: reject at once instead of waiting forever.
     if (this.#disposed) return Promise.reject(errorOfKind('this extractor was disposed; create a new one', 'disposed'));
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     const id = this.#nextId++;
+    const worker = this.#worker;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, method, args });
+      const onAbort = () => {
+        worker.postMessage({ cancel: id });
+        if (waitAfterAbort) return;
+        this.#pending.delete(id);
+        reject(abortError(signal));
+      };
+      const done = (settle) => (value) => {
+        signal?.removeEventListener('abort', onAbort);
+        settle(value);
+      };
+      this.#pending.set(id, { resolve: done(resolve), reject: done(reject), onProgress });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      worker.postMessage({ id, method, args, abortable: Boolean(signal), progress: Boolean(onProgress) });
     });
   }
 
@@ -103,24 +140,24 @@ export class WorkerExtractor {
    * Calls the worker. If the call dies with a fatal error (a wasm trap, a lost WebGPU device),
    * starts a fresh worker on the CPU with the last known support set and retries once.
    */
-  async #call(method, ...args) {
+  async #call(method, args, how) {
     try {
-      return await this.#send(method, ...args);
+      return await this.#send(method, args, how);
     } catch (error) {
       if (!FATAL_KINDS.has(error.kind) || !this.#options || this.#recovered) throw error;
       this.#recovered = true;
       await this.#recoverOnCpu(error);
-      return this.#send(method, ...args);
+      return this.#send(method, args, how);
     }
   }
 
   async #recoverOnCpu(error) {
     this.#worker.terminate();
     this.#attach(this.#createWorker());
-    const info = await this.#send('load', { ...this.#options, backend: 'cpu' });
+    const info = await this.#send('load', [{ ...this.#options, backend: 'cpu' }]);
     Object.assign(this, info);
     this.backendReason = `fell back to CPU after: ${error.message}`;
-    if (this.#supportSet) await this.#send('loadSupportSet', this.#supportSet);
+    if (this.#supportSet) await this.#send('loadSupportSet', [this.#supportSet]);
     this.#onBackendChange?.({ backend: this.backend, backendReason: this.backendReason });
   }
 
@@ -131,7 +168,9 @@ export class WorkerExtractor {
   }
 
   // `worker` is createWorkerExtractor's option, not the worker's: it stays out of `options`.
-  async load({ onProgress, onBackendChange, worker: _worker, ...options } = {}) {
+  /** @param {import('./index.js').LoadOptions} [loadOptions] */
+  async load({ onProgress, onBackendChange, worker: _worker, signal, ...options } = {}) {
+    signal = callSignal('load', { signal });
     this.#onProgress = onProgress ?? null;
     this.#onBackendChange = onBackendChange ?? null;
     // The model's address as the page sees it: a relative URL would otherwise resolve against
@@ -140,16 +179,18 @@ export class WorkerExtractor {
     options.modelUrl = resolveModelLocation(options.modelUrl ?? (await defaultModelFiles()));
     if (options.wasmUrl != null) options.wasmUrl = new URL(String(options.wasmUrl), globalThis.location?.href).href;
     this.#options = options;
-    const info = await this.#call('load', options);
+    const info = await this.#call('load', [options], { signal });
     Object.assign(this, info);
     return info;
   }
 
-  /** Test hook: destroys the worker's WebGPU device, as a GPU reset would (see RelationExtractor). */
+  /** Test hook (not in the public types): destroys the worker's WebGPU device, as a GPU
+   *  reset would (see RelationExtractor). */
   simulateDeviceLoss() {
     return this.#send('simulateDeviceLoss');
   }
-  /** Test hook: makes the worker fail as a trapped module would (exercises the CPU recovery). */
+  /** Test hook (not in the public types): makes the worker fail as a trapped module would
+   *  (exercises the CPU recovery). */
   simulateFatalError() {
     return this.#send('simulateFatalError');
   }

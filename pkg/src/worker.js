@@ -7,10 +7,12 @@ import { METHODS } from './methods.js';
 let extractor = null;
 
 const methods = {
-  async load(options) {
+  /** @param {import('./index.js').LoadOptions} options @param {{signal?: AbortSignal}} [call] */
+  async load(options, { signal } = {}) {
     await extractor?.dispose();
     extractor = await createExtractor({
       ...options,
+      signal,
       onProgress: (p) => self.postMessage({ progress: p }),
       onBackendChange: (info) => self.postMessage({ backendChanged: info }),
     });
@@ -32,16 +34,48 @@ for (const name of [...Object.keys(METHODS), 'simulateDeviceLoss', 'dispose']) {
   };
 }
 
-self.onmessage = async ({ data: { id, method, args } }) => {
+// The calls that can still be aborted, by id.
+const controllers = new Map();
+
+async function answer({ id, method, args, abortable, progress, cancel }) {
+  if (cancel !== undefined) {
+    controllers.get(cancel)?.abort();
+    return;
+  }
   try {
     if (dead) throw new WebAssembly.RuntimeError('unreachable: the module trapped earlier');
     const fn = methods[method];
     if (!fn) throw new Error(`unknown method ${method}`);
-    const result = await fn(...(args ?? []));
+    const call = [...(args ?? [])];
+    if (abortable || progress) {
+      // The call options go after the method's own arguments (methods.js `arity`).
+      const options = {};
+      if (abortable) {
+        const controller = new AbortController();
+        controllers.set(id, controller);
+        options.signal = controller.signal;
+      }
+      if (progress) options.onProgress = (p) => self.postMessage({ id, callProgress: p });
+      const arity = method === 'load' ? 1 : (METHODS[method]?.arity ?? call.length);
+      call.length = arity;
+      call.push(options);
+    }
+    const result = await fn(...call);
     self.postMessage({ id, result });
   } catch (e) {
     // The kind travels with the message: the client decides on kinds, never on text.
-    const kind = e instanceof WebAssembly.RuntimeError ? 'trap' : typeof e?.kind === 'string' ? e.kind : 'error';
+    const kind = e instanceof WebAssembly.RuntimeError ? 'trap'
+      : e?.name === 'AbortError' ? 'aborted'
+      : typeof e?.kind === 'string' ? e.kind : 'error';
     self.postMessage({ id, error: e instanceof Error ? e.message : String(e), kind });
+  } finally {
+    controllers.delete(id);
   }
-};
+}
+
+// Only inside a worker: imported on the main thread, this module does nothing (it would
+// otherwise take over the page's message handler).
+const scope = /** @type {any} */ (globalThis).WorkerGlobalScope;
+if (scope !== undefined && self instanceof scope) {
+  self.onmessage = ({ data }) => answer(data);
+}

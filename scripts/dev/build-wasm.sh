@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the browser package's wasm: compiles the library (src/) for wasm32-unknown-unknown
-# with Debian's rustc-web, building the standard library from source; then wasm-bindgen
+# (rustup's target, or Debian's rustc-web with the standard library built from source); then wasm-bindgen
 # (--target web) into pkg/wasm/ and wasm-opt. Prints and records the sizes.
 #   bash scripts/dev/build-wasm.sh [--check | --profiling | --compare]
 #     --check: stop after cargo; --profiling: keep the function names (name section) and skip
@@ -22,17 +22,31 @@ if [ "${1:-}" = "--compare" ]; then
   size_report=reports/wasm-size-compare.json
 fi
 
+# The toolchain: rustup's, when it has the wasm32-unknown-unknown target (`rustup target add
+# wasm32-unknown-unknown`), with its prebuilt standard library; else Debian's rustc-web, which
+# ships none, so the standard library is built from source (rust-web-src, -Zbuild-std).
 # +simd128: 128-bit wasm SIMD (every browser with WebGPU has it) for the CPU backends' matmuls.
 # --remap-path-prefix, given to this crate only (`cargo rustc ... -- ARGS`): the clone's path
 # would otherwise end up in panic messages, making every clone's wasm differ and miss the
 # wasm-opt cache below. In RUSTFLAGS it would also change every dependency's fingerprint per
 # clone and rebuild them all.
-PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
-RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128' \
-CARGO_TARGET_DIR="$TKRE_WASM_TARGET_DIR" \
-  /usr/bin/cargo rustc --profile wasm-release -p tkre --lib --target wasm32-unknown-unknown "${features[@]}" \
-  -Zbuild-std=std,panic_abort -- "--remap-path-prefix=$PWD=/tkre"
-wasm="$TKRE_WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release/tkre.wasm"
+export RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128'
+cargo_args=(rustc --profile wasm-release -p tkre --lib --target wasm32-unknown-unknown "${features[@]}")
+if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  echo "building with rustup's $(rustc --version) and its wasm32-unknown-unknown target" >&2
+  CARGO_TARGET_DIR="$TKRE_WASM_TARGET_DIR/rustup" \
+    cargo "${cargo_args[@]}" -- "--remap-path-prefix=$PWD=/tkre"
+  wasm="$TKRE_WASM_TARGET_DIR/rustup/wasm32-unknown-unknown/wasm-release/tkre.wasm"
+elif [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library ]; then
+  echo "building with Debian's $(/usr/bin/rustc --version) (rustc-web), the standard library from source" >&2
+  PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TKRE_WASM_TARGET_DIR" \
+    /usr/bin/cargo "${cargo_args[@]}" -Zbuild-std=std,panic_abort -- "--remap-path-prefix=$PWD=/tkre"
+  wasm="$TKRE_WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release/tkre.wasm"
+else
+  echo "build-wasm.sh: no wasm32 toolchain: run \`rustup target add wasm32-unknown-unknown\`, or on Debian" >&2
+  echo "  \`apt-get install rustc-web cargo-web rust-web-src lld\` (scripts/setup/install.sh does)" >&2
+  exit 1
+fi
 echo "cargo wasm build ok: $wasm" >&2
 [ "${1:-}" = "--check" ] && exit 0
 

@@ -22,7 +22,7 @@ pretrain() {  # NAME ARGS...
   fi
 }
 pretrain mslm --stage mslm
-pretrain two-stage --stage scl --init "$runs/mslm"
+pretrain two-stage --stage scl --model "$runs/mslm"
 pretrain scl --stage scl
 
 mkdir -p reports

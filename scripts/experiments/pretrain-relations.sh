@@ -37,7 +37,7 @@ pretrain text "${relation[@]}" "${no_mslm[@]}" --contrastive-weight 0
 pretrain full-mslm "${relation[@]}" --mslm-weight 0.2 --freeze-encoder-steps 50
 # The paper's two stages on the same corpus (MSLM, then SCL with MSLM).
 pretrain mslm --stage mslm --corpus "$corpus/train.jsonl" --epochs 5
-pretrain two-stage --stage scl --init "$runs/mslm" --corpus "$corpus/train.jsonl" --epochs 5
+pretrain two-stage --stage scl --model "$runs/mslm" --corpus "$corpus/train.jsonl" --epochs 5
 
 rows=(--row "base=$base")
 for name in full contrastive contrastive-blank text full-mslm mslm two-stage; do

@@ -43,7 +43,7 @@ model=$(curl -sf --max-time 10 "$endpoint/models" | python3 -c 'import json,sys;
 
 untyped="$TKRE_CACHE/corpus-schema-untyped.json"
 "$tkre" synthesize schema --from-pid2name "$pid2name" --out "$untyped" 2>/dev/null
-server_args=(--endpoint "$endpoint" --model "$model" --concurrency "$parallel" --timeout 900 --resume)
+server_args=(--endpoint "$endpoint" --llm "$model" --concurrency "$parallel" --timeout 900 --resume)
 mapfile -t relations < <(head -n "$count" "$dir/relations.txt")
 for ((i = 0; i < ${#relations[@]}; i += chunk)); do
   list=$(IFS=,; echo "${relations[*]:i:chunk}")

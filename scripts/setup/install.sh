@@ -8,20 +8,28 @@
 #  - binaryen 132 from npm for wasm-opt (Debian's 108 is too old for reference types).
 #  - wasm-bindgen-cli (cargo install), matching Cargo.lock.
 #  - the base model (scripts/setup/fetch-base-model.sh).
+#   bash scripts/setup/install.sh [--demo]    --demo: only what the demo needs (the wasm build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/env.sh
+demo_only=false
+[ "${1:-}" = "--demo" ] && demo_only=true
 
 need_apt=()
-[ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src)
-command -v rust-lld >/dev/null 2>&1 || [ -e /usr/bin/rust-lld ] || need_apt+=(lld-22)
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)
-# A software Vulkan device (Mesa's lavapipe) for the native WebGPU engine's tests.
-[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 \
-  || need_apt+=(mesa-vulkan-drivers libvulkan1)
-# The synthesis test's LLM server: a venv, and a C++ compiler for the llama-cpp-python wheel.
-python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
-command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+# A wasm32 toolchain: rustup's target if present, else Debian's rustc-web (scripts/dev/build-wasm.sh).
+if ! { command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; }; then
+  [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src)
+  command -v rust-lld >/dev/null 2>&1 || [ -e /usr/bin/rust-lld ] || need_apt+=(lld-22)
+fi
+if ! $demo_only; then
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  # A software Vulkan device (Mesa's lavapipe) for the native WebGPU engine's tests.
+  [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 \
+    || need_apt+=(mesa-vulkan-drivers libvulkan1)
+  # The synthesis test's LLM server: a venv, and a C++ compiler for the llama-cpp-python wheel.
+  python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
+  command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing with apt: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -37,15 +45,20 @@ if ! "$HOME/.cargo/bin/wasm-bindgen" --version 2>/dev/null | grep -q " $bindgen_
   cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
 fi
 
-bash scripts/setup/fetch-base-model.sh
-
 if [ ! -x "$TKRE_CACHE/tools/binaryen/node_modules/.bin/wasm-opt" ]; then
   mkdir -p "$TKRE_CACHE/tools/binaryen"
   (cd "$TKRE_CACHE/tools/binaryen" && npm install --no-audit --no-fund --silent binaryen@132.0.0)
 fi
+# The demo serves the committed default model (models/default/): nothing more to fetch.
+$demo_only && exit 0
 
-# Browser-test dependencies (playwright-core drives Debian's chromium; it downloads no browser).
-if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/ajv ]; then
+bash scripts/setup/fetch-base-model.sh
+
+# Browser-test dependencies (playwright-core drives Debian's chromium; it downloads no browser):
+# installed again when one listed in package.json is missing.
+if ! (cd tests/browser && node -e '
+  const { devDependencies } = require("./package.json");
+  for (const name of Object.keys(devDependencies)) require.resolve(`${name}/package.json`);' 2>/dev/null); then
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 

@@ -54,6 +54,13 @@ impl PoolingPlan {
         }
     }
 
+    /// Adds the sequences of `other` (a plan with the same parts) after these.
+    pub fn append(&mut self, other: PoolingPlan) {
+        debug_assert_eq!(self.parts, other.parts);
+        self.ids.extend(other.ids);
+        self.weights.extend(other.weights);
+    }
+
     /// The plan of the sequences at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> PoolingPlan {
         PoolingPlan {

@@ -259,6 +259,12 @@ impl PrototypeClassifier {
         self.none_threshold = self.none_threshold.or(Some(calibration.none_similarity));
     }
 
+    /// Uses `threshold` as the none-of-the-above similarity instead of the set's or the
+    /// model's.
+    pub fn set_none_threshold(&mut self, threshold: Option<f32>) {
+        self.none_threshold = threshold;
+    }
+
     /// The weight relation text got in the prototypes of relations with examples (see
     /// [`text_agreement`]).
     pub fn text_weight(&self) -> f32 {

@@ -1,8 +1,9 @@
-//! Few-shot classification: relation representations, relation text, prototypes, support sets
-//! and scores.
+//! Few-shot classification: relation representations, relation text, prototypes, support sets,
+//! scores, and relations in documents.
 
 pub mod calibration;
 pub mod classifier;
+pub mod document;
 pub mod encoded_set;
 pub mod relation_text;
 pub mod representation;

@@ -54,9 +54,9 @@ struct OffsetsInput {
     text: String,
     head: CharSpan,
     tail: CharSpan,
-    #[serde(default)]
+    #[serde(default, alias = "headType")]
     head_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "tailType")]
     tail_type: Option<String>,
 }
 

@@ -1,8 +1,11 @@
 //! From user text to encoder input: the tokenizer, the input forms of a relation instance,
-//! and the entity markers that tell the encoder where the head and tail are.
+//! the entity markers that tell the encoder where the head and tail are, and for documents
+//! their sentences and entity mentions.
 
 pub mod instance;
 pub mod markers;
+pub mod mentions;
+pub mod sentences;
 pub mod tokenizer;
 
 pub use instance::{CharSpan, FewRelRecord, RelationInstance};

@@ -16,9 +16,11 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::checkpoint::{Manifest, ModelFiles};
 use crate::engine::EngineRequest;
 use crate::extractor::Extractor as Live;
+use crate::fewshot::document::{MentionOptions, check_marked};
 use crate::fewshot::{ExampleInput, RelationText, SupportSet};
 use crate::relation_encoder::RelationEncoder;
-use crate::text::RelationInstance;
+use crate::text::CharSpan;
+use crate::text::mentions::EntityList;
 
 unsafe extern "C" {
     /// Runs the static constructors (dependencies register plugins through `inventory`);
@@ -167,17 +169,32 @@ impl<'a> From<&'a crate::fewshot::Prediction> for PredictionJs<'a> {
     }
 }
 
-/// Queries: marked sentences or `{text, head, tail}` objects, as instances.
-fn parse_queries(queries: JsValue) -> Result<Vec<RelationInstance>, JsValue> {
-    parse_example_inputs(queries, "queries")?
-        .iter()
-        .enumerate()
-        .map(|(i, input)| {
-            input
-                .to_instance()
-                .map_err(|e| js_error(format!("query #{}: {e}", i + 1)))
-        })
-        .collect()
+/// `extractSentences`' options (fields checked by [`check_fields`]).
+#[derive(Deserialize, Default)]
+struct ExtractOptions {
+    #[serde(default)]
+    entities: Option<serde_json::Value>,
+    #[serde(default)]
+    mentions: Option<Vec<CharSpan>>,
+    #[serde(default)]
+    propose: Option<bool>,
+    #[serde(default)]
+    threshold: Option<f32>,
+}
+
+/// The sentences of a document as code-point spans (UAX #29 with abbreviations kept, long
+/// sentences cut), for `extractSentences`.
+#[wasm_bindgen(js_name = splitSentences)]
+pub fn split_sentences(text: &str) -> Result<JsValue, JsValue> {
+    to_js(&crate::text::sentences::split_sentences(text))
+}
+
+/// One answer of a batch classification: a prediction, or the error of that query alone.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ClassifyItem<'a> {
+    Prediction(PredictionJs<'a>),
+    Error { error: String, kind: &'static str },
 }
 
 /// `what`: "examples" or "queries", as the caller named them.
@@ -368,14 +385,42 @@ impl Extractor {
     }
 
     /// Classifies marked sentences (or `{text, head, tail}` objects) with one encoder pass.
-    /// Resolves to one `{ranked: [{relation, probability, similarity}], noneOfTheAbove,
-    /// noneProbability}` per query (and `none_of_the_above`, deprecated).
-    pub fn classify(&self, queries: JsValue) -> js_sys::Promise {
+    /// Resolves to one item per query: `{ranked: [{relation, probability, similarity}],
+    /// noneOfTheAbove, noneProbability}` (and `none_of_the_above`, deprecated), or, for a query
+    /// that cannot be read, `{error, kind}` in its place; the others are still answered.
+    /// `first`: the number of queries before these in the caller's list, so that an error
+    /// names the query by its place there (the package sends long lists in slices).
+    pub fn classify(&self, queries: JsValue, first: Option<u32>) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let queries = parse_queries(queries)?;
-            let predictions = inner.classify(&queries).await.map_err(js_error)?;
-            to_js(&predictions.iter().map(PredictionJs::from).collect::<Vec<_>>())
+            // Read one by one, so that a malformed query is that query's error alone.
+            let values: Vec<serde_json::Value> = serde_wasm_bindgen::from_value(queries)
+                .map_err(|e| js_error(format!("classify takes a query or an array of queries: {e}")))?;
+            let queries = values
+                .into_iter()
+                .map(|value| {
+                    serde_json::from_value::<ExampleInput>(value)
+                        .map_err(|e| crate::TkreError::Instance(e.to_string()))
+                        .and_then(|input| input.to_instance())
+                })
+                .collect();
+            let first = first.unwrap_or(0) as usize;
+            let results: Vec<_> = (inner.classify_each(queries).await.map_err(js_error)?)
+                .into_iter()
+                .enumerate()
+                .map(|(i, result)| result.map_err(|e| e.with_item("query", first + i)))
+                .collect();
+            let items: Vec<ClassifyItem> = results
+                .iter()
+                .map(|result| match result {
+                    Ok(prediction) => ClassifyItem::Prediction(prediction.into()),
+                    Err(e) => ClassifyItem::Error {
+                        error: e.to_string(),
+                        kind: e.kind(),
+                    },
+                })
+                .collect();
+            to_js(&items)
         })
     }
 
@@ -396,6 +441,94 @@ impl Extractor {
                 vectors.push(&js_sys::Float32Array::from(vector.as_slice()));
             }
             Ok(vectors.into())
+        })
+    }
+
+    /// Relations in some sentences of a document: `sentences` are spans (code points) of
+    /// `text` from `splitSentences`, and `options` `{entities?, mentions?, propose?,
+    /// threshold?}` (`entities`: names or `{name, aliases}`; `mentions`: marked spans).
+    /// Resolves to one `{sentence, mentions, triples}` per sentence. The package sends a
+    /// document's sentences in slices, with the text of each slice and its `offset`.
+    #[wasm_bindgen(js_name = extractSentences)]
+    pub fn extract_sentences(
+        &self,
+        text: String,
+        offset: u32,
+        sentences: JsValue,
+        options: JsValue,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            check_fields(
+                &options,
+                &["entities", "mentions", "propose", "threshold"],
+                "extract options",
+            )?;
+            let options: ExtractOptions = if options.is_undefined() || options.is_null() {
+                ExtractOptions::default()
+            } else {
+                serde_wasm_bindgen::from_value(options)
+                    .map_err(|e| js_error(format!("extract options: {e}")))?
+            };
+            let sentences: Vec<CharSpan> = serde_wasm_bindgen::from_value(sentences).map_err(|e| {
+                js_error(format!(
+                    "extractSentences takes sentence spans [{{start, end}}]: {e}"
+                ))
+            })?;
+            let offset = offset as usize;
+            let shift = |span: CharSpan| -> Result<CharSpan, JsValue> {
+                span.start
+                    .checked_sub(offset)
+                    .filter(|_| span.end >= span.start)
+                    .map(|start| CharSpan::new(start, span.end - offset))
+                    .ok_or_else(|| {
+                        js_error(format!(
+                            "span {}..{} is before this slice of the document",
+                            span.start, span.end
+                        ))
+                    })
+            };
+            let local: Vec<CharSpan> = sentences.into_iter().map(shift).collect::<Result<_, _>>()?;
+            let length = text.chars().count();
+            if let Some(bad) = local.iter().find(|s| s.end > length || s.start >= s.end) {
+                return Err(js_error(format!(
+                    "sentence {}..{} is empty or outside the text",
+                    bad.start + offset,
+                    bad.end + offset
+                )));
+            }
+            let entities = match options.entities {
+                // An array of names, or the lines form as one string.
+                Some(serde_json::Value::String(lines)) => {
+                    Some(EntityList::parse(&lines, "extract options.entities").map_err(js_error)?)
+                }
+                Some(list) => {
+                    Some(EntityList::parse(&list.to_string(), "extract options.entities").map_err(js_error)?)
+                }
+                None => None,
+            };
+            // Marked mentions are document offsets: those in this slice, shifted into it.
+            let marked: Vec<CharSpan> = options
+                .mentions
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m.start >= offset && m.end <= offset + length)
+                .map(|m| CharSpan::new(m.start - offset, m.end - offset))
+                .collect();
+            check_marked(&text, &marked).map_err(js_error)?;
+            let mention_options = MentionOptions {
+                marked,
+                entities,
+                propose: options.propose.unwrap_or(true),
+            };
+            let mut results = inner
+                .extract_sentences(&text, &local, &mention_options, options.threshold)
+                .await
+                .map_err(js_error)?;
+            for result in &mut results {
+                result.shift(offset);
+            }
+            to_js(&results)
         })
     }
 

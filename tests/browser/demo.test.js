@@ -129,17 +129,83 @@ test('?model= from another origin is refused and the default model loads', async
   await page.close();
 });
 
-test('screenshot of the demo after a classification (phone and desktop)', async () => {
+test('the demo shows the answer without scrolling (desktop), folds the relations (phone); screenshots', async () => {
   const dir = path.join(ROOT, 'reports/screenshots');
   mkdirSync(dir, { recursive: true });
-  for (const [name, viewport] of [['phone', { width: 390, height: 844 }], ['desktop', { width: 1100, height: 900 }]]) {
+  for (const [name, viewport] of [['phone', { width: 390, height: 844 }], ['desktop', { width: 1280, height: 900 }]]) {
     const { page } = await openDemo(browser, server.url, '?backend=cpu', viewport);
     await classifyOnPage(page, queries[0]);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= viewport.width, `${name}: page is ${width}px wide in a ${viewport.width}px viewport`);
-    await page.screenshot({ path: path.join(dir, `demo-${name}.png`), fullPage: true });
+    const layout = await page.evaluate(() => ({
+      result: document.getElementById('result').getBoundingClientRect().bottom,
+      classify: document.getElementById('classify').getBoundingClientRect().bottom,
+      relationsOpen: document.getElementById('relations-details').open,
+      preview: document.getElementById('query-preview').textContent,
+    }));
+    if (name === 'desktop') {
+      assert.ok(layout.result <= viewport.height, `the result ends at ${layout.result}px, below the fold (${viewport.height}px)`);
+      assert.equal(layout.relationsOpen, true);
+    } else {
+      assert.ok(layout.classify <= viewport.height, `Classify at ${layout.classify}px on a phone`);
+      assert.equal(layout.relationsOpen, false, 'the relations are folded on a phone');
+    }
+    assert.equal(layout.preview, queries[0].replace(/\[\/?E[12]\]/g, ''), 'the query is shown with its marks as highlights');
+    // What a visitor sees first (desktop) and the whole page (phone).
+    await page.screenshot({ path: path.join(dir, `demo-${name}.png`), fullPage: name === 'phone' });
     await page.close();
   }
+});
+
+test('the demo has no accessibility violations (axe-core), before and after a classification', async () => {
+  const axe = readFileSync(path.join(ROOT, 'tests/browser/node_modules/axe-core/axe.min.js'), 'utf8');
+  for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
+    const { page } = await openDemo(browser, server.url, '?backend=cpu', viewport);
+    // Evaluated, not a <script>: the page's CSP admits only its own scripts.
+    await page.evaluate(axe);
+    const audit = () => page.evaluate(async () => {
+      const { violations } = await window.axe.run(document, { resultTypes: ['violations'] });
+      return violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);
+    });
+    assert.deepEqual(await audit(), [], `${viewport.width}px, loaded`);
+    await classifyOnPage(page, queries[0]);
+    assert.deepEqual(await audit(), [], `${viewport.width}px, after a classification`);
+    await page.close();
+  }
+});
+
+test('the controls are disabled while the model loads, and the support-set file opens from the keyboard', async () => {
+  const page = await browser.newPage();
+  // Hold the model's weights back, so the page is caught while it loads.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/models/default/model.safetensors', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto(`${server.url}?backend=cpu`);
+  await page.waitForSelector('#controls');
+  assert.equal(await page.$eval('#controls', (f) => f.disabled), true);
+  assert.equal(await page.$eval('#classify', (b) => b.matches(':disabled')), true);
+  release();
+  await page.evaluate(() => window.tkreDemo.ready);
+  assert.equal(await page.$eval('#classify', (b) => b.matches(':disabled')), false);
+  // The file chooser opens from a focused button and Enter.
+  await page.focus('#load-set-button');
+  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Enter')]);
+  assert.ok(chooser);
+  await page.close();
+});
+
+test('an error clears the previous answer', async () => {
+  const { page } = await openDemo(browser, server.url, '?backend=cpu');
+  await classifyOnPage(page, queries[0]);
+  assert.notEqual(await page.textContent('#result'), '');
+  await page.fill('#query', 'a sentence without marks');
+  await page.click('#classify');
+  await page.waitForFunction(() => document.getElementById('error').textContent !== '');
+  assert.equal(await page.textContent('#result'), '');
+  await page.close();
 });
 
 // Both engines run a fused forward pass of their own (src/engine/cpu.rs and

@@ -2,6 +2,8 @@
 // playwright-core) and the native `tkre` CLI for reference scores.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -86,4 +88,32 @@ export async function classifyOnPage(page, marked) {
   const error = await page.textContent('#error');
   if (error) throw new Error(`page error: ${error}`);
   return page.evaluate(() => window.tkreDemo.lastResult);
+}
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+
+/**
+ * A plain static server on a free port (a host other than the demo's: no COOP/COEP, no
+ * compression): `routes` maps URL prefixes to directories, `headers` go on every answer.
+ * Resolves to the node server; `server.address().port` is its port.
+ */
+export function serveStatic(routes, headers = {}) {
+  const server = createServer((req, res) => {
+    const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const [prefix, dir] = Object.entries(routes).find(([p]) => pathname.startsWith(p)) ?? [];
+    if (!dir) {
+      res.writeHead(404, headers).end();
+      return;
+    }
+    const rel = path.normalize(pathname.slice(prefix.length)).replace(/^(\.\.[/\\])+/, '');
+    let file = path.join(dir, rel);
+    if (existsSync(file) && statSync(file).isDirectory()) file = path.join(file, 'index.html');
+    if (!file.startsWith(dir) || !existsSync(file)) {
+      res.writeHead(404, headers).end();
+      return;
+    }
+    res.writeHead(200, { ...headers, 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }

@@ -17,7 +17,7 @@ pub(crate) use tkre_trainer::evaluation::{
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 use tkre::fewshot::Representation;
@@ -44,16 +44,17 @@ pub struct EvalArgs {
     /// Query instances per relation and episode.
     #[arg(long, default_value_t = 1)]
     queries: usize,
+    /// Episodes sampled.
     #[arg(long, default_value_t = 1000)]
     episodes: usize,
+    /// Seed of the episode sampler (the same seed, the same episodes for every model).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Relation representation.
-    #[arg(long, default_value_t = Representation::default())]
+    #[arg(long, default_value_t = Representation::default(), value_parser = crate::representation_parser())]
     representation: Representation,
-    /// Also write the result JSON here.
-    #[arg(long, value_name = "FILE")]
-    json_out: Option<PathBuf>,
+    #[command(flatten)]
+    output: crate::output::OutputArgs,
     /// Relations (ids as in the data file, e.g. P931) left out of every episode: those used
     /// in any training of the evaluated models. Comma-separated or repeated.
     #[arg(long, value_delimiter = ',', value_name = "ID")]
@@ -78,7 +79,7 @@ pub struct EvalArgs {
     /// Published reference rows for the report (JSON: [{model, split, "5-1", ..., source}]).
     #[arg(long, value_name = "FILE")]
     references: Option<PathBuf>,
-    /// Browser benchmark JSON files (bench/browser.js; repeatable); each one's latencies go to
+    /// Browser benchmark JSON files (the browser benchmark's output; repeatable); each one's latencies go to
     /// the row whose model files have the benchmarked size.
     #[arg(long, value_name = "FILE")]
     browser_bench: Vec<PathBuf>,
@@ -202,10 +203,27 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         relations: data.relations.len(),
         skipped_records: data.skipped,
     };
-    let line = serde_json::to_string(&report)?;
-    if let Some(path) = &args.json_out {
-        std::fs::write(path, format!("{line}\n")).with_context(|| format!("writing {}", path.display()))?;
-    }
-    println!("{line}");
+    let mut out = crate::output::Output::open(&args.output)?;
+    out.write(&report, |w| {
+        writeln!(
+            w,
+            "{}-way {}-shot, {} episodes: {:.2} ± {:.2}%",
+            report.n,
+            report.k,
+            report.episodes,
+            report.accuracy * 100.0,
+            report.ci95 * 100.0
+        )?;
+        if let Some(without) = &report.without_relation_text {
+            writeln!(
+                w,
+                "  without relation text: {:.2} ± {:.2}%",
+                without.accuracy * 100.0,
+                without.ci95 * 100.0
+            )?;
+        }
+        Ok(())
+    })?;
+    out.finish()?;
     Ok(ExitCode::SUCCESS)
 }

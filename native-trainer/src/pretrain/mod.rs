@@ -44,86 +44,106 @@ pub struct PretrainArgs {
     /// Stop after this many steps in total (checkpointing first); --resume continues.
     #[arg(long, value_name = "STEPS")]
     pub stop_after: Option<usize>,
+    /// What to train (`tkre distill` sets distill) [default: mslm].
     #[arg(long, value_enum)]
     pub stage: Option<Stage>,
-    /// Starting checkpoint (default: the base model; stage 2 usually starts from stage 1's --out).
-    #[arg(long, value_name = "DIR")]
+    /// The encoder to start from [default: the base model all-MiniLM-L6-v2]; stage 2 usually
+    /// starts from stage 1's --out. (`--init` is its old name, still accepted.)
+    #[arg(long = "model", alias = "init", value_name = "DIR")]
     pub init: Option<PathBuf>,
     /// Corpus file (repeatable): synthesis outputs, FewRel-format or offsets records.
     #[arg(long, value_name = "FILE")]
     pub corpus: Vec<PathBuf>,
-    /// Stage-2 relation schema, one name per line (default: every relation in the corpus).
+    /// Stage-2 relation schema, one name per line [default: every relation in the corpus].
     #[arg(long, value_name = "FILE")]
     pub relations: Option<PathBuf>,
+    /// Passes over the corpus [default: 5].
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Instances per step [default: 16].
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Tokens per instance, [CLS]/[SEP] included [default: 128].
     #[arg(long)]
     pub max_length: Option<usize>,
+    /// Peak learning rate of AdamW [default: 0.00002].
     #[arg(long)]
     pub learning_rate: Option<f64>,
+    /// Share of the steps warming the learning rate up from 0; it then decays linearly to 0
+    /// [default: 0.06].
     #[arg(long)]
     pub warmup_ratio: Option<f64>,
+    /// AdamW weight decay [default: 0.01].
     #[arg(long)]
     pub weight_decay: Option<f64>,
+    /// Global gradient-norm clipping, 0 to disable [default: 1].
     #[arg(long)]
     pub max_grad_norm: Option<f64>,
+    /// Weight of the masked span language modelling loss [default: 1].
     #[arg(long)]
     pub mslm_weight: Option<f64>,
+    /// Stage 2: weight of the span-level contrastive loss [default: 1].
     #[arg(long)]
     pub scl_weight: Option<f64>,
+    /// Temperature of the contrastive losses [default: 0.1].
     #[arg(long)]
     pub temperature: Option<f64>,
+    /// Seeds data order, masking, negative spans, dropout and new heads [default: 42].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Cap on the number of steps (the schedule spans these) [default: all epochs].
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Steps between checkpoints in --out [default: 200].
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
     /// cpu (burn's flex), ndarray, wgpu[:N] (build with --features wgpu), cuda[:N]
-    /// (--features cuda); a comma-separated list (cuda:0,cuda:1) trains data-parallel.
+    /// (--features cuda); a comma-separated list (cuda:0,cuda:1) trains data-parallel
+    /// [default: cpu].
     #[arg(long)]
     pub device: Option<String>,
     /// Distillation (`tkre distill`): the teacher checkpoint.
     #[arg(long, value_name = "DIR")]
     pub teacher: Option<PathBuf>,
-    /// Distillation: layers of --init the student keeps, e.g. 1,3,5 (default: every other
-    /// layer ending with the last).
+    /// Distillation: layers of --model the student keeps, e.g. 1,3,5 [default: every other
+    /// layer ending with the last].
     #[arg(long, value_delimiter = ',', value_name = "LAYERS")]
     pub student_layers: Option<Vec<usize>>,
+    /// Distillation: weight of the relation-representation loss [default: 1].
     #[arg(long)]
     pub distill_weight: Option<f64>,
+    /// Distillation: weight of the hidden-state loss [default: 1].
     #[arg(long)]
     pub hidden_weight: Option<f64>,
-    /// Relation stage: weight of the supervised contrastive loss.
+    /// Relation stage: weight of the supervised contrastive loss [default: 1].
     #[arg(long)]
     pub contrastive_weight: Option<f64>,
-    /// Relation stage: weight of the instance-to-relation-text alignment.
+    /// Relation stage: weight of the instance-to-relation-text alignment [default: 1].
     #[arg(long)]
     pub text_weight: Option<f64>,
     /// Relation stage: relation text keyed by the corpus's labels (pid2name.json's shape, or
     /// {"label": "text"}).
     #[arg(long, value_name = "FILE")]
     pub relation_text: Option<PathBuf>,
-    /// Relation stage: probability of blanking an entity mention.
+    /// Relation stage: probability of blanking an entity mention [default: 0.7].
     #[arg(long)]
     pub blank_probability: Option<f64>,
-    /// Relation stage: instances per relation in a batch.
+    /// Relation stage: instances per relation in a batch [default: 4].
     #[arg(long)]
     pub per_relation: Option<usize>,
-    /// Steps with the encoder frozen while new heads warm up.
+    /// Steps with the encoder frozen while new heads warm up [default: 0].
     #[arg(long)]
     pub freeze_encoder_steps: Option<usize>,
     /// Development corpus (relations held out of training) for early stopping.
     #[arg(long, value_name = "FILE")]
     pub dev: Option<PathBuf>,
-    /// Steps between development evaluations.
+    /// Steps between development evaluations [default: 50].
     #[arg(long)]
     pub eval_every: Option<usize>,
-    /// Development evaluations without improvement before stopping (0: never).
+    /// Development evaluations without improvement before stopping, 0 for never [default: 4].
     #[arg(long)]
     pub patience: Option<usize>,
+    /// 5-way 1-shot development episodes per evaluation [default: 500].
     #[arg(long)]
     pub dev_episodes: Option<usize>,
     /// No progress bar or notes on stderr.

@@ -52,9 +52,9 @@ pub struct ServerArgs {
     /// /v1, a hosted API), or the full .../chat/completions URL.
     #[arg(long)]
     pub endpoint: String,
-    /// Model name the server expects.
-    #[arg(long)]
-    pub model: String,
+    /// The LLM's name, as the server knows it (`--model` always names an encoder directory).
+    #[arg(long, value_name = "NAME")]
+    pub llm: String,
     /// Name of the environment variable holding the API key (never a flag or a file).
     #[arg(long, default_value = "OPENAI_API_KEY")]
     pub api_key_env: String,
@@ -67,8 +67,10 @@ pub struct ServerArgs {
     /// Seconds before a request is abandoned (and retried).
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
+    /// Sampling temperature (0: greedy).
     #[arg(long, default_value_t = 0.1)]
     pub temperature: f64,
+    /// Most tokens in one answer.
     #[arg(long, default_value_t = 1024)]
     pub max_tokens: u32,
     /// Structured output (response_format with a JSON schema): auto falls back to free text
@@ -94,6 +96,7 @@ pub struct ServerArgs {
     /// Continue the run in --out: prompts already answered are not sent again.
     #[arg(long)]
     pub resume: bool,
+    /// No progress bar or notes on stderr.
     #[arg(long)]
     pub quiet: bool,
 }
@@ -167,6 +170,7 @@ pub struct SchemaArgs {
     /// Head and tail types from `tkre synthesize types` (its output file) to put in the schema.
     #[arg(long, value_name = "FILE")]
     pub types: Option<PathBuf>,
+    /// The schema written (JSON).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
@@ -234,7 +238,7 @@ fn client(server: &ServerArgs) -> Result<ChatClient> {
     let api_key = std::env::var(&server.api_key_env).ok().filter(|k| !k.is_empty());
     ChatClient::new(ClientConfig {
         endpoint: server.endpoint.clone(),
-        model: server.model.clone(),
+        model: server.llm.clone(),
         api_key,
         timeout: Duration::from_secs_f64(server.timeout.max(0.1)),
         retries: server.retries,
@@ -485,7 +489,7 @@ fn execute(server: &ServerArgs, schema: &RelationSchema, jobs: Vec<Job>) -> Resu
         .build()
         .context("starting the async runtime")?;
     if !server.quiet {
-        eprintln!("{} prompts to {} ({})", jobs.len(), client.url(), server.model);
+        eprintln!("{} prompts to {} ({})", jobs.len(), client.url(), server.llm);
     }
     runtime.block_on(run::run_jobs(
         &client,

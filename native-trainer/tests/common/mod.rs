@@ -49,6 +49,13 @@ pub fn tiny_checkpoint(dir: &Path) {
         dir.join("tokenizer.json"),
     )
     .unwrap();
+    // A model card as Hugging Face writes one: `tkre export` reads the licence from it (the
+    // tokenizer is all-MiniLM-L6-v2's).
+    std::fs::write(
+        dir.join("README.md"),
+        "---\nlicense: apache-2.0\n---\n# tiny test model\n",
+    )
+    .unwrap();
 }
 
 /// A temporary directory holding a tiny checkpoint in `init/` (see [`tiny_checkpoint`]).

@@ -1,0 +1,182 @@
+//! `tkre extract`: relations in a document. The document (stdin, or --input) is split into
+//! sentences; in each, entity mentions are found (marked spans, an entity list, the mention
+//! proposer) and every ordered pair of them is classified against the support set. One JSON
+//! line per sentence: `{"sentence": {start, end}, "mentions": [...], "triples": [{head, tail,
+//! relation, score, similarity, sentence}]}`, offsets in code points of the document.
+//! Sentences go through the model in slices of --batch-size, with a progress bar on stderr;
+//! Ctrl-C stops after the slice in flight, keeping every result written so far.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use tkre::Extractor;
+use tkre::engine::block_on;
+use tkre::fewshot::SupportSet;
+use tkre::fewshot::document::{MentionOptions, check_marked};
+use tkre::text::CharSpan;
+use tkre::text::mentions::EntityList;
+use tkre::text::sentences::split_sentences;
+
+use crate::ModelArgs;
+use crate::output::{Output, OutputArgs};
+use crate::runtime::load_encoder;
+
+#[derive(Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Support set JSON: the relations to find, as for `tkre classify`.
+    #[arg(long, value_name = "FILE.json")]
+    support: PathBuf,
+    /// The document (UTF-8 text) [default: stdin].
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Entity list: a JSON array of names or {"name", "aliases"}, or one name per line with
+    /// aliases after tabs; matched case-insensitively on word boundaries.
+    #[arg(long, value_name = "FILE")]
+    entities: Option<PathBuf>,
+    /// Mentions marked by hand: a JSON array of {"start", "end"} (code points of the
+    /// document); they always count.
+    #[arg(long, value_name = "FILE")]
+    mentions: Option<PathBuf>,
+    /// Only marked and listed mentions: no proposed ones.
+    #[arg(long)]
+    no_proposer: bool,
+    /// Similarity below which a pair has no relation, in -1..1 [default: the support set's,
+    /// else the model's recommended threshold].
+    #[arg(long, value_name = "SIMILARITY")]
+    threshold: Option<f32>,
+    /// Sentences without a triple are left out of the output.
+    #[arg(long)]
+    only_triples: bool,
+    /// No progress bar on stderr.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn run(args: ExtractArgs) -> Result<ExitCode> {
+    let json = std::fs::read_to_string(&args.support)
+        .with_context(|| format!("reading support set {}", args.support.display()))?;
+    let support = SupportSet::from_json(&json, &args.support.display().to_string())?;
+    support.parse()?;
+    let text = read_document(args.input.as_ref())?;
+    let entities = match &args.entities {
+        Some(path) => {
+            let list =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(EntityList::parse(&list, &path.display().to_string())?)
+        }
+        None => None,
+    };
+    let marked: Vec<CharSpan> = match &args.mentions {
+        Some(path) => {
+            let list =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&list).with_context(|| {
+                format!(
+                    "{}: mentions are a JSON array of {{\"start\", \"end\"}}",
+                    path.display()
+                )
+            })?
+        }
+        None => Vec::new(),
+    };
+    check_marked(&text, &marked)?;
+    let options = MentionOptions {
+        marked,
+        entities,
+        propose: !args.no_proposer,
+    };
+
+    let encoder = load_encoder(&args.model)?;
+    let extractor = Extractor::new(encoder);
+    block_on(extractor.load_support_set(&support))
+        .and_then(|_| extractor.classifier())
+        .with_context(|| format!("support set {}", args.support.display()))?;
+    if extractor.classifier()?.relation_names().is_empty() {
+        bail!("the support set has no relations");
+    }
+
+    let sentences = split_sentences(&text);
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C ends at once (the default).
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    let bar = crate::evaluation_progress(!args.quiet, sentences.len(), "sentences");
+    let mut out = Output::open(&args.output)?;
+    let mut done = 0;
+    let mut triples = 0;
+    for slice in sentences.chunks(args.model.batch_size) {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        for result in block_on(extractor.extract_sentences(&text, slice, &options, args.threshold))? {
+            triples += result.triples.len();
+            if args.only_triples && result.triples.is_empty() {
+                continue;
+            }
+            out.write(&result, |w| {
+                for t in &result.triples {
+                    writeln!(
+                        w,
+                        "{}\t{}\t{}\t{:.3}\t{}..{}",
+                        t.head.text, t.relation, t.tail.text, t.score, t.sentence.start, t.sentence.end
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        done += slice.len();
+        bar.set_position(done as u64);
+    }
+    bar.finish_and_clear();
+    out.finish()?;
+    if done < sentences.len() {
+        eprintln!(
+            "interrupted: {done} of {} sentences done ({triples} triples written)",
+            sentences.len()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    if !args.quiet {
+        eprintln!("{} sentences, {triples} triples", sentences.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The document's text: a file or stdin, which must be UTF-8.
+fn read_document(input: Option<&PathBuf>) -> Result<String> {
+    let mut bytes = Vec::new();
+    let origin = match input {
+        Some(path) => {
+            bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            path.display().to_string()
+        }
+        None => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading stdin")?;
+            "stdin".to_string()
+        }
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{origin} is not UTF-8 text (invalid byte at offset {}); convert it first, e.g. with iconv",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
