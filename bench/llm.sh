@@ -28,7 +28,7 @@ for model in ${MODELS:-qwen2.5-coder-0.5b qwen2.5-coder-1.5b}; do
     sleep 0.5
   done
   started=$(date +%s.%N)
-  "$tkre" synthesize samples --endpoint "http://127.0.0.1:$port/v1" --model "$model" \
+  "$tkre" synthesize samples --endpoint "http://127.0.0.1:$port/v1" --llm "$model" \
     --schema "$work/schema.json" --seeds "$seeds" --only-relations "$relations" \
     --n "${N:-5}" --rounds 1 --demonstrations 3 --temperature 0.7 --concurrency 1 \
     --timeout 900 --out "$work/$model.jsonl" >"$work/$model.log" 2>&1

@@ -31,7 +31,7 @@ pub struct ClassifyArgs {
     top_k: Option<usize>,
     /// Similarity below which the answer is "no relation", in -1..1 [default: the support
     /// set's, else the model's recommended threshold, else none].
-    #[arg(long, value_parser = none_threshold)]
+    #[arg(long, value_parser = crate::none_threshold, allow_negative_numbers = true)]
     none_threshold: Option<f32>,
     /// Relation representation.
     #[arg(long, default_value_t = Representation::default(), value_parser = crate::representation_parser())]
@@ -50,10 +50,6 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
-fn none_threshold(text: &str) -> Result<f32, String> {
-    let value: f32 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
-    tkre::fewshot::support_set::check_none_threshold(value).map_err(|e| e.to_string())
-}
 
 /// One answer as written: the query's line and text, and its prediction or its error.
 #[derive(Serialize)]

@@ -49,7 +49,7 @@ pub struct ExtractArgs {
     no_proposer: bool,
     /// Similarity below which a pair has no relation, in -1..1 [default: the support set's,
     /// else the model's recommended threshold].
-    #[arg(long, value_name = "SIMILARITY")]
+    #[arg(long, value_name = "SIMILARITY", allow_negative_numbers = true, value_parser = crate::none_threshold)]
     threshold: Option<f32>,
     /// Sentences without a triple are left out of the output.
     #[arg(long)]

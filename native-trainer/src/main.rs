@@ -52,6 +52,12 @@ pub struct ModelArgs {
     pub batch_size: usize,
 }
 
+/// A none-of-the-above threshold: a similarity in -1..1.
+pub fn none_threshold(text: &str) -> Result<f32, String> {
+    let value: f32 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    tkre::fewshot::support_set::check_none_threshold(value).map_err(|e| e.to_string())
+}
+
 /// A progress bar on stderr (hidden when `show` is false).
 pub fn evaluation_progress(show: bool, len: usize, what: &str) -> indicatif::ProgressBar {
     tkre_trainer::evaluation::progress_bar(show)(len, what)

@@ -577,3 +577,104 @@ fn out_of_range_flags_and_malformed_examples_are_named() {
     let out = tkre(&["classify", "--support", set.to_str().unwrap()], query);
     assert!(stderr(&out).contains("got the number 42"), "{}", stderr(&out));
 }
+
+#[test]
+fn extract_finds_mentions_and_triples_with_document_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let document = "Marie Curie was born in Warsaw in 1867. Dr. J. Smith works for Apple.\n\n\
+                    Zoë Ünal was born in Köln.";
+    let entities = dir.path().join("entities.json");
+    std::fs::write(&entities, r#"[{"name": "Apple Inc.", "aliases": ["Apple"]}]"#).unwrap();
+    let out = tkre(
+        &[
+            "extract",
+            "--support",
+            "examples/support_set.json",
+            "--entities",
+            entities.to_str().unwrap(),
+            "--threshold",
+            "-1",
+            "--quiet",
+        ],
+        document,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sentences: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // "Dr. J. Smith" does not end a sentence; the blank line does.
+    assert_eq!(sentences.len(), 3, "{}", stdout(&out));
+    let chars: Vec<char> = document.chars().collect();
+    let text = |v: &serde_json::Value| -> String {
+        let (s, e) = (v["start"].as_u64().unwrap() as usize, v["end"].as_u64().unwrap() as usize);
+        chars[s..e].iter().collect()
+    };
+    assert_eq!(text(&sentences[1]["sentence"]), "Dr. J. Smith works for Apple.");
+    let mentions: Vec<(String, String)> = sentences[1]["mentions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (text(m), m["source"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(mentions.contains(&("Apple".into(), "listed".into())), "{mentions:?}");
+    // With the threshold off, every ordered pair of mentions is a triple, in document order,
+    // its offsets those of the document (code points: "Zoë Ünal" is after two non-ASCII ones).
+    for sentence in &sentences {
+        let m = sentence["mentions"].as_array().unwrap().len();
+        let triples = sentence["triples"].as_array().unwrap();
+        assert_eq!(triples.len(), m * m.saturating_sub(1), "{sentence}");
+        for t in triples {
+            assert_eq!(text(&t["head"]), t["head"]["text"].as_str().unwrap());
+            assert_eq!(text(&t["tail"]), t["tail"]["text"].as_str().unwrap());
+            assert_eq!(t["sentence"], sentence["sentence"]);
+        }
+    }
+    let last = &sentences[2]["triples"][0];
+    assert_eq!(last["head"]["text"], "Zoë Ünal");
+    assert_eq!(last["tail"]["text"], "Köln");
+    assert!(last["relation"].is_string() && last["score"].as_f64().unwrap() > 0.0, "{last}");
+
+    // The same document read from a file, with a hand-marked mention and no proposer: only
+    // marked and listed mentions.
+    let input = dir.path().join("doc.txt");
+    std::fs::write(&input, document).unwrap();
+    let marked = dir.path().join("marked.json");
+    std::fs::write(&marked, r#"[{"start": 0, "end": 11}]"#).unwrap();
+    let out = tkre(
+        &[
+            "extract",
+            "--support",
+            "examples/support_set.json",
+            "--input",
+            input.to_str().unwrap(),
+            "--mentions",
+            marked.to_str().unwrap(),
+            "--no-proposer",
+            "--quiet",
+            "--format",
+            "json",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(all[0]["mentions"][0]["source"], "marked");
+    assert_eq!(all[0]["mentions"].as_array().unwrap().len(), 1);
+
+    // Bad input: clear errors, exit code 2.
+    std::fs::write(&marked, r#"[{"start": 5, "end": 500}]"#).unwrap();
+    let out = tkre(
+        &["extract", "--support", "examples/support_set.json", "--mentions", marked.to_str().unwrap()],
+        document,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("outside the document"), "{}", stderr(&out));
+    let out = tkre_bytes(&["extract", "--support", "examples/support_set.json"], b"\xff\xfe junk");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not UTF-8"), "{}", stderr(&out));
+    // An empty document has no sentences: nothing to write, and that is not an error.
+    let out = tkre(&["extract", "--support", "examples/support_set.json", "--quiet"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}

@@ -73,8 +73,10 @@ async function nextTask(signal) {
   if (signal?.aborted) throw abortError(signal);
 }
 
-// Sentences per call into the wasm module during extract.
-const SENTENCES_PER_SLICE = 16;
+// Sentences and characters per call into the wasm module during extract: an abort or a
+// progress report waits at most one slice (the pairs of its mentions).
+const SENTENCES_PER_SLICE = 4;
+const SLICE_CHARS = 800;
 
 /** For each code point of `text` (and its end), the UTF-16 index where it starts. */
 function codeUnitOffsets(text) {
@@ -287,7 +289,7 @@ export class RelationExtractor {
    * marked, names of your `entities` list, and proposed ones unless `propose: false`) and a
    * triple for every ordered pair of mentions whose answer is a relation (`threshold`: the
    * none-of-the-above similarity, default the model's). Sentences go to the model in slices
-   * of SENTENCES_PER_SLICE: `onProgress({status: 'extract', done, total})` after each, and an
+   * of SENTENCES_PER_SLICE (SLICE_CHARS): `onProgress({status: 'extract', done, total})` after each, and an
    * abort stops between slices.
    */
   async extract(text, options, call) {
@@ -296,8 +298,12 @@ export class RelationExtractor {
     const sentences = splitSentences(document);
     const units = codeUnitOffsets(document);
     const result = { sentences: [], mentions: [], triples: [] };
-    for (let i = 0; i < sentences.length; i += SENTENCES_PER_SLICE) {
-      const slice = sentences.slice(i, i + SENTENCES_PER_SLICE);
+    for (let i = 0; i < sentences.length; ) {
+      // A slice: up to SENTENCES_PER_SLICE sentences and SLICE_CHARS characters (at least one).
+      let j = i + 1;
+      while (j < sentences.length && j - i < SENTENCES_PER_SLICE && sentences[j].end - sentences[i].start <= SLICE_CHARS) j += 1;
+      const slice = sentences.slice(i, j);
+      i = j;
       const first = slice[0].start;
       const piece = document.slice(units[first], units[slice[slice.length - 1].end]);
       const found = await this.#run((x) => x.extractSentences(piece, first, slice, extractOptions), signal);
@@ -306,7 +312,7 @@ export class RelationExtractor {
         result.mentions.push(...mentions);
         result.triples.push(...triples);
       }
-      onProgress?.({ status: 'extract', done: i + slice.length, total: sentences.length });
+      onProgress?.({ status: 'extract', done: i, total: sentences.length });
       // Lets the page (or the worker's abort message) in between slices.
       if (signal || onProgress) await nextTask(signal);
     }

@@ -12,7 +12,7 @@ use crate::text::{CharSpan, RelationInstance};
 
 /// Most mentions read per sentence (the first ones in text order): pairs grow with their
 /// square, and a sentence with more is rarely a sentence.
-pub const MAX_MENTIONS_PER_SENTENCE: usize = 12;
+pub const MAX_MENTIONS_PER_SENTENCE: usize = 8;
 
 /// How mentions are found.
 #[derive(Debug, Clone, Default)]

@@ -222,3 +222,59 @@ test('the package served from another origin runs its worker through a blob modu
     site.close();
   }
 });
+
+test('extract in the browser equals tkre extract, handles odd documents, reports progress and stops on abort', async () => {
+  const document = 'Marie Curie was born in Warsaw in 1867. Dr. J. Smith works for Apple.\n\nZoë Ünal was born in Köln. ' +
+    'Steve Jobs founded Apple in Cupertino.';
+  const entities = [{ name: 'Apple Inc.', aliases: ['Apple'] }];
+  const page = await demoPage();
+  const result = await page.evaluate(async ({ document, entities }) => {
+    const m = await import('/pkg/src/index.js');
+    const out = {};
+    const support = await (await fetch('/examples/support_set.json')).text();
+    for (const [name, create] of [['main', m.createExtractor], ['worker', m.createWorkerExtractor]]) {
+      const x = await create({ modelUrl: '/models/default/', backend: 'cpu' });
+      await x.loadSupportSet(support);
+      const progress = [];
+      const found = await x.extract(document, { entities, threshold: 0.3 }, { onProgress: (p) => progress.push(p) });
+      const empty = await x.extract('');
+      const junk = await x.extract(String.fromCharCode(...Array.from({ length: 3000 }, (_, i) => (i * 7919) % 65000)));
+      // A long document (about 1 MB) of ordinary sentences, stopped half a second in.
+      const long = 'Marie Curie was born in Warsaw and later moved to the city of Paris. '.repeat(15000);
+      const controller = new AbortController();
+      const started = performance.now();
+      setTimeout(() => controller.abort(), 500);
+      const aborted = await x.extract(long, {}, { signal: controller.signal }).then(() => 'resolved', (e) => e.name);
+      const abortMs = performance.now() - started;
+      const after = await x.extract('Paris is the capital of France.');
+      out[name] = { found, progress, empty, junkSentences: junk.sentences.length, aborted, abortMs, after: after.triples.length };
+      await x.dispose();
+    }
+    return out;
+  }, { document, entities });
+  const dir = mkdtempSync(path.join(tmpdir(), 'tkre-extract-'));
+  writeFileSync(path.join(dir, 'entities.json'), JSON.stringify(entities));
+  const native = spawnSync(TKRE, ['extract', '--model', MODEL_DIR, '--support', path.join(ROOT, 'examples/support_set.json'),
+    '--entities', path.join(dir, 'entities.json'), '--threshold', '0.3', '--quiet'], { input: document, encoding: 'utf8' });
+  assert.equal(native.status, 0, native.stderr);
+  const nativeSentences = native.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const nativeTriples = nativeSentences.flatMap((s) => s.triples);
+  for (const [name, r] of Object.entries(result)) {
+    assert.deepEqual(r.found.sentences, nativeSentences.map((s) => s.sentence), name);
+    assert.deepEqual(r.found.mentions, nativeSentences.flatMap((s) => s.mentions), name);
+    const key = (t) => `${t.head.start}-${t.head.end}>${t.tail.start}-${t.tail.end}:${t.relation}`;
+    assert.deepEqual(r.found.triples.map(key), nativeTriples.map(key), `${name}: the same triples as tkre extract`);
+    for (const [i, t] of r.found.triples.entries()) {
+      assert.ok(Math.abs(t.similarity - nativeTriples[i].similarity) < 1e-3, `${name}: ${t.similarity} vs ${nativeTriples[i].similarity}`);
+    }
+    assert.ok(r.found.triples.length > 0, name);
+    assert.deepEqual(r.progress.at(-1), { status: 'extract', done: 4, total: 4 });
+    assert.ok(r.progress.length >= 1);
+    assert.deepEqual(r.empty, { sentences: [], mentions: [], triples: [] });
+    assert.ok(r.junkSentences >= 1, name);
+    assert.equal(r.aborted, 'AbortError', name);
+    assert.ok(r.abortMs < 1500, `${name}: the abort took ${r.abortMs} ms (at 500 ms)`);
+    assert.ok(r.after >= 0);
+  }
+  await page.close();
+});
