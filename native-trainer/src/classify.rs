@@ -50,7 +50,6 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
-
 /// One answer as written: the query's line and text, and its prediction or its error.
 #[derive(Serialize)]
 struct Answer<'a> {

@@ -31,8 +31,8 @@ pub struct ExtractArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Support set JSON: the relations to find, as for `tkre classify`.
-    #[arg(long, value_name = "FILE.json")]
-    support: PathBuf,
+    #[arg(long, value_name = "FILE.json", required_unless_present = "evaluate_mentions")]
+    support: Option<PathBuf>,
     /// The document (UTF-8 text) [default: stdin].
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
@@ -57,14 +57,23 @@ pub struct ExtractArgs {
     /// No progress bar on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Measure the mention proposer instead of extracting: on a FewRel-format file (gold head
+    /// and tail of each sentence), the share of sentences whose two entities are both proposed
+    /// exactly, and proposals per sentence. Needs no model; --support is not read.
+    #[arg(long, value_name = "FILE.json")]
+    evaluate_mentions: Option<PathBuf>,
     #[command(flatten)]
     output: OutputArgs,
 }
 
 pub fn run(args: ExtractArgs) -> Result<ExitCode> {
-    let json = std::fs::read_to_string(&args.support)
-        .with_context(|| format!("reading support set {}", args.support.display()))?;
-    let support = SupportSet::from_json(&json, &args.support.display().to_string())?;
+    if let Some(path) = &args.evaluate_mentions {
+        return evaluate_mentions(path, &args.output);
+    }
+    let support_path = args.support.clone().context("--support FILE.json is required")?;
+    let json = std::fs::read_to_string(&support_path)
+        .with_context(|| format!("reading support set {}", support_path.display()))?;
+    let support = SupportSet::from_json(&json, &support_path.display().to_string())?;
     support.parse()?;
     let text = read_document(args.input.as_ref())?;
     let entities = match &args.entities {
@@ -99,7 +108,7 @@ pub fn run(args: ExtractArgs) -> Result<ExitCode> {
     let extractor = Extractor::new(encoder);
     block_on(extractor.load_support_set(&support))
         .and_then(|_| extractor.classifier())
-        .with_context(|| format!("support set {}", args.support.display()))?;
+        .with_context(|| format!("support set {}", support_path.display()))?;
     if extractor.classifier()?.relation_names().is_empty() {
         bail!("the support set has no relations");
     }
@@ -179,4 +188,82 @@ fn read_document(input: Option<&PathBuf>) -> Result<String> {
             e.utf8_error().valid_up_to()
         )
     })
+}
+
+/// Mention proposal against FewRel's gold entities (see `--evaluate-mentions`).
+fn evaluate_mentions(path: &PathBuf, output: &OutputArgs) -> Result<ExitCode> {
+    use tkre::fewshot::document::sentence_mentions;
+    use tkre::text::FewRelRecord;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let data: std::collections::BTreeMap<String, Vec<FewRelRecord>> = serde_json::from_str(&text)
+        .with_context(|| {
+            format!(
+                "{}: not FewRel-format JSON {{relation: [records]}}",
+                path.display()
+            )
+        })?;
+    let options = MentionOptions {
+        propose: true,
+        ..MentionOptions::default()
+    };
+    let (mut sentences, mut both, mut heads, mut tails, mut proposals) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
+    for record in data.values().flatten() {
+        // The sentence as the tokens joined by spaces, and each token's code-point span.
+        let mut spans = Vec::with_capacity(record.tokens.len());
+        let mut position = 0;
+        for token in &record.tokens {
+            let length = token.chars().count();
+            spans.push(CharSpan::new(position, position + length));
+            position += length + 1;
+        }
+        let sentence_text = record.tokens.join(" ");
+        let gold = |entity: &(String, serde_json::Value, Vec<Vec<usize>>)| -> Option<CharSpan> {
+            let indexes = entity.2.first()?;
+            Some(CharSpan::new(
+                spans.get(*indexes.first()?)?.start,
+                spans.get(*indexes.last()?)?.end,
+            ))
+        };
+        let (Some(head), Some(tail)) = (gold(&record.h), gold(&record.t)) else {
+            continue;
+        };
+        let found = sentence_mentions(
+            &sentence_text,
+            CharSpan::new(0, position.saturating_sub(1)),
+            &options,
+        );
+        let has = |span: CharSpan| found.iter().any(|m| m.span() == span);
+        sentences += 1;
+        proposals += found.len();
+        heads += has(head) as usize;
+        tails += has(tail) as usize;
+        both += (has(head) && has(tail)) as usize;
+    }
+    if sentences == 0 {
+        bail!("{}: no records with head and tail", path.display());
+    }
+    let share = |n: usize| n as f64 / sentences as f64;
+    let report = serde_json::json!({
+        "data": path.display().to_string(),
+        "proposer": "rules",
+        "sentences": sentences,
+        "both_found": share(both),
+        "head_found": share(heads),
+        "tail_found": share(tails),
+        "proposals_per_sentence": share(proposals),
+    });
+    let mut out = Output::open(output)?;
+    out.write(&report, |w| {
+        writeln!(
+            w,
+            "{sentences} sentences: both entities proposed exactly in {:.1}% (head {:.1}%, tail {:.1}%), {:.2} proposals per sentence",
+            share(both) * 100.0,
+            share(heads) * 100.0,
+            share(tails) * 100.0,
+            share(proposals)
+        )
+    })?;
+    out.finish()?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -607,7 +607,10 @@ fn extract_finds_mentions_and_triples_with_document_offsets() {
     assert_eq!(sentences.len(), 3, "{}", stdout(&out));
     let chars: Vec<char> = document.chars().collect();
     let text = |v: &serde_json::Value| -> String {
-        let (s, e) = (v["start"].as_u64().unwrap() as usize, v["end"].as_u64().unwrap() as usize);
+        let (s, e) = (
+            v["start"].as_u64().unwrap() as usize,
+            v["end"].as_u64().unwrap() as usize,
+        );
         chars[s..e].iter().collect()
     };
     assert_eq!(text(&sentences[1]["sentence"]), "Dr. J. Smith works for Apple.");
@@ -617,7 +620,10 @@ fn extract_finds_mentions_and_triples_with_document_offsets() {
         .iter()
         .map(|m| (text(m), m["source"].as_str().unwrap().to_string()))
         .collect();
-    assert!(mentions.contains(&("Apple".into(), "listed".into())), "{mentions:?}");
+    assert!(
+        mentions.contains(&("Apple".into(), "listed".into())),
+        "{mentions:?}"
+    );
     // With the threshold off, every ordered pair of mentions is a triple, in document order,
     // its offsets those of the document (code points: "Zoë Ünal" is after two non-ASCII ones).
     for sentence in &sentences {
@@ -633,7 +639,10 @@ fn extract_finds_mentions_and_triples_with_document_offsets() {
     let last = &sentences[2]["triples"][0];
     assert_eq!(last["head"]["text"], "Zoë Ünal");
     assert_eq!(last["tail"]["text"], "Köln");
-    assert!(last["relation"].is_string() && last["score"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(
+        last["relation"].is_string() && last["score"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
 
     // The same document read from a file, with a hand-marked mention and no proposer: only
     // marked and listed mentions.
@@ -665,16 +674,47 @@ fn extract_finds_mentions_and_triples_with_document_offsets() {
     // Bad input: clear errors, exit code 2.
     std::fs::write(&marked, r#"[{"start": 5, "end": 500}]"#).unwrap();
     let out = tkre(
-        &["extract", "--support", "examples/support_set.json", "--mentions", marked.to_str().unwrap()],
+        &[
+            "extract",
+            "--support",
+            "examples/support_set.json",
+            "--mentions",
+            marked.to_str().unwrap(),
+        ],
         document,
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("outside the document"), "{}", stderr(&out));
-    let out = tkre_bytes(&["extract", "--support", "examples/support_set.json"], b"\xff\xfe junk");
+    let out = tkre_bytes(
+        &["extract", "--support", "examples/support_set.json"],
+        b"\xff\xfe junk",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not UTF-8"), "{}", stderr(&out));
     // An empty document has no sentences: nothing to write, and that is not an error.
-    let out = tkre(&["extract", "--support", "examples/support_set.json", "--quiet"], "");
+    let out = tkre(
+        &["extract", "--support", "examples/support_set.json", "--quiet"],
+        "",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn extract_measures_the_mention_proposer_on_fewrel_records() {
+    let out = tkre(
+        &[
+            "extract",
+            "--evaluate-mentions",
+            "tests/fixtures/fewrel_small.json",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let both = report["both_found"].as_f64().unwrap();
+    let head = report["head_found"].as_f64().unwrap();
+    assert!(report["sentences"].as_u64().unwrap() > 0);
+    assert!((0.0..=head).contains(&both), "{report}");
+    assert!(report["proposals_per_sentence"].as_f64().unwrap() > 0.0);
 }
