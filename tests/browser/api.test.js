@@ -2,34 +2,23 @@
 // AbortSignal on long calls, camelCase inputs, a worker that cannot start, a Hugging Face
 // directory without a manifest, the worker module imported on the main thread, and the
 // package served from another origin (a CDN).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ROOT, MODEL_DIR, TKRE, startServer, launchBrowser, serveStatic } from './harness.js';
+import { ROOT, MODEL_DIR, TKRE, startServer, serveStatic, demoServerAndBrowser } from './harness.js';
 import { spawnSync } from 'node:child_process';
 
 const BASE_MODEL = path.join(process.env.TKRE_CACHE ?? path.join(process.env.HOME, '.cache/tkre'), 'models/all-MiniLM-L6-v2');
 // What a CDN sends: files another origin may fetch and run.
 const CORS = { 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' };
 const EINSTEIN = '[E1]Einstein[/E1] was born in [E2]Ulm[/E2].';
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const shared = demoServerAndBrowser();
 
 async function demoPage() {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}?backend=cpu`);
+  const page = await shared.browser.newPage();
+  await page.goto(`${shared.server.url}?backend=cpu`);
   await page.evaluate(() => window.tkreDemo.ready);
   return page;
 }
@@ -156,7 +145,7 @@ test('a Hugging Face directory without a manifest loads unverified, with a warni
   process.env.TKRE_WEB_MODELS = models;
   const hf = await startServer();
   delete process.env.TKRE_WEB_MODELS;
-  const page = await browser.newPage();
+  const page = await shared.browser.newPage();
   await page.goto(`${hf.url}?backend=cpu`);
   await page.evaluate(() => window.tkreDemo.ready);
   const warnings = [];
@@ -198,7 +187,7 @@ test('the package served from another origin runs its worker through a blob modu
   const pageDir = mkdtempSync(path.join(tmpdir(), 'tkre-page-'));
   writeFileSync(path.join(pageDir, 'index.html'), '<!doctype html><title>another origin</title>');
   const site = await serveStatic({ '/': pageDir });
-  const page = await browser.newPage();
+  const page = await shared.browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   try {

@@ -1,13 +1,13 @@
 // Relation text in the browser package: text-only (zero-shot) and text + example relations
 // through the Worker wrapper on WebGPU and CPU, scored like native `tkre classify` on the same
 // support set; the support-set JSON against its schema; bad text fields as clear rejections.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
-import { ROOT, startServer, launchBrowser, nativeClassify } from './harness.js';
+import { ROOT, nativeClassify, demoServerAndBrowser } from './harness.js';
 
 const SIMILARITY_TOLERANCE = 1e-3;
 const schema = JSON.parse(readFileSync(path.join(ROOT, 'docs/support-set.schema.json'), 'utf8'));
@@ -20,18 +20,7 @@ const queries = [
   '[E2]War and Peace[/E2] was written by [E1]Leo Tolstoy[/E1].',
 ];
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const shared = demoServerAndBrowser();
 
 test('support sets validate against docs/support-set.schema.json; bad ones do not', () => {
   for (const file of ['examples/support_set.json', 'tests/fixtures/support_set_v1.json']) {
@@ -52,10 +41,10 @@ test('support sets validate against docs/support-set.schema.json; bad ones do no
 
 for (const backend of ['webgpu', 'cpu']) {
   test(`text-only and text + example relations in the worker equal native tkre classify (${backend})`, async () => {
-    const page = await browser.newPage();
+    const page = await shared.browser.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${server.url}?backend=cpu`);
+    await page.goto(`${shared.server.url}?backend=cpu`);
     await page.evaluate(() => window.tkreDemo.ready);
     const result = await page.evaluate(async ({ backend, queries }) => {
       const m = await import('/pkg/src/index.js');
