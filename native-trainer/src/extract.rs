@@ -109,9 +109,6 @@ pub fn run(args: ExtractArgs) -> Result<ExitCode> {
     block_on(extractor.load_support_set(&support))
         .and_then(|_| extractor.classifier())
         .with_context(|| format!("support set {}", support_path.display()))?;
-    if extractor.classifier()?.relation_names().is_empty() {
-        bail!("the support set has no relations");
-    }
 
     let sentences = split_sentences(&text);
     let stop = Arc::new(AtomicBool::new(false));
