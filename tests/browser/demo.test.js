@@ -176,6 +176,9 @@ test('the demo has no accessibility violations (axe-core), before and after a cl
 
 test('the controls are disabled while the model loads, and the support-set file opens from the keyboard', async () => {
   const page = await browser.newPage();
+  // Listening early: Playwright turns file-chooser interception on asynchronously, so a listener
+  // added together with the key press can miss the chooser it opens.
+  const chooserOpened = page.waitForEvent('filechooser', { timeout: 60_000 });
   // Hold the model's weights back, so the page is caught while it loads.
   let release;
   const held = new Promise((resolve) => { release = resolve; });
@@ -192,8 +195,10 @@ test('the controls are disabled while the model loads, and the support-set file 
   assert.equal(await page.$eval('#classify', (b) => b.matches(':disabled')), false);
   // The file chooser opens from a focused button and Enter.
   await page.focus('#load-set-button');
-  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Enter')]);
-  assert.ok(chooser);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'load-set-button');
+  await page.keyboard.press('Enter');
+  const chooser = await chooserOpened;
+  assert.equal(await chooser.element().evaluate((input) => input.id), 'load-set');
   await page.close();
 });
 
