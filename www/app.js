@@ -97,8 +97,9 @@ function markSelection(textarea, which) {
 async function refreshSet() {
   supportSet = JSON.parse(await extractor.saveSupportSet());
   renderRelations();
-  // A result of the previous set would no longer be what Classify answers.
+  // A result of the previous set would no longer be what Classify or Extract answers.
   clearResult();
+  clearDocumentResult();
 }
 
 function clearResult() {
@@ -280,6 +281,7 @@ async function main() {
   $('threshold').title = recommended == null
     ? 'empty: no threshold'
     : 'empty: the model\'s recommended threshold; -1 switches it off';
+  $('document-threshold').value = String(recommended ?? 0.5);
   $('status').textContent = 'Encoding the example support set…';
   await loadExampleSet();
   $('status').textContent = `Ready (${extractor.backend}).`;
@@ -332,7 +334,264 @@ $('load-set').onchange = (event) => act(async () => {
 });
 $('reset-set').onclick = () => act(loadExampleSet);
 
-window.tkreDemo = { classify: () => act(classify), lastResult: null };
+// --- Document view: extraction from a whole text ---
+
+/** Code-point slicing: every offset of the package counts Unicode code points. */
+const codePoints = (text) => Array.from(text);
+/** UTF-16 index (textarea selections) to a code-point offset. */
+const toCodePoint = (text, index) => codePoints(text.slice(0, index)).length;
+
+const documentState = {
+  /** The text the last extraction read, and what it found (every pair: threshold off). */
+  text: null,
+  chars: null,
+  extraction: null,
+  /** The mentions after your corrections (null: the extractor finds them). */
+  edited: null,
+  controller: null,
+};
+
+function showDocumentError(e) {
+  $('document-error').textContent = e ? (e.message ?? String(e)) : '';
+}
+
+/** A text that is mostly control or replacement characters is not a document. */
+function junkReason(text) {
+  const chars = codePoints(text);
+  if (!chars.length) return null;
+  const bad = chars.filter((c) => c === '\uFFFD' || /[\u0000-\u0008\u000E-\u001F]/.test(c)).length;
+  return bad / chars.length > 0.1
+    ? `${Math.round((100 * bad) / chars.length)}% of it is control or undecodable characters: it does not look like text. Open a plain-text (.txt, UTF-8) file.`
+    : null;
+}
+
+function documentThreshold() {
+  return Number($('document-threshold').value);
+}
+
+/** The triples at the slider's threshold, best first (ties in document order). */
+function visibleTriples() {
+  const triples = documentState.extraction?.triples ?? [];
+  const t = documentThreshold();
+  return triples
+    .map((triple, order) => ({ triple, order }))
+    .filter(({ triple }) => triple.similarity >= t)
+    .sort((a, b) => b.triple.score - a.triple.score || a.order - b.order)
+    .map(({ triple }) => triple);
+}
+
+/** A span of the extracted text, with its head and tail (if given) highlighted. */
+function renderSpan(container, span, head, tail) {
+  const chars = documentState.chars;
+  let at = span.start;
+  for (const [entity, cls] of [[head, 'e1'], [tail, 'e2']].filter(([e]) => e).sort((a, b) => a[0].start - b[0].start)) {
+    container.append(chars.slice(at, entity.start).join(''));
+    const mark = document.createElement('span');
+    mark.className = cls;
+    mark.textContent = chars.slice(entity.start, entity.end).join('');
+    container.append(mark);
+    at = entity.end;
+  }
+  container.append(chars.slice(at, span.end).join(''));
+}
+
+function currentMentions() {
+  return documentState.edited ?? documentState.extraction?.mentions ?? [];
+}
+
+function renderMentions() {
+  const view = $('mentions-view');
+  view.replaceChildren();
+  const chars = documentState.chars;
+  const mentions = [...currentMentions()].sort((a, b) => a.start - b.start || a.end - b.end);
+  $('mention-count').textContent = `(${mentions.length})`;
+  let at = 0;
+  for (const mention of mentions) {
+    if (mention.start < at) continue; // overlapping: the first one is shown
+    view.append(chars.slice(at, mention.start).join(''));
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = `mention ${mention.source ?? 'marked'}`;
+    button.textContent = chars.slice(mention.start, mention.end).join('');
+    button.title = `${mention.source ?? 'marked'} mention: click to remove`;
+    button.setAttribute('aria-label', `Remove mention ${button.textContent}`);
+    button.onclick = () => editMentions(currentMentions().filter((m) => m.start !== mention.start || m.end !== mention.end));
+    view.append(button);
+    at = mention.end;
+  }
+  view.append(chars.slice(at).join(''));
+}
+
+function renderTriples() {
+  const body = $('triples').querySelector('tbody');
+  body.replaceChildren();
+  const triples = visibleTriples();
+  const all = documentState.extraction?.triples.length ?? 0;
+  $('triple-count').textContent = `(${triples.length} of ${all} pairs above the threshold)`;
+  $('document-threshold-value').textContent = documentThreshold().toFixed(2);
+  triples.forEach((triple, i) => {
+    const row = document.createElement('tr');
+    const cell = (text) => {
+      const td = document.createElement('td');
+      td.textContent = text;
+      row.append(td);
+      return td;
+    };
+    cell(`${(triple.score * 100).toFixed(1)}%`).title = `similarity ${triple.similarity.toFixed(3)}`;
+    cell(triple.head.text).className = 'e1';
+    cell(relationName(triple.relation));
+    cell(triple.tail.text).className = 'e2';
+    const show = document.createElement('button');
+    show.type = 'button';
+    show.className = 'link';
+    show.textContent = `characters ${triple.sentence.start}–${triple.sentence.end}`;
+    show.setAttribute('aria-label', `Show the sentence of triple ${i + 1}`);
+    show.onclick = () => showTripleSentence(triple);
+    cell('').append(show);
+    row.onclick = (event) => { if (event.target !== show) showTripleSentence(triple); };
+    body.append(row);
+  });
+  window.tkreDemo.extraction = documentState.extraction
+    ? { ...documentState.extraction, threshold: documentThreshold(), visible: triples }
+    : null;
+}
+
+function showTripleSentence(triple) {
+  const out = $('triple-sentence');
+  out.replaceChildren();
+  renderSpan(out, triple.sentence, triple.head, triple.tail);
+}
+
+function clearDocumentResult() {
+  documentState.extraction = null;
+  $('document-result').hidden = true;
+  $('triple-sentence').replaceChildren();
+  window.tkreDemo.extraction = null;
+}
+
+async function extractDocument() {
+  showDocumentError(null);
+  documentState.controller?.abort();
+  const text = $('document').value;
+  if (!text.trim()) throw new Error('The document is empty: paste text or open a .txt file.');
+  const junk = junkReason(text);
+  if (junk) throw new Error(junk);
+  if (text !== documentState.text) {
+    // A changed text: offsets of earlier corrections no longer point at the same words.
+    documentState.edited = null;
+    clearDocumentResult();
+  }
+  const controller = new AbortController();
+  documentState.controller = controller;
+  const options = documentState.edited
+    ? { mentions: documentState.edited.map(({ start, end }) => ({ start, end })), propose: false, threshold: -1 }
+    : { threshold: -1 };
+  const progress = $('extract-progress');
+  progress.hidden = false;
+  progress.value = 0;
+  $('cancel-extract').hidden = false;
+  const started = performance.now();
+  try {
+    const extraction = await extractor.extract(text, options, {
+      signal: controller.signal,
+      onProgress: ({ done, total }) => { progress.value = total ? done / total : 1; },
+    });
+    documentState.text = text;
+    documentState.chars = codePoints(text);
+    documentState.extraction = extraction;
+    $('document-result').hidden = false;
+    renderMentions();
+    renderTriples();
+    const ms = performance.now() - started;
+    $('timing').textContent = `extracted ${extraction.sentences.length} sentences in ${(ms / 1000).toFixed(1)} s`;
+  } finally {
+    progress.hidden = true;
+    $('cancel-extract').hidden = true;
+    if (documentState.controller === controller) documentState.controller = null;
+  }
+}
+
+async function documentAct(fn) {
+  showDocumentError(null);
+  try {
+    return await fn();
+  } catch (e) {
+    showDocumentError(e.name === 'AbortError' ? 'Extraction cancelled.' : e);
+    return undefined;
+  }
+}
+
+function editMentions(mentions) {
+  documentState.edited = mentions.map(({ start, end, text }) => ({ start, end, text, source: 'marked' }));
+  return documentAct(extractDocument);
+}
+
+function download(name, type, content) {
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(new Blob([content], { type }));
+  link.download = name;
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+const csvField = (value) => {
+  const s = String(value);
+  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+};
+
+function triplesCsv(triples) {
+  const header = ['head', 'head_start', 'head_end', 'relation', 'tail', 'tail_start', 'tail_end', 'score', 'similarity', 'sentence_start', 'sentence_end', 'sentence'];
+  const rows = triples.map((t) => [
+    t.head.text, t.head.start, t.head.end, relationName(t.relation), t.tail.text, t.tail.start, t.tail.end,
+    t.score.toFixed(4), t.similarity.toFixed(4), t.sentence.start, t.sentence.end,
+    documentState.chars.slice(t.sentence.start, t.sentence.end).join(''),
+  ]);
+  return [header, ...rows].map((r) => r.map(csvField).join(',')).join('\r\n') + '\r\n';
+}
+
+$('extract').onclick = () => documentAct(extractDocument);
+$('cancel-extract').onclick = () => documentState.controller?.abort();
+$('document-threshold').addEventListener('input', () => renderTriples());
+$('open-document-button').onclick = () => $('open-document').click();
+$('open-document').onchange = (event) => documentAct(async () => {
+  const file = event.target.files[0];
+  event.target.value = '';
+  if (!file) return;
+  // Read here with the File API: the file never leaves the page.
+  const text = await file.text();
+  const junk = junkReason(text);
+  if (junk) throw new Error(`${file.name}: ${junk}`);
+  $('document').value = text;
+  await extractDocument();
+});
+$('add-mention').onclick = () => documentAct(async () => {
+  const area = $('document');
+  if (documentState.text === null || area.value !== documentState.text) {
+    throw new Error('Extract the document first: mentions are marked on the text that was extracted.');
+  }
+  let [s, e] = [area.selectionStart, area.selectionEnd];
+  while (s < e && /\s/.test(area.value[s])) s += 1;
+  while (e > s && /\s/.test(area.value[e - 1])) e -= 1;
+  if (s === e) throw new Error('Select the missing mention in the document box first.');
+  const mention = { start: toCodePoint(area.value, s), end: toCodePoint(area.value, e) };
+  const kept = currentMentions().filter((m) => m.end <= mention.start || m.start >= mention.end);
+  await editMentions([...kept, mention]);
+});
+$('reset-mentions').onclick = () => documentAct(async () => {
+  documentState.edited = null;
+  await extractDocument();
+});
+$('export-json').onclick = () => {
+  const { extraction } = documentState;
+  if (!extraction) return;
+  const json = { threshold: documentThreshold(), sentences: extraction.sentences, mentions: currentMentions(), triples: visibleTriples() };
+  download('triples.json', 'application/json', `${JSON.stringify(json, null, 2)}\n`);
+};
+$('export-csv').onclick = () => {
+  if (documentState.extraction) download('triples.csv', 'text/csv', triplesCsv(visibleTriples()));
+};
+
+window.tkreDemo = { classify: () => act(classify), extract: () => documentAct(extractDocument), lastResult: null, extraction: null };
 window.tkreDemo.ready = main().catch((e) => {
   $('status').textContent = 'Could not start.';
   showError(e);
