@@ -17,7 +17,7 @@ use crate::fewshot::{
     SupportSet,
 };
 use crate::relation_encoder::RelationEncoder;
-use crate::text::{CharSpan, RelationInstance};
+use crate::text::{CharSpan, Marking, RelationInstance};
 
 /// Most sequences in one encoding batch (a pass may hold fewer, `crate::engine::batch`).
 pub const BATCH_SIZE: usize = 64;
@@ -27,6 +27,12 @@ pub struct Extractor {
     pub encoder: RelationEncoder,
     support: RefCell<EncodedSupportSet>,
     use_relation_text: std::cell::Cell<bool>,
+    /// How document extraction shows pairs to the encoder (default: unmarked, one pass per
+    /// sentence).
+    extraction_marking: std::cell::Cell<Marking>,
+    /// The support set encoded unmarked for extraction, with the set it was encoded from
+    /// (re-encoded when the set has changed since).
+    unmarked_support: RefCell<Option<(SupportSet, EncodedSupportSet)>>,
 }
 
 impl Extractor {
@@ -35,12 +41,21 @@ impl Extractor {
             encoder,
             support: RefCell::default(),
             use_relation_text: std::cell::Cell::new(true),
+            extraction_marking: std::cell::Cell::new(Marking::Unmarked),
+            unmarked_support: RefCell::default(),
         }
     }
 
     /// Whether relation names and descriptions take part in classification (default yes).
     pub fn set_use_relation_text(&self, use_text: bool) {
         self.use_relation_text.set(use_text);
+    }
+
+    /// How [`Self::extract_sentences`] shows pairs to the encoder: `Unmarked` (the default)
+    /// reads each sentence once for all its pairs; `Marked` encodes each pair with markers, as
+    /// `classify` does.
+    pub fn set_extraction_marking(&self, marking: Marking) {
+        self.extraction_marking.set(marking);
     }
 
     async fn encode_instances(&self, instances: &[RelationInstance]) -> Result<Vec<Vec<f32>>> {
@@ -146,15 +161,39 @@ impl Extractor {
 
     /// The classifier of the current support set (checked before anything is encoded).
     pub fn classifier(&self) -> Result<PrototypeClassifier> {
+        self.classifier_of(&self.support.borrow())
+    }
+
+    fn classifier_of(&self, set: &EncodedSupportSet) -> Result<PrototypeClassifier> {
         let parts = self.encoder.representation().parts().len();
-        let mut classifier = self
-            .support
-            .borrow()
-            .classifier(parts, self.use_relation_text.get())?;
+        let mut classifier = set.classifier(parts, self.use_relation_text.get())?;
         if let Some(calibration) = self.encoder.calibration() {
             classifier.calibrate(&calibration);
         }
         Ok(classifier)
+    }
+
+    /// The classifier of the current support set with its examples encoded unmarked (to
+    /// match unmarked queries); encoded on first use and again after the set changes.
+    async fn unmarked_classifier(&self) -> Result<PrototypeClassifier> {
+        // Checked first: an empty set fails before anything is encoded.
+        self.classifier()?;
+        let current = self.support_set();
+        if let Some((set, encoded)) = &*self.unmarked_support.borrow()
+            && *set == current
+        {
+            return self.classifier_of(encoded);
+        }
+        let parsed = current.parse()?;
+        let plan = self
+            .encoder
+            .plan_instances_marked(&parsed.instances(), Marking::Unmarked)?;
+        let vectors = self.encoder.encode_plan(&plan, BATCH_SIZE, |_| {}).await?;
+        let texts = self.embed(&parsed.texts()).await?;
+        let encoded = EncodedSupportSet::from_parsed(parsed, vectors, texts)?;
+        let classifier = self.classifier_of(&encoded);
+        *self.unmarked_support.borrow_mut() = Some((current, encoded));
+        classifier
     }
 
     /// Classifies relation instances with one encoder pass.
@@ -216,7 +255,11 @@ impl Extractor {
         options: &MentionOptions,
         threshold: Option<f32>,
     ) -> Result<Vec<SentenceExtraction>> {
-        let mut classifier = self.classifier()?;
+        let marking = self.extraction_marking.get();
+        let mut classifier = match marking {
+            Marking::Marked => self.classifier()?,
+            Marking::Unmarked => self.unmarked_classifier().await?,
+        };
         if threshold.is_some() {
             crate::fewshot::support_set::check_none_threshold(threshold.unwrap_or_default())?;
             classifier.set_none_threshold(threshold);
@@ -240,7 +283,21 @@ impl Extractor {
         if instances.is_empty() {
             return Ok(results);
         }
-        let vectors = self.encode_instances(&instances).await?;
+        let vectors = match marking {
+            Marking::Marked => self.encode_instances(&instances).await?,
+            Marking::Unmarked => {
+                let texts: Vec<String> = sentences
+                    .iter()
+                    .map(|&span| crate::text::mentions::slice(text, span))
+                    .collect();
+                let pairs: Vec<_> = owners
+                    .iter()
+                    .zip(&instances)
+                    .map(|(&(s, _, _), instance)| (s, instance.head, instance.tail))
+                    .collect();
+                self.encoder.encode_sentence_pairs(&texts, &pairs).await?
+            }
+        };
         for ((s, h, t), vector) in owners.into_iter().zip(vectors) {
             let prediction = classifier.classify(&vector)?;
             let Some(best) = prediction.best().filter(|_| !prediction.none_of_the_above) else {

@@ -9,7 +9,9 @@ use crate::error::{Result, TkreError};
 use crate::fewshot::{Calibration, Representation, normalize_parts};
 #[cfg(not(target_family = "wasm"))]
 use crate::fewshot::{EncodedSupportSet, ParsedSupportSet};
-use crate::text::{RelationInstance, TextTokenizer, encode_instance, encode_sentence};
+use crate::text::{
+    CharSpan, EncodedInstance, Marking, RelationInstance, TextTokenizer, encode_sentence, piece_ranges,
+};
 
 /// Default maximum sequence length in tokens, [CLS] and [SEP] included (what
 /// sentence-transformers uses for all-MiniLM-L6-v2); capped by the model's position table.
@@ -29,6 +31,8 @@ pub struct RelationEncoder {
     max_len: Cell<usize>,
     /// How relation instances become vectors.
     representation: Cell<Representation>,
+    /// How the entities of a relation instance are shown to the encoder.
+    marking: Cell<Marking>,
     /// The model's score calibration, from its manifest.
     calibration: RefCell<Option<Calibration>>,
 }
@@ -96,6 +100,7 @@ impl RelationEncoder {
             config,
             max_len: Cell::new(max_len),
             representation: Cell::new(Representation::default()),
+            marking: Cell::new(Marking::default()),
             calibration: RefCell::new(None),
         })
     }
@@ -200,6 +205,14 @@ impl RelationEncoder {
         self.representation.set(representation);
     }
 
+    pub fn marking(&self) -> Marking {
+        self.marking.get()
+    }
+
+    pub fn set_marking(&self, marking: Marking) {
+        self.marking.set(marking);
+    }
+
     /// Token ids and mean-pooling plan for sentence embeddings.
     pub fn plan_sentences(&self, texts: &[String]) -> Result<PoolingPlan> {
         let max_len = self.max_len();
@@ -214,13 +227,23 @@ impl RelationEncoder {
         Ok(PoolingPlan::sentence_means(ids))
     }
 
-    /// Token ids and pooling plan for relation instances, per [`Self::representation`].
+    /// Token ids and pooling plan for relation instances, per [`Self::representation`] and
+    /// [`Self::marking`].
     pub fn plan_instances(&self, instances: &[RelationInstance]) -> Result<PoolingPlan> {
+        self.plan_instances_marked(instances, self.marking())
+    }
+
+    /// [`Self::plan_instances`] with the entities shown as `marking` says.
+    pub fn plan_instances_marked(
+        &self,
+        instances: &[RelationInstance],
+        marking: Marking,
+    ) -> Result<PoolingPlan> {
         let (max_len, representation) = (self.max_len(), self.representation());
         let mut ids = Vec::with_capacity(instances.len());
         let mut weights = Vec::with_capacity(instances.len());
         for instance in instances {
-            let encoded = encode_instance(&self.tokenizer, instance, max_len)?;
+            let encoded = marking.encode(&self.tokenizer, instance, max_len)?;
             if encoded.truncated {
                 log::warn!(
                     "sentence longer than {max_len} tokens: kept a window around both entities: {:.60}...",
@@ -279,6 +302,98 @@ impl RelationEncoder {
                 v
             })
             .collect())
+    }
+
+    /// Unmarked relation representations of many pairs of mentions that share sentences: each
+    /// sentence of `texts` is read by the encoder once, and every pair `(sentence, head, tail)`
+    /// (spans relative to its sentence) is pooled from that one pass, so the cost grows with
+    /// sentences, not pairs. A sentence longer than the maximum length falls back to one
+    /// windowed sequence per pair. Returns one vector per pair, in order.
+    pub async fn encode_sentence_pairs(
+        &self,
+        texts: &[String],
+        pairs: &[(usize, CharSpan, CharSpan)],
+    ) -> Result<Vec<Vec<f32>>> {
+        let (max_len, representation) = (self.max_len(), self.representation());
+        let parts = representation.parts().len();
+        let h = self.config.hidden_size;
+        let mut pieces = Vec::with_capacity(texts.len());
+        for text in texts {
+            let p = self.tokenizer.pieces(text)?;
+            pieces.push((p.ids.len() + 2 <= max_len).then_some(p));
+        }
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; pairs.len()];
+        // Pairs of over-long sentences: windowed, one sequence each.
+        let (long, _): (Vec<usize>, Vec<usize>) =
+            (0..pairs.len()).partition(|&i| pieces[pairs[i].0].is_none());
+        if !long.is_empty() {
+            let instances = long
+                .iter()
+                .map(|&i| {
+                    let (s, head, tail) = pairs[i];
+                    RelationInstance::from_offsets(texts[s].clone(), head, tail)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let plan = self.plan_instances_marked(&instances, Marking::Unmarked)?;
+            let encoded = self.encode_plan(&plan, 64, |_| {}).await?;
+            for (i, v) in long.into_iter().zip(encoded) {
+                vectors[i] = Some(v);
+            }
+        }
+        // Every other pair: its sentence's states, pooled.
+        let used: Vec<usize> = {
+            let mut used: Vec<usize> = pairs
+                .iter()
+                .map(|p| p.0)
+                .filter(|&s| pieces[s].is_some())
+                .collect();
+            used.sort_unstable();
+            used.dedup();
+            used
+        };
+        let sequences: Vec<Vec<u32>> = used
+            .iter()
+            .filter_map(|&s| {
+                pieces[s]
+                    .as_ref()
+                    .map(|p| self.tokenizer.with_special_tokens(&p.ids))
+            })
+            .collect();
+        for (chunk_sentences, chunk) in used.chunks(32).zip(sequences.chunks(32)) {
+            let states = self.hidden_states_async(chunk).await?;
+            for (i, &(s, head, tail)) in pairs.iter().enumerate() {
+                let Some(at) = chunk_sentences.iter().position(|&c| c == s) else {
+                    continue;
+                };
+                let Some(sentence_pieces) = &pieces[s] else {
+                    continue;
+                };
+                let ranges = piece_ranges(&texts[s], sentence_pieces, &[head, tail])?;
+                // +1: [CLS] comes first.
+                let moved = |r: &std::ops::Range<usize>| r.start + 1..r.end + 1;
+                let instance = EncodedInstance {
+                    ids: chunk[at].clone(),
+                    head_marker: ranges[0].start + 1,
+                    head: moved(&ranges[0]),
+                    tail_marker: ranges[1].start + 1,
+                    tail: moved(&ranges[1]),
+                    truncated: false,
+                };
+                let mut vector = Vec::with_capacity(parts * h);
+                for part in representation.pooling_weights(&instance) {
+                    let mut pooled = vec![0.0f32; h];
+                    for (position, weight) in part {
+                        for (p, x) in pooled.iter_mut().zip(&states[at][position * h..][..h]) {
+                            *p += weight * x;
+                        }
+                    }
+                    vector.extend(pooled);
+                }
+                normalize_parts(&mut vector, parts);
+                vectors[i] = Some(vector);
+            }
+        }
+        Ok(vectors.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// Last hidden states of token-id sequences (one pass): for each sequence a

@@ -2,7 +2,7 @@
 
 mod common;
 
-use tkre::text::{CharSpan, FewRelRecord, RelationInstance, encode_instance};
+use tkre::text::{CharSpan, FewRelRecord, RelationInstance, encode_instance, encode_unmarked};
 
 fn fewrel_record() -> FewRelRecord {
     serde_json::from_str(
@@ -186,4 +186,105 @@ fn long_sentences_keep_both_entities() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("shorten"), "{err}");
+}
+
+#[test]
+fn unmarked_instances_pool_the_entities_own_pieces() {
+    let encoder = common::base_encoder();
+    let instance =
+        RelationInstance::from_marked("[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].").unwrap();
+    let encoded = encode_unmarked(&encoder.tokenizer, &instance, 128).unwrap();
+    let token = |i: usize| encoder.tokenizer.inner().id_to_token(encoded.ids[i]).unwrap();
+    let all: Vec<String> = (0..encoded.ids.len()).map(token).collect();
+    assert!(!all.iter().any(|t| t == "@" || t == "#"), "no markers: {all:?}");
+    let head: Vec<String> = encoded.head.clone().map(token).collect();
+    assert_eq!(head, ["marie", "cu", "##rie"]);
+    assert_eq!(encoded.head_marker, encoded.head.start);
+    assert_eq!(token(encoded.tail.start), "warsaw");
+    // A span that cuts a word takes its whole piece rather than failing.
+    let cut = RelationInstance::from_offsets(
+        "Parisians love Berlin.",
+        CharSpan::new(0, 5),
+        CharSpan::new(15, 21),
+    )
+    .unwrap();
+    let encoded = encode_unmarked(&encoder.tokenizer, &cut, 128).unwrap();
+    assert!(!encoded.head.is_empty());
+    // Long sentences keep a window around both entities, as with markers.
+    let filler = |n: usize, word: &str| vec![word; n].join(" ");
+    let marked = format!(
+        "{} [E1]Curie[/E1] {} [E2]Warsaw[/E2] {}",
+        filler(100, "alpha"),
+        filler(300, "beta"),
+        filler(50, "gamma")
+    );
+    let encoded = encode_unmarked(
+        &encoder.tokenizer,
+        &RelationInstance::from_marked(&marked).unwrap(),
+        64,
+    )
+    .unwrap();
+    assert!(encoded.truncated);
+    assert_eq!(encoded.ids.len(), 64);
+    assert_eq!(
+        encoder
+            .tokenizer
+            .inner()
+            .id_to_token(encoded.ids[encoded.head.start])
+            .unwrap(),
+        "cu"
+    );
+}
+
+/// Pairs of one sentence read from one encoder pass equal each pair encoded unmarked on its
+/// own, so extraction may share the pass.
+#[test]
+fn sentence_pairs_from_one_pass_equal_unmarked_instances() {
+    use tkre::text::Marking;
+    let encoder = common::base_encoder();
+    let texts = vec![
+        "Marie Curie was born in Warsaw in 1867.".to_string(),
+        "Zoë Ünal moved from Köln to Berlin, the capital of Germany.".to_string(),
+    ];
+    let span = |s: usize, word: &str| {
+        let at = texts[s].find(word).unwrap();
+        let start = texts[s][..at].chars().count();
+        CharSpan::new(start, start + word.chars().count())
+    };
+    let pairs = vec![
+        (0, span(0, "Marie Curie"), span(0, "Warsaw")),
+        (0, span(0, "1867"), span(0, "Marie Curie")),
+        (1, span(1, "Köln"), span(1, "Zoë Ünal")),
+        (1, span(1, "Berlin"), span(1, "Germany")),
+    ];
+    let shared = tkre::engine::block_on(encoder.encode_sentence_pairs(&texts, &pairs)).unwrap();
+    let instances: Vec<RelationInstance> = pairs
+        .iter()
+        .map(|&(s, h, t)| RelationInstance::from_offsets(texts[s].clone(), h, t).unwrap())
+        .collect();
+    let plan = encoder
+        .plan_instances_marked(&instances, Marking::Unmarked)
+        .unwrap();
+    let alone = encoder.run_plan(&plan, 8).unwrap();
+    for (a, b) in shared.iter().zip(&alone) {
+        assert_eq!(a.len(), b.len());
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "differs by {worst}");
+    }
+    // Two different pairs of one sentence are different vectors (the entity parts differ).
+    assert!(
+        shared[0]
+            .iter()
+            .zip(&shared[1])
+            .any(|(x, y)| (x - y).abs() > 1e-3)
+    );
+    // Over-long sentences fall back to windows and still give one vector per pair.
+    encoder.set_max_len(16).unwrap();
+    let windowed = tkre::engine::block_on(encoder.encode_sentence_pairs(&texts, &pairs)).unwrap();
+    assert_eq!(windowed.len(), pairs.len());
+    assert!(
+        windowed
+            .iter()
+            .all(|v| v.len() == shared[0].len() && v.iter().all(|x| x.is_finite()))
+    );
 }

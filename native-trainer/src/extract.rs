@@ -51,6 +51,11 @@ pub struct ExtractArgs {
     /// else the model's recommended threshold].
     #[arg(long, value_name = "SIMILARITY", allow_negative_numbers = true, value_parser = crate::none_threshold)]
     threshold: Option<f32>,
+    /// How pairs are shown to the encoder: `unmarked` reads each sentence once for all its
+    /// pairs (entity spans pooled from one pass); `marked` encodes every pair with entity
+    /// markers, one pass each, as `tkre classify` does (slower; for comparison).
+    #[arg(long, default_value = "unmarked", value_parser = crate::marking_parser())]
+    marking: tkre::text::Marking,
     /// Sentences without a triple are left out of the output.
     #[arg(long)]
     only_triples: bool,
@@ -106,6 +111,7 @@ pub fn run(args: ExtractArgs) -> Result<ExitCode> {
 
     let encoder = load_encoder(&args.model)?;
     let extractor = Extractor::new(encoder);
+    extractor.set_extraction_marking(args.marking);
     block_on(extractor.load_support_set(&support))
         .and_then(|_| extractor.classifier())
         .with_context(|| format!("support set {}", support_path.display()))?;

@@ -71,6 +71,12 @@ pub fn representation_parser() -> impl clap::builder::TypedValueParser<Value = t
         .try_map(|name| name.parse::<Representation>())
 }
 
+pub fn marking_parser() -> impl clap::builder::TypedValueParser<Value = tkre::text::Marking> {
+    use tkre::text::Marking;
+    clap::builder::PossibleValuesParser::new(Marking::ALL.map(|m| m.name()))
+        .try_map(|name| name.parse::<Marking>())
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Sentence embeddings: one sentence per line on stdin -> JSON lines {"text", "embedding"}

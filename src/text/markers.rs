@@ -8,8 +8,8 @@
 
 use std::ops::Range;
 
-use super::instance::RelationInstance;
-use super::tokenizer::TextTokenizer;
+use super::instance::{CharSpan, RelationInstance};
+use super::tokenizer::{Pieces, TextTokenizer};
 use crate::error::{Result, TkreError};
 
 /// Token positions of an instance after marking, tokenizing and adding [CLS]/[SEP].
@@ -166,22 +166,147 @@ pub fn encode_instance(
             blocks[0].len() + blocks[1].len() + 2
         ))
     })?;
-    let truncated = keep.len() < pieces.ids.len();
+    Ok(assemble(
+        tokenizer,
+        &pieces.ids,
+        &keep,
+        (head_marker, head),
+        (tail_marker, tail),
+    ))
+}
+
+/// The kept pieces (`keep`, in order) between [CLS] and [SEP], with each entity's marker
+/// position and piece range moved to where they landed.
+fn assemble(
+    tokenizer: &TextTokenizer,
+    ids: &[u32],
+    keep: &[usize],
+    head: (usize, Range<usize>),
+    tail: (usize, Range<usize>),
+) -> EncodedInstance {
     // New position of an old piece index: +1 for [CLS].
-    let mut new_index = vec![usize::MAX; pieces.ids.len()];
+    let mut new_index = vec![usize::MAX; ids.len()];
     for (new, &old) in keep.iter().enumerate() {
         new_index[old] = new + 1;
     }
-    let kept_ids: Vec<u32> = keep.iter().map(|&i| pieces.ids[i]).collect();
+    let kept_ids: Vec<u32> = keep.iter().map(|&i| ids[i]).collect();
     let moved = |r: &Range<usize>| new_index[r.start]..new_index[r.end - 1] + 1;
-    Ok(EncodedInstance {
+    EncodedInstance {
         ids: tokenizer.with_special_tokens(&kept_ids),
-        head_marker: new_index[head_marker],
-        head: moved(&head),
-        tail_marker: new_index[tail_marker],
-        tail: moved(&tail),
-        truncated,
-    })
+        head_marker: new_index[head.0],
+        head: moved(&head.1),
+        tail_marker: new_index[tail.0],
+        tail: moved(&tail.1),
+        truncated: keep.len() < ids.len(),
+    }
+}
+
+/// How the encoder is told where a relation's entities are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Marking {
+    /// Punctuation markers around both entities ([`encode_instance`]): one encoder pass per
+    /// pair.
+    #[default]
+    Marked,
+    /// The plain sentence; the entities are only where their word pieces are pooled
+    /// ([`encode_unmarked`]). Every pair of one sentence reads the same encoder pass.
+    Unmarked,
+}
+
+impl Marking {
+    pub const ALL: [Marking; 2] = [Self::Marked, Self::Unmarked];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Marked => "marked",
+            Self::Unmarked => "unmarked",
+        }
+    }
+
+    /// Encodes `instance` this way.
+    pub fn encode(
+        self,
+        tokenizer: &TextTokenizer,
+        instance: &RelationInstance,
+        max_len: usize,
+    ) -> Result<EncodedInstance> {
+        match self {
+            Self::Marked => encode_instance(tokenizer, instance, max_len),
+            Self::Unmarked => encode_unmarked(tokenizer, instance, max_len),
+        }
+    }
+}
+
+impl std::str::FromStr for Marking {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown marking {s:?}; choose marked or unmarked"))
+    }
+}
+
+/// Word-piece range of each character span of `text`: the pieces that overlap it (a span that
+/// cuts a word takes the whole piece). An error names a span that covers no piece.
+pub fn piece_ranges(text: &str, pieces: &Pieces, spans: &[CharSpan]) -> Result<Vec<Range<usize>>> {
+    let mut byte_of_char: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    byte_of_char.push(text.len());
+    spans
+        .iter()
+        .map(|span| {
+            let byte = |c: usize| byte_of_char[c.min(byte_of_char.len() - 1)];
+            let (start, end) = (byte(span.start), byte(span.end));
+            let first = pieces
+                .offsets
+                .iter()
+                .position(|&(s, e)| e > start && s < end && e > s);
+            let last = pieces
+                .offsets
+                .iter()
+                .rposition(|&(s, e)| e > start && s < end && e > s);
+            match (first, last) {
+                (Some(a), Some(b)) => Ok(a..b + 1),
+                _ => Err(TkreError::Instance(format!(
+                    "the entity {:?} produced no word pieces; it must contain letters or digits",
+                    &text[start..end]
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// An instance without markers: the plain sentence's word pieces, windowed around both
+/// entities like [`encode_instance`] when too long; `head_marker`/`tail_marker` are the
+/// entities' first pieces.
+pub fn encode_unmarked(
+    tokenizer: &TextTokenizer,
+    instance: &RelationInstance,
+    max_len: usize,
+) -> Result<EncodedInstance> {
+    let pieces = tokenizer.pieces(&instance.text)?;
+    let ranges = piece_ranges(&instance.text, &pieces, &[instance.head, instance.tail])?;
+    let (head, tail) = (ranges[0].clone(), ranges[1].clone());
+    let keep = window(
+        pieces.ids.len(),
+        max_len.saturating_sub(2),
+        &[head.clone(), tail.clone()],
+    )
+    .ok_or_else(|| {
+        TkreError::Instance(format!(
+            "the two entities need {} word pieces, more than the model's limit of {max_len}; \
+                 shorten the entity names",
+            head.len() + tail.len() + 2
+        ))
+    })?;
+    Ok(assemble(
+        tokenizer,
+        &pieces.ids,
+        &keep,
+        (head.start, head.clone()),
+        (tail.start, tail),
+    ))
 }
 
 /// Which of `len` pieces to keep so that at most `budget` remain and every piece of both

@@ -9,5 +9,7 @@ pub mod sentences;
 pub mod tokenizer;
 
 pub use instance::{CharSpan, FewRelRecord, RelationInstance};
-pub use markers::{EncodedInstance, encode_instance, encode_sentence};
+pub use markers::{
+    EncodedInstance, Marking, encode_instance, encode_sentence, encode_unmarked, piece_ranges,
+};
 pub use tokenizer::TextTokenizer;

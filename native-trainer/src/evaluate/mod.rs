@@ -21,6 +21,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 use tkre::fewshot::Representation;
+use tkre::text::Marking;
 
 use crate::ModelArgs;
 use crate::runtime::load_encoder;
@@ -53,6 +54,14 @@ pub struct EvalArgs {
     /// Relation representation.
     #[arg(long, default_value_t = Representation::default(), value_parser = crate::representation_parser())]
     representation: Representation,
+    /// How the entities are shown to the encoder: `marked` (punctuation markers, one encoder
+    /// pass per pair) or `unmarked` (the plain sentence, pooled over the entities' word
+    /// pieces: one pass serves every pair of a sentence, as `tkre extract` can).
+    #[arg(long, default_value = "marked", value_parser = crate::marking_parser())]
+    marking: Marking,
+    /// The queries' marking when it differs from the support examples' (--marking).
+    #[arg(long, value_parser = crate::marking_parser())]
+    query_marking: Option<Marking>,
     #[command(flatten)]
     output: crate::output::OutputArgs,
     /// Relations (ids as in the data file, e.g. P931) left out of every episode: those used
@@ -101,6 +110,9 @@ struct EvalReport {
     queries: usize,
     seed: u64,
     representation: String,
+    marking: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_marking: Option<String>,
     model: String,
     data: String,
     relations: usize,
@@ -161,6 +173,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
 
     let encoder = load_encoder(&args.model)?;
     encoder.set_representation(args.representation);
+    encoder.set_marking(args.marking);
     let results = evaluate(
         &encoder,
         &data,
@@ -170,6 +183,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         args.seed,
         args.model.batch_size,
         texts.as_deref(),
+        args.query_marking,
         true,
     )?;
     let main = results.iter().find(|r| r.relation_text == texts.is_some());
@@ -194,6 +208,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         queries: args.queries,
         seed: args.seed,
         representation: args.representation.to_string(),
+        marking: args.marking.name().to_string(),
+        query_marking: args.query_marking.map(|m| m.name().to_string()),
         model: args
             .model
             .model

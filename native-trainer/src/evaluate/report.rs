@@ -276,6 +276,7 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
                     args.seed,
                     args.model.batch_size,
                     texts.as_deref(),
+                    None,
                     true,
                 )?
             }

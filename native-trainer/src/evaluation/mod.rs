@@ -94,6 +94,7 @@ pub fn evaluate(
     seed: u64,
     batch_size: usize,
     texts: Option<&[Option<String>]>,
+    query_marking: Option<tkre::text::Marking>,
     show_progress: bool,
 ) -> Result<Vec<SettingResult>> {
     let progress = progress_bar(show_progress);
@@ -104,7 +105,25 @@ pub fn evaluate(
         .collect();
 
     let encoded = EncodedInstances::new(encoder, data, sampled.iter().flatten(), batch_size, &progress)?;
-    let vector_of = |r: usize, i: usize| encoded.vector(r, i);
+    // Queries shown to the encoder another way than the support examples (e.g. unmarked
+    // queries against marked examples) are encoded again, that way.
+    let requeried = match query_marking.filter(|&m| m != encoder.marking()) {
+        Some(marking) => {
+            let queries = sampled
+                .iter()
+                .flatten()
+                .flat_map(|e| e.classes.iter())
+                .flat_map(|(r, _, q)| q.iter().map(move |&i| (*r, i)))
+                .collect();
+            let support_marking = encoder.marking();
+            encoder.set_marking(marking);
+            let encoded = EncodedInstances::of(encoder, data, queries, batch_size, &progress);
+            encoder.set_marking(support_marking);
+            Some(encoded?)
+        }
+        None => None,
+    };
+    let vector_of = |r: usize, i: usize| requeried.as_ref().unwrap_or(&encoded).vector(r, i);
     let text_vectors = encode_texts(encoder, texts, batch_size)?;
 
     let parts = encoder.representation().parts().len();
@@ -165,10 +184,21 @@ impl EncodedInstances {
         batch_size: usize,
         progress: &dyn Fn(usize, &str) -> ProgressBar,
     ) -> Result<Self> {
-        let needed: BTreeSet<(usize, usize)> = episodes
+        let needed = episodes
             .flat_map(|e| e.classes.iter())
             .flat_map(|(r, s, q)| s.iter().chain(q).map(move |&i| (*r, i)))
             .collect();
+        Self::of(encoder, data, needed, batch_size, progress)
+    }
+
+    /// The `needed` `(relation, instance)` pairs encoded.
+    pub fn of(
+        encoder: &tkre::RelationEncoder,
+        data: &fewrel::FewRelData,
+        needed: BTreeSet<(usize, usize)>,
+        batch_size: usize,
+        progress: &dyn Fn(usize, &str) -> ProgressBar,
+    ) -> Result<Self> {
         let needed: Vec<(usize, usize)> = needed.into_iter().collect();
         let instances: Vec<_> = needed
             .iter()

@@ -995,6 +995,7 @@ pub fn train(
             1,
             32,
             dev.texts.as_deref(),
+            None,
             false,
         )?;
         let of = |text: bool| {
