@@ -30,9 +30,23 @@ pub struct Extractor {
     /// How document extraction shows pairs to the encoder (default: unmarked, one pass per
     /// sentence).
     extraction_marking: std::cell::Cell<Marking>,
-    /// The support set encoded unmarked for extraction, with the set it was encoded from
-    /// (re-encoded when the set has changed since).
-    unmarked_support: RefCell<Option<(SupportSet, EncodedSupportSet)>>,
+    /// The support set encoded unmarked for extraction (re-encoded when the set has changed
+    /// since).
+    unmarked_support: RefCell<Option<UnmarkedSupport>>,
+    /// Whether unmarked extraction drops pairs closer to their relation's wrong pairs.
+    wrong_pair_filter: std::cell::Cell<bool>,
+}
+
+/// The support set as document extraction reads it.
+struct UnmarkedSupport {
+    /// The set it was encoded from.
+    set: SupportSet,
+    encoded: EncodedSupportSet,
+    /// For each relation with examples, the mean representation of the other pairs of
+    /// mentions in its examples' sentences (the reversed pair among them): what a sentence
+    /// that states the relation looks like between the wrong entities. A pair closer to it
+    /// than to the relation's prototype is not that relation.
+    wrong_pairs: std::collections::HashMap<String, Vec<f32>>,
 }
 
 impl Extractor {
@@ -43,6 +57,7 @@ impl Extractor {
             use_relation_text: std::cell::Cell::new(true),
             extraction_marking: std::cell::Cell::new(Marking::Unmarked),
             unmarked_support: RefCell::default(),
+            wrong_pair_filter: std::cell::Cell::new(true),
         }
     }
 
@@ -56,6 +71,12 @@ impl Extractor {
     /// `classify` does.
     pub fn set_extraction_marking(&self, marking: Marking) {
         self.extraction_marking.set(marking);
+    }
+
+    /// Whether unmarked extraction drops a pair that is closer to the other pairs of its
+    /// relation's example sentences than to the relation (default yes; off to measure it).
+    pub fn set_wrong_pair_filter(&self, on: bool) {
+        self.wrong_pair_filter.set(on);
     }
 
     async fn encode_instances(&self, instances: &[RelationInstance]) -> Result<Vec<Vec<f32>>> {
@@ -174,26 +195,70 @@ impl Extractor {
     }
 
     /// The classifier of the current support set with its examples encoded unmarked (to
-    /// match unmarked queries); encoded on first use and again after the set changes.
-    async fn unmarked_classifier(&self) -> Result<PrototypeClassifier> {
+    /// match unmarked queries), and each relation's wrong-pair prototype; encoded on first use
+    /// and again after the set changes.
+    async fn unmarked_classifier(
+        &self,
+    ) -> Result<(PrototypeClassifier, std::collections::HashMap<String, Vec<f32>>)> {
         // Checked first: an empty set fails before anything is encoded.
         self.classifier()?;
         let current = self.support_set();
-        if let Some((set, encoded)) = &*self.unmarked_support.borrow()
-            && *set == current
+        if let Some(cached) = &*self.unmarked_support.borrow()
+            && cached.set == current
         {
-            return self.classifier_of(encoded);
+            return Ok((self.classifier_of(&cached.encoded)?, cached.wrong_pairs.clone()));
         }
         let parsed = current.parse()?;
+        let instances = parsed.instances();
         let plan = self
             .encoder
-            .plan_instances_marked(&parsed.instances(), Marking::Unmarked)?;
+            .plan_instances_marked(&instances, Marking::Unmarked)?;
         let vectors = self.encoder.encode_plan(&plan, BATCH_SIZE, |_| {}).await?;
         let texts = self.embed(&parsed.texts()).await?;
+        // The other ordered pairs of mentions of every example sentence.
+        let sentences: Vec<String> = instances.iter().map(|i| i.text.clone()).collect();
+        let mut pairs = Vec::new();
+        let mut owners = Vec::new();
+        let mut at = 0;
+        for relation in &parsed.relations {
+            for instance in &relation.instances {
+                let options = MentionOptions {
+                    marked: vec![instance.head, instance.tail],
+                    entities: None,
+                    propose: true,
+                };
+                let whole = CharSpan::new(0, instance.text.chars().count());
+                let found = sentence_mentions(&instance.text, whole, &options);
+                for (h, head) in found.iter().enumerate() {
+                    for (t, tail) in found.iter().enumerate() {
+                        if h != t && (head.span(), tail.span()) != (instance.head, instance.tail) {
+                            pairs.push((at, head.span(), tail.span()));
+                            owners.push(relation.key.clone());
+                        }
+                    }
+                }
+                at += 1;
+            }
+        }
+        let wrong = self.encoder.encode_sentence_pairs(&sentences, &pairs).await?;
+        let mut sums: std::collections::HashMap<String, (Vec<f32>, usize)> = Default::default();
+        for (key, vector) in owners.into_iter().zip(wrong) {
+            let (sum, count) = sums.entry(key).or_insert_with(|| (vec![0.0; vector.len()], 0));
+            sum.iter_mut().zip(&vector).for_each(|(s, x)| *s += x);
+            *count += 1;
+        }
+        let wrong_pairs: std::collections::HashMap<String, Vec<f32>> = sums
+            .into_iter()
+            .map(|(key, (sum, count))| (key, sum.into_iter().map(|x| x / count as f32).collect()))
+            .collect();
         let encoded = EncodedSupportSet::from_parsed(parsed, vectors, texts)?;
-        let classifier = self.classifier_of(&encoded);
-        *self.unmarked_support.borrow_mut() = Some((current, encoded));
-        classifier
+        let classifier = self.classifier_of(&encoded)?;
+        *self.unmarked_support.borrow_mut() = Some(UnmarkedSupport {
+            set: current,
+            encoded,
+            wrong_pairs: wrong_pairs.clone(),
+        });
+        Ok((classifier, wrong_pairs))
     }
 
     /// Classifies relation instances with one encoder pass.
@@ -256,10 +321,11 @@ impl Extractor {
         threshold: Option<f32>,
     ) -> Result<Vec<SentenceExtraction>> {
         let marking = self.extraction_marking.get();
-        let mut classifier = match marking {
-            Marking::Marked => self.classifier()?,
+        let (mut classifier, wrong_pairs) = match marking {
+            Marking::Marked => (self.classifier()?, Default::default()),
             Marking::Unmarked => self.unmarked_classifier().await?,
         };
+        let parts = self.encoder.representation().parts().len();
         if threshold.is_some() {
             crate::fewshot::support_set::check_none_threshold(threshold.unwrap_or_default())?;
             classifier.set_none_threshold(threshold);
@@ -303,6 +369,13 @@ impl Extractor {
             let Some(best) = prediction.best().filter(|_| !prediction.none_of_the_above) else {
                 continue;
             };
+            // Closer to the wrong pairs of the relation's examples than to the relation.
+            if self.wrong_pair_filter.get()
+                && let Some(wrong) = wrong_pairs.get(&best.relation)
+                && similarity(&vector, wrong, parts) > best.similarity
+            {
+                continue;
+            }
             let result = &mut results[s];
             let triple = Triple {
                 head: Argument::of(&result.mentions[h]),
@@ -316,6 +389,11 @@ impl Extractor {
         }
         Ok(results)
     }
+}
+
+/// The classifier's similarity of a query to a mean of representations of `parts` parts.
+fn similarity(query: &[f32], mean: &[f32], parts: usize) -> f32 {
+    1.0 - crate::fewshot::classifier::squared_distance(query, mean) / (2.0 * parts as f32)
 }
 
 /// Each example with its instance; an error names the example by its number.

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use tkre::Extractor;
 use tkre::engine::block_on;
@@ -21,6 +21,8 @@ use tkre::fewshot::document::{MentionOptions, check_marked};
 use tkre::text::CharSpan;
 use tkre::text::mentions::EntityList;
 use tkre::text::sentences::split_sentences;
+
+mod evaluate;
 
 use crate::ModelArgs;
 use crate::output::{Output, OutputArgs};
@@ -31,7 +33,7 @@ pub struct ExtractArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Support set JSON: the relations to find, as for `tkre classify`.
-    #[arg(long, value_name = "FILE.json", required_unless_present = "evaluate_mentions")]
+    #[arg(long, value_name = "FILE.json", required_unless_present_any = ["evaluate_mentions", "evaluate_triples"])]
     support: Option<PathBuf>,
     /// The document (UTF-8 text) [default: stdin].
     #[arg(long, value_name = "FILE")]
@@ -56,6 +58,11 @@ pub struct ExtractArgs {
     /// markers, one pass each, as `tkre classify` does (slower; for comparison).
     #[arg(long, default_value = "unmarked", value_parser = crate::marking_parser())]
     marking: tkre::text::Marking,
+    /// Keep pairs that are closer to the other pairs of their relation's example sentences
+    /// than to the relation (by default they are dropped: in a sentence that states a
+    /// relation, the wrong pairs of its mentions look like it too). Unmarked extraction only.
+    #[arg(long)]
+    keep_wrong_pairs: bool,
     /// Sentences without a triple are left out of the output.
     #[arg(long)]
     only_triples: bool,
@@ -67,13 +74,39 @@ pub struct ExtractArgs {
     /// exactly, and proposals per sentence. Needs no model; --support is not read.
     #[arg(long, value_name = "FILE.json")]
     evaluate_mentions: Option<PathBuf>,
+    /// Measure extraction end to end instead: on a FewRel-format file, a support set of
+    /// --support-examples sentences per relation and --sentences-per-relation others extracted
+    /// without marks; the share of gold triples found (right relation and direction) and
+    /// triples per sentence, over thresholds, with proposed and with gold mentions (and with
+    /// relation text, given --relation-descriptions). Writes --out (JSON) and --plot (SVG).
+    #[arg(long, value_name = "FILE.json", conflicts_with = "evaluate_mentions")]
+    evaluate_triples: Option<PathBuf>,
+    /// --evaluate-triples: support examples per relation.
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    support_examples: usize,
+    /// --evaluate-triples: test sentences per relation.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    sentences_per_relation: usize,
+    /// --evaluate-triples: seed of the sampler.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// --evaluate-triples: relation names and descriptions (pid2name.json), measured beside
+    /// the plain numbers.
+    #[arg(long, value_name = "FILE")]
+    relation_descriptions: Option<PathBuf>,
+    /// --evaluate-triples: the curve as an SVG figure.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     #[command(flatten)]
     output: OutputArgs,
 }
 
 pub fn run(args: ExtractArgs) -> Result<ExitCode> {
     if let Some(path) = &args.evaluate_mentions {
-        return evaluate_mentions(path, &args.output);
+        return evaluate::mentions(path, &args.output);
+    }
+    if let Some(path) = &args.evaluate_triples {
+        return evaluate::triples(&args, path);
     }
     let support_path = args.support.clone().context("--support FILE.json is required")?;
     let json = std::fs::read_to_string(&support_path)
@@ -112,6 +145,7 @@ pub fn run(args: ExtractArgs) -> Result<ExitCode> {
     let encoder = load_encoder(&args.model)?;
     let extractor = Extractor::new(encoder);
     extractor.set_extraction_marking(args.marking);
+    extractor.set_wrong_pair_filter(!args.keep_wrong_pairs);
     block_on(extractor.load_support_set(&support))
         .and_then(|_| extractor.classifier())
         .with_context(|| format!("support set {}", support_path.display()))?;
@@ -191,82 +225,4 @@ fn read_document(input: Option<&PathBuf>) -> Result<String> {
             e.utf8_error().valid_up_to()
         )
     })
-}
-
-/// Mention proposal against FewRel's gold entities (see `--evaluate-mentions`).
-fn evaluate_mentions(path: &PathBuf, output: &OutputArgs) -> Result<ExitCode> {
-    use tkre::fewshot::document::sentence_mentions;
-    use tkre::text::FewRelRecord;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let data: std::collections::BTreeMap<String, Vec<FewRelRecord>> = serde_json::from_str(&text)
-        .with_context(|| {
-            format!(
-                "{}: not FewRel-format JSON {{relation: [records]}}",
-                path.display()
-            )
-        })?;
-    let options = MentionOptions {
-        propose: true,
-        ..MentionOptions::default()
-    };
-    let (mut sentences, mut both, mut heads, mut tails, mut proposals) =
-        (0usize, 0usize, 0usize, 0usize, 0usize);
-    for record in data.values().flatten() {
-        // The sentence as the tokens joined by spaces, and each token's code-point span.
-        let mut spans = Vec::with_capacity(record.tokens.len());
-        let mut position = 0;
-        for token in &record.tokens {
-            let length = token.chars().count();
-            spans.push(CharSpan::new(position, position + length));
-            position += length + 1;
-        }
-        let sentence_text = record.tokens.join(" ");
-        let gold = |entity: &(String, serde_json::Value, Vec<Vec<usize>>)| -> Option<CharSpan> {
-            let indexes = entity.2.first()?;
-            Some(CharSpan::new(
-                spans.get(*indexes.first()?)?.start,
-                spans.get(*indexes.last()?)?.end,
-            ))
-        };
-        let (Some(head), Some(tail)) = (gold(&record.h), gold(&record.t)) else {
-            continue;
-        };
-        let found = sentence_mentions(
-            &sentence_text,
-            CharSpan::new(0, position.saturating_sub(1)),
-            &options,
-        );
-        let has = |span: CharSpan| found.iter().any(|m| m.span() == span);
-        sentences += 1;
-        proposals += found.len();
-        heads += has(head) as usize;
-        tails += has(tail) as usize;
-        both += (has(head) && has(tail)) as usize;
-    }
-    if sentences == 0 {
-        bail!("{}: no records with head and tail", path.display());
-    }
-    let share = |n: usize| n as f64 / sentences as f64;
-    let report = serde_json::json!({
-        "data": path.display().to_string(),
-        "proposer": "rules",
-        "sentences": sentences,
-        "both_found": share(both),
-        "head_found": share(heads),
-        "tail_found": share(tails),
-        "proposals_per_sentence": share(proposals),
-    });
-    let mut out = Output::open(output)?;
-    out.write(&report, |w| {
-        writeln!(
-            w,
-            "{sentences} sentences: both entities proposed exactly in {:.1}% (head {:.1}%, tail {:.1}%), {:.2} proposals per sentence",
-            share(both) * 100.0,
-            share(heads) * 100.0,
-            share(tails) * 100.0,
-            share(proposals)
-        )
-    })?;
-    out.finish()?;
-    Ok(ExitCode::SUCCESS)
 }
