@@ -594,6 +594,7 @@ fn extract_finds_mentions_and_triples_with_document_offsets() {
             entities.to_str().unwrap(),
             "--threshold",
             "-1",
+            "--keep-wrong-pairs",
             "--quiet",
         ],
         document,
@@ -643,6 +644,39 @@ fn extract_finds_mentions_and_triples_with_document_offsets() {
         last["relation"].is_string() && last["score"].as_f64().unwrap() > 0.0,
         "{last}"
     );
+
+    // By default a pair closer to its relation's wrong pairs than to the relation is dropped,
+    // even with the threshold off: fewer triples than pairs.
+    let filtered = tkre(
+        &[
+            "extract",
+            "--support",
+            "examples/support_set.json",
+            "--entities",
+            entities.to_str().unwrap(),
+            "--threshold",
+            "-1",
+            "--quiet",
+        ],
+        document,
+    );
+    assert!(filtered.status.success(), "{}", stderr(&filtered));
+    let count = |text: &str| -> usize {
+        text.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["triples"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
+            .sum()
+    };
+    let all: usize = sentences
+        .iter()
+        .map(|s| s["triples"].as_array().unwrap().len())
+        .sum();
+    let kept = count(&stdout(&filtered));
+    assert!(kept > 0 && kept < all, "{kept} of {all} pairs kept");
 
     // The same document read from a file, with a hand-marked mention and no proposer: only
     // marked and listed mentions.
