@@ -9,8 +9,10 @@ use std::cell::RefCell;
 
 use crate::error::Result;
 use crate::fewshot::document::{
-    Argument, MentionOptions, SentenceExtraction, Triple, pair_instances, sentence_mentions,
+    Argument, MAX_MENTIONS_PER_SENTENCE, MentionOptions, SentenceExtraction, Triple, pair_instances,
+    sentence_mentions, sentence_mentions_proposed,
 };
+use crate::fewshot::mention_head::MentionHead;
 use crate::fewshot::support_set::check_key;
 use crate::fewshot::{
     EncodedSupportSet, ExampleInput, Prediction, PrototypeClassifier, RelationSummary, RelationText,
@@ -35,6 +37,8 @@ pub struct Extractor {
     unmarked_support: RefCell<Option<UnmarkedSupport>>,
     /// Whether unmarked extraction drops pairs closer to their relation's wrong pairs.
     wrong_pair_filter: std::cell::Cell<bool>,
+    /// The learned mention proposer, if the model has one (else the rules propose).
+    mention_head: RefCell<Option<MentionHead>>,
 }
 
 /// The support set as document extraction reads it.
@@ -58,6 +62,7 @@ impl Extractor {
             extraction_marking: std::cell::Cell::new(Marking::Unmarked),
             unmarked_support: RefCell::default(),
             wrong_pair_filter: std::cell::Cell::new(true),
+            mention_head: RefCell::default(),
         }
     }
 
@@ -77,6 +82,26 @@ impl Extractor {
     /// relation's example sentences than to the relation (default yes; off to measure it).
     pub fn set_wrong_pair_filter(&self, on: bool) {
         self.wrong_pair_filter.set(on);
+    }
+
+    /// The learned mention proposer for extraction (`None`: the rules). Checked against the
+    /// encoder's hidden size.
+    pub fn set_mention_head(&self, head: Option<MentionHead>) -> Result<()> {
+        if let Some(head) = &head
+            && head.hidden_size != self.encoder.config.hidden_size
+        {
+            return Err(crate::TkreError::Model(format!(
+                "the mention head is for hidden size {}, the model's is {}",
+                head.hidden_size, self.encoder.config.hidden_size
+            )));
+        }
+        *self.mention_head.borrow_mut() = head;
+        Ok(())
+    }
+
+    /// Whether a learned mention proposer is set.
+    pub fn has_mention_head(&self) -> bool {
+        self.mention_head.borrow().is_some()
     }
 
     async fn encode_instances(&self, instances: &[RelationInstance]) -> Result<Vec<Vec<f32>>> {
@@ -330,12 +355,37 @@ impl Extractor {
             crate::fewshot::support_set::check_none_threshold(threshold.unwrap_or_default())?;
             classifier.set_none_threshold(threshold);
         }
+        let texts: Vec<String> = sentences
+            .iter()
+            .map(|&span| crate::text::mentions::slice(text, span))
+            .collect();
+        let head = self.mention_head.borrow().clone().filter(|_| options.propose);
+        // One pass per sentence serves the learned proposer and the unmarked pairs.
+        let states = if marking == Marking::Unmarked || head.is_some() {
+            self.encoder.sentence_states(&texts).await?
+        } else {
+            Vec::new()
+        };
         let mut results = Vec::with_capacity(sentences.len());
         let mut instances = Vec::new();
         // (sentence, head mention, tail mention) of each instance.
         let mut owners = Vec::new();
         for (s, &sentence) in sentences.iter().enumerate() {
-            let found = sentence_mentions(text, sentence, options);
+            // The learned proposer where the sentence was read (not longer than the maximum
+            // length); else the rules.
+            let proposed = head.as_ref().and_then(|head| {
+                let read = states.get(s)?.as_ref()?;
+                let candidates = crate::fewshot::mention_head::candidates(
+                    text,
+                    sentence,
+                    &texts[s],
+                    &read.pieces,
+                    read.ids.len() - 2,
+                );
+                let spans = head.propose(&read.states, &candidates, MAX_MENTIONS_PER_SENTENCE);
+                Some(spans.into_iter().map(|(span, _)| span).collect::<Vec<_>>())
+            });
+            let found = sentence_mentions_proposed(text, sentence, options, proposed);
             for (h, t, instance) in pair_instances(text, sentence, &found) {
                 instances.push(instance);
                 owners.push((s, h, t));
@@ -352,16 +402,12 @@ impl Extractor {
         let vectors = match marking {
             Marking::Marked => self.encode_instances(&instances).await?,
             Marking::Unmarked => {
-                let texts: Vec<String> = sentences
-                    .iter()
-                    .map(|&span| crate::text::mentions::slice(text, span))
-                    .collect();
                 let pairs: Vec<_> = owners
                     .iter()
                     .zip(&instances)
                     .map(|(&(s, _, _), instance)| (s, instance.head, instance.tail))
                     .collect();
-                self.encoder.encode_sentence_pairs(&texts, &pairs).await?
+                self.encoder.pool_sentence_pairs(&texts, &states, &pairs).await?
             }
         };
         for ((s, h, t), vector) in owners.into_iter().zip(vectors) {

@@ -9,6 +9,7 @@ use crate::error::{Result, TkreError};
 use crate::fewshot::{Calibration, Representation, normalize_parts};
 #[cfg(not(target_family = "wasm"))]
 use crate::fewshot::{EncodedSupportSet, ParsedSupportSet};
+use crate::text::tokenizer::Pieces;
 use crate::text::{
     CharSpan, EncodedInstance, Marking, RelationInstance, TextTokenizer, encode_sentence, piece_ranges,
 };
@@ -16,6 +17,16 @@ use crate::text::{
 /// Default maximum sequence length in tokens, [CLS] and [SEP] included (what
 /// sentence-transformers uses for all-MiniLM-L6-v2); capped by the model's position table.
 pub const DEFAULT_MAX_LEN: usize = 256;
+
+/// A sentence read once by the encoder without markers ([`RelationEncoder::sentence_states`]).
+pub struct SentenceStates {
+    /// Its word pieces (offsets into the sentence's text), without [CLS]/[SEP].
+    pub pieces: Pieces,
+    /// `[CLS] pieces [SEP]`.
+    pub ids: Vec<u32>,
+    /// Last hidden states, `[ids.len(), hidden]` row-major.
+    pub states: Vec<f32>,
+}
 
 /// An encoder checkpoint ready for inference.
 ///
@@ -304,28 +315,70 @@ impl RelationEncoder {
             .collect())
     }
 
+    /// Each text read by the encoder once, unmarked: its word pieces, token ids and last
+    /// states; `None` for a text longer than the maximum length.
+    pub async fn sentence_states(&self, texts: &[String]) -> Result<Vec<Option<SentenceStates>>> {
+        let max_len = self.max_len();
+        let mut out: Vec<Option<SentenceStates>> = Vec::with_capacity(texts.len());
+        let mut pending = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let pieces = self.tokenizer.pieces(text)?;
+            if pieces.ids.len() + 2 <= max_len {
+                let ids = self.tokenizer.with_special_tokens(&pieces.ids);
+                pending.push(i);
+                out.push(Some(SentenceStates {
+                    pieces,
+                    ids,
+                    states: Vec::new(),
+                }));
+            } else {
+                out.push(None);
+            }
+        }
+        for chunk in pending.chunks(32) {
+            let sequences: Vec<Vec<u32>> = chunk
+                .iter()
+                .filter_map(|&i| out[i].as_ref().map(|s| s.ids.clone()))
+                .collect();
+            let states = self.hidden_states_async(&sequences).await?;
+            for (&i, states) in chunk.iter().zip(states) {
+                if let Some(sentence) = &mut out[i] {
+                    sentence.states = states;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Unmarked relation representations of many pairs of mentions that share sentences: each
     /// sentence of `texts` is read by the encoder once, and every pair `(sentence, head, tail)`
     /// (spans relative to its sentence) is pooled from that one pass, so the cost grows with
-    /// sentences, not pairs. A sentence longer than the maximum length falls back to one
-    /// windowed sequence per pair. Returns one vector per pair, in order.
+    /// sentences, not pairs. Returns one vector per pair, in order.
     pub async fn encode_sentence_pairs(
         &self,
         texts: &[String],
         pairs: &[(usize, CharSpan, CharSpan)],
     ) -> Result<Vec<Vec<f32>>> {
-        let (max_len, representation) = (self.max_len(), self.representation());
+        let states = self.sentence_states(texts).await?;
+        self.pool_sentence_pairs(texts, &states, pairs).await
+    }
+
+    /// [`Self::encode_sentence_pairs`] from states already read ([`Self::sentence_states`]). A
+    /// sentence without states (longer than the maximum length) falls back to one windowed
+    /// sequence per pair.
+    pub async fn pool_sentence_pairs(
+        &self,
+        texts: &[String],
+        states: &[Option<SentenceStates>],
+        pairs: &[(usize, CharSpan, CharSpan)],
+    ) -> Result<Vec<Vec<f32>>> {
+        let representation = self.representation();
         let parts = representation.parts().len();
         let h = self.config.hidden_size;
-        let mut pieces = Vec::with_capacity(texts.len());
-        for text in texts {
-            let p = self.tokenizer.pieces(text)?;
-            pieces.push((p.ids.len() + 2 <= max_len).then_some(p));
-        }
-        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; pairs.len()];
-        // Pairs of over-long sentences: windowed, one sequence each.
-        let (long, _): (Vec<usize>, Vec<usize>) =
-            (0..pairs.len()).partition(|&i| pieces[pairs[i].0].is_none());
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); pairs.len()];
+        let long: Vec<usize> = (0..pairs.len())
+            .filter(|&i| states[pairs[i].0].is_none())
+            .collect();
         if !long.is_empty() {
             let instances = long
                 .iter()
@@ -337,63 +390,38 @@ impl RelationEncoder {
             let plan = self.plan_instances_marked(&instances, Marking::Unmarked)?;
             let encoded = self.encode_plan(&plan, 64, |_| {}).await?;
             for (i, v) in long.into_iter().zip(encoded) {
-                vectors[i] = Some(v);
+                vectors[i] = v;
             }
         }
-        // Every other pair: its sentence's states, pooled.
-        let used: Vec<usize> = {
-            let mut used: Vec<usize> = pairs
-                .iter()
-                .map(|p| p.0)
-                .filter(|&s| pieces[s].is_some())
-                .collect();
-            used.sort_unstable();
-            used.dedup();
-            used
-        };
-        let sequences: Vec<Vec<u32>> = used
-            .iter()
-            .filter_map(|&s| {
-                pieces[s]
-                    .as_ref()
-                    .map(|p| self.tokenizer.with_special_tokens(&p.ids))
-            })
-            .collect();
-        for (chunk_sentences, chunk) in used.chunks(32).zip(sequences.chunks(32)) {
-            let states = self.hidden_states_async(chunk).await?;
-            for (i, &(s, head, tail)) in pairs.iter().enumerate() {
-                let Some(at) = chunk_sentences.iter().position(|&c| c == s) else {
-                    continue;
-                };
-                let Some(sentence_pieces) = &pieces[s] else {
-                    continue;
-                };
-                let ranges = piece_ranges(&texts[s], sentence_pieces, &[head, tail])?;
-                // +1: [CLS] comes first.
-                let moved = |r: &std::ops::Range<usize>| r.start + 1..r.end + 1;
-                let instance = EncodedInstance {
-                    ids: chunk[at].clone(),
-                    head_marker: ranges[0].start + 1,
-                    head: moved(&ranges[0]),
-                    tail_marker: ranges[1].start + 1,
-                    tail: moved(&ranges[1]),
-                    truncated: false,
-                };
-                let mut vector = Vec::with_capacity(parts * h);
-                for part in representation.pooling_weights(&instance) {
-                    let mut pooled = vec![0.0f32; h];
-                    for (position, weight) in part {
-                        for (p, x) in pooled.iter_mut().zip(&states[at][position * h..][..h]) {
-                            *p += weight * x;
-                        }
+        for (i, &(s, head, tail)) in pairs.iter().enumerate() {
+            let Some(sentence) = &states[s] else {
+                continue;
+            };
+            let ranges = piece_ranges(&texts[s], &sentence.pieces, &[head, tail])?;
+            // +1: [CLS] comes first.
+            let moved = |r: &std::ops::Range<usize>| r.start + 1..r.end + 1;
+            let instance = EncodedInstance {
+                ids: sentence.ids.clone(),
+                head_marker: ranges[0].start + 1,
+                head: moved(&ranges[0]),
+                tail_marker: ranges[1].start + 1,
+                tail: moved(&ranges[1]),
+                truncated: false,
+            };
+            let mut vector = Vec::with_capacity(parts * h);
+            for part in representation.pooling_weights(&instance) {
+                let mut pooled = vec![0.0f32; h];
+                for (position, weight) in part {
+                    for (p, x) in pooled.iter_mut().zip(&sentence.states[position * h..][..h]) {
+                        *p += weight * x;
                     }
-                    vector.extend(pooled);
                 }
-                normalize_parts(&mut vector, parts);
-                vectors[i] = Some(vector);
+                vector.extend(pooled);
             }
+            normalize_parts(&mut vector, parts);
+            vectors[i] = vector;
         }
-        Ok(vectors.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(vectors)
     }
 
     /// Last hidden states of token-id sequences (one pass): for each sequence a

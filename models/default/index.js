@@ -7,4 +7,5 @@ export const modelFiles = Object.freeze({
   'config.json': new URL('./config.json', import.meta.url).href,
   'model.safetensors': new URL('./model.safetensors', import.meta.url).href,
   'tokenizer.json': new URL('./tokenizer.json', import.meta.url).href,
+  'mention_head.json': new URL('./mention_head.json', import.meta.url).href,
 });

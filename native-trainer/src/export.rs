@@ -113,6 +113,29 @@ pub fn export(
     {
         card.insert("training".into(), publishable_paths(run["config"].clone()));
     }
+    // The learned mention proposer, when the source has one: copied as it is (a few KB).
+    if let Ok(head) = std::fs::read(model.join("mention_head.json")) {
+        let hidden = tkre::checkpoint::EncoderConfig::from_json(
+            std::str::from_utf8(&config).unwrap_or_default(),
+            "config.json",
+        )?
+        .hidden_size;
+        let parsed = tkre::fewshot::mention_head::MentionHead::from_json(
+            std::str::from_utf8(&head).unwrap_or_default(),
+            &model.join("mention_head.json").display().to_string(),
+            hidden,
+        )?;
+        std::fs::write(out.join("mention_head.json"), &head)
+            .with_context(|| format!("writing {}", out.join("mention_head.json").display()))?;
+        files.insert(
+            "mention_head.json".into(),
+            ManifestFile {
+                sha256: sha256_hex(&head),
+                bytes: head.len() as u64,
+            },
+        );
+        card.insert("mention_head".into(), json!(parsed.training));
+    }
     card.extend(extra_card);
     let manifest = Manifest {
         format: FORMAT.into(),

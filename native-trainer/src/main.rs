@@ -9,6 +9,7 @@ mod export;
 mod extract;
 mod output;
 mod runtime;
+mod train_mentions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,9 @@ enum Command {
     /// Relations in a document: sentences, entity mentions and every pair of mentions
     /// classified, as triples with offsets.
     Extract(extract::ExtractArgs),
+    /// Train the learned mention proposer (a span scorer over the encoder's states) on
+    /// sentences with entity spans; writes the head's JSON.
+    TrainMentions(train_mentions::TrainMentionsArgs),
     /// N-way K-shot episodes over a FewRel-format file.
     Eval(evaluate::EvalArgs),
     /// Knowledge synthesis with an LLM server: EDKG explanations, SCDG samples, schemas.
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Extract(args) => extract::run(args),
+        Command::TrainMentions(args) => train_mentions::run(args),
         Command::Eval(args) => evaluate::run(args),
         Command::Synthesize(command) => tkre_trainer::synthesis::run(command),
         Command::Pretrain(args) => tkre_trainer::pretrain::run(*args),

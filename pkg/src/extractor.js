@@ -31,13 +31,13 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
     // the manifest's max_length and representation.
     const inner = await Extractor.create(
       files['config.json'], files['model.safetensors'], files['tokenizer.json'], manifest ? JSON.stringify(manifest) : undefined, which);
-    if (maxLength !== undefined) {
-      try {
-        inner.setMaxLength(maxLength);
-      } catch (error) {
-        inner.free();
-        throw error;
-      }
+    try {
+      if (maxLength !== undefined) inner.setMaxLength(maxLength);
+      const head = files['mention_head.json'];
+      if (head) inner.setMentionHead(new TextDecoder().decode(head));
+    } catch (error) {
+      inner.free();
+      throw error;
     }
     return inner;
   };

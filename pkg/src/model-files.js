@@ -6,6 +6,8 @@ import { initWasm, parseManifest } from './wasm.js';
 
 const CACHE_NAME = 'tkre-model-files-v1';
 const REQUIRED = ['config.json', 'model.safetensors', 'tokenizer.json'];
+// Loaded when the manifest lists them: the learned mention proposer of `extract`.
+const OPTIONAL = ['mention_head.json'];
 
 function hex(buffer) {
   return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('');
@@ -117,13 +119,14 @@ export async function fetchModelFiles(model, { onProgress, useCache = true, sign
   // One parser for every reader: tkre::checkpoint::Manifest, in the wasm module.
   await initWasm();
   const manifest = parseManifest(await manifestResponse.text(), manifestUrl);
-  const total = REQUIRED.reduce((sum, name) => sum + manifest.files[name].bytes, 0);
+  const names = [...REQUIRED, ...OPTIONAL.filter((name) => manifest.files[name])];
+  const total = names.reduce((sum, name) => sum + manifest.files[name].bytes, 0);
   let loaded = 0;
   let fromCache = true;
   const cache = useCache ? await openCache() : null;
   /** @type {Record<string, Uint8Array>} */
   const files = {};
-  for (const name of REQUIRED) {
+  for (const name of names) {
     const entry = manifest.files[name];
     const url = fileUrl(name);
     // Keyed by content hash, so a new model version never reads an old cached file.

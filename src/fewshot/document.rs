@@ -55,8 +55,20 @@ pub struct SentenceExtraction {
     pub triples: Vec<Triple>,
 }
 
-/// The mentions of `sentence` in `text` (at most [`MAX_MENTIONS_PER_SENTENCE`]).
+/// The mentions of `sentence` in `text` (at most [`MAX_MENTIONS_PER_SENTENCE`]), proposed by
+/// the rules.
 pub fn sentence_mentions(text: &str, sentence: CharSpan, options: &MentionOptions) -> Vec<Mention> {
+    sentence_mentions_proposed(text, sentence, options, None)
+}
+
+/// [`sentence_mentions`] with the proposer's spans given (the learned proposer's); `None`: the
+/// rules propose.
+pub fn sentence_mentions_proposed(
+    text: &str,
+    sentence: CharSpan,
+    options: &MentionOptions,
+    proposed: Option<Vec<CharSpan>>,
+) -> Vec<Mention> {
     let inside =
         |span: &CharSpan| span.start >= sentence.start && span.end <= sentence.end && span.end > span.start;
     let marked: Vec<CharSpan> = options.marked.iter().copied().filter(inside).collect();
@@ -65,10 +77,10 @@ pub fn sentence_mentions(text: &str, sentence: CharSpan, options: &MentionOption
         .as_ref()
         .map(|list| list.find(text, sentence))
         .unwrap_or_default();
-    let proposed = if options.propose {
-        mentions::propose_by_rules(text, sentence)
-    } else {
-        Vec::new()
+    let proposed = match (options.propose, proposed) {
+        (false, _) => Vec::new(),
+        (true, Some(spans)) => spans,
+        (true, None) => mentions::propose_by_rules(text, sentence),
     };
     let mut found = mentions::merge(text, &marked, listed, &proposed);
     found.truncate(MAX_MENTIONS_PER_SENTENCE);

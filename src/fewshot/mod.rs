@@ -5,6 +5,7 @@ pub mod calibration;
 pub mod classifier;
 pub mod document;
 pub mod encoded_set;
+pub mod mention_head;
 pub mod relation_text;
 pub mod representation;
 pub mod support_set;

@@ -350,6 +350,49 @@ pub fn propose_by_rules(text: &str, sentence: CharSpan) -> Vec<CharSpan> {
     spans
 }
 
+/// A word of a sentence, for the learned proposer's candidates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentenceWord {
+    /// Code points of the document.
+    pub span: CharSpan,
+    /// Starts with a capital letter (or a digit with letters after it: "3M").
+    pub capitalised: bool,
+    /// A lower-case word that may stand inside a name ("of", "de", "van").
+    pub connector: bool,
+    /// A word that begins sentences without being a name ("The", "In", "He").
+    pub function_word: bool,
+    pub has_digit: bool,
+    /// Whether only spaces, hyphens or full stops separate it from the next word (a name may
+    /// go on across the gap).
+    joins_next: bool,
+}
+
+impl SentenceWord {
+    /// Whether a name may run from this word on to `next` (the word after it).
+    pub fn joins(&self, next: &SentenceWord) -> bool {
+        self.joins_next && self.span.end <= next.span.start
+    }
+}
+
+/// The words of a sentence (see `words_in`), each with whether it joins the next.
+pub fn sentence_words(text: &str, sentence: CharSpan) -> Vec<SentenceWord> {
+    let words = words_in(text, sentence);
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| SentenceWord {
+            span: CharSpan::new(w.start, w.end),
+            capitalised: w.text.chars().next().is_some_and(|c| {
+                c.is_uppercase() || c.is_ascii_digit() && w.text.chars().any(|c| c.is_alphabetic())
+            }),
+            connector: NAME_CONNECTORS.contains(&w.text.to_lowercase().as_str()),
+            function_word: SENTENCE_WORDS.contains(&w.text.to_lowercase().as_str()),
+            has_digit: w.text.chars().any(|c| c.is_ascii_digit()),
+            joins_next: words.get(i + 1).is_some_and(|next| gap_is_space(text, w, next)),
+        })
+        .collect()
+}
+
 /// Whether only spaces separate two words (a comma or a bracket ends a name).
 fn gap_is_space(text: &str, left: &Word, right: &Word) -> bool {
     let gap = slice(text, CharSpan::new(left.end, right.start));

@@ -17,6 +17,7 @@ use crate::checkpoint::{Manifest, ModelFiles};
 use crate::engine::EngineRequest;
 use crate::extractor::Extractor as Live;
 use crate::fewshot::document::{MentionOptions, check_marked};
+use crate::fewshot::mention_head::MentionHead;
 use crate::fewshot::{ExampleInput, RelationText, SupportSet};
 use crate::relation_encoder::RelationEncoder;
 use crate::text::CharSpan;
@@ -442,6 +443,18 @@ impl Extractor {
             }
             Ok(vectors.into())
         })
+    }
+
+    /// Sets the learned mention proposer from the text of the model's `mention_head.json`
+    /// (`undefined`: the rules propose).
+    #[wasm_bindgen(js_name = setMentionHead)]
+    pub fn set_mention_head(&self, json: Option<String>) -> Result<(), JsValue> {
+        let hidden = self.inner.encoder.config.hidden_size;
+        let head = json
+            .map(|text| MentionHead::from_json(&text, "mention_head.json", hidden))
+            .transpose()
+            .map_err(js_error)?;
+        self.inner.set_mention_head(head).map_err(js_error)
     }
 
     /// Relations in some sentences of a document: `sentences` are spans (code points) of

@@ -17,7 +17,7 @@ use tkre::fewshot::{ExampleInput, RelationExamples, SupportSet};
 use tkre::text::{CharSpan, RelationInstance};
 
 use super::ExtractArgs;
-use crate::output::{Output, OutputArgs};
+use crate::output::Output;
 use crate::runtime::load_encoder;
 use tkre_trainer::evaluation::{fewrel, relation_text};
 
@@ -59,6 +59,8 @@ struct TriplesReport {
     model: String,
     marking: &'static str,
     wrong_pair_filter: bool,
+    /// The mention proposer of the `proposed` variants: `learned` or `rules`.
+    proposer: &'static str,
     relations: usize,
     support_examples: usize,
     sentences: usize,
@@ -124,9 +126,12 @@ pub(super) fn triples(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
 
     let encoder = load_encoder(&args.model)?;
     let model_threshold = encoder.calibration().map(|c| c.none_similarity);
+    let head = super::mention_head(args, encoder.config.hidden_size)?;
+    let proposer = if head.is_some() { "learned" } else { "rules" };
     let extractor = Extractor::new(encoder);
     extractor.set_extraction_marking(args.marking);
     extractor.set_wrong_pair_filter(!args.keep_wrong_pairs);
+    extractor.set_mention_head(head)?;
     let bar = crate::evaluation_progress(!args.quiet, 0, "sentences");
     let mut variants = Vec::new();
     for with_text in [false, true] {
@@ -227,6 +232,7 @@ pub(super) fn triples(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
             .map_or_else(|| "the base model".into(), |p| p.display().to_string()),
         marking: args.marking.name(),
         wrong_pair_filter: !args.keep_wrong_pairs,
+        proposer,
         relations: relations.len(),
         support_examples: k,
         sentences: spans.len(),
@@ -341,10 +347,12 @@ fn triples_plot(report: &TriplesReport, path: &PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// Mention proposal against FewRel's gold entities (see `--evaluate-mentions`).
-pub(super) fn mentions(path: &PathBuf, output: &OutputArgs) -> Result<ExitCode> {
-    use tkre::fewshot::document::sentence_mentions;
+/// Mention proposal against FewRel's gold entities (see `--evaluate-mentions`): the rules,
+/// and with `--mention-head`, the learned proposer alone and together with the rules.
+pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
+    use tkre::fewshot::mention_head::candidates;
     use tkre::text::FewRelRecord;
+    use tkre::text::mentions::{merge, propose_by_rules};
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let data: std::collections::BTreeMap<String, Vec<FewRelRecord>> = serde_json::from_str(&text)
         .with_context(|| {
@@ -353,14 +361,9 @@ pub(super) fn mentions(path: &PathBuf, output: &OutputArgs) -> Result<ExitCode> 
                 path.display()
             )
         })?;
-    let options = MentionOptions {
-        propose: true,
-        ..MentionOptions::default()
-    };
-    let (mut sentences, mut both, mut heads, mut tails, mut proposals) =
-        (0usize, 0usize, 0usize, 0usize, 0usize);
+    // Each sentence as the tokens joined by spaces, with its gold head and tail spans.
+    let mut sentences: Vec<(String, CharSpan, CharSpan)> = Vec::new();
     for record in data.values().flatten() {
-        // The sentence as the tokens joined by spaces, and each token's code-point span.
         let mut spans = Vec::with_capacity(record.tokens.len());
         let mut position = 0;
         for token in &record.tokens {
@@ -368,7 +371,6 @@ pub(super) fn mentions(path: &PathBuf, output: &OutputArgs) -> Result<ExitCode> 
             spans.push(CharSpan::new(position, position + length));
             position += length + 1;
         }
-        let sentence_text = record.tokens.join(" ");
         let gold = |entity: &(String, serde_json::Value, Vec<Vec<usize>>)| -> Option<CharSpan> {
             let indexes = entity.2.first()?;
             Some(CharSpan::new(
@@ -376,44 +378,108 @@ pub(super) fn mentions(path: &PathBuf, output: &OutputArgs) -> Result<ExitCode> 
                 spans.get(*indexes.last()?)?.end,
             ))
         };
-        let (Some(head), Some(tail)) = (gold(&record.h), gold(&record.t)) else {
-            continue;
-        };
-        let found = sentence_mentions(
-            &sentence_text,
-            CharSpan::new(0, position.saturating_sub(1)),
-            &options,
-        );
-        let has = |span: CharSpan| found.iter().any(|m| m.span() == span);
-        sentences += 1;
-        proposals += found.len();
-        heads += has(head) as usize;
-        tails += has(tail) as usize;
-        both += (has(head) && has(tail)) as usize;
+        if let (Some(head), Some(tail)) = (gold(&record.h), gold(&record.t)) {
+            sentences.push((record.tokens.join(" "), head, tail));
+        }
     }
-    if sentences == 0 {
+    if sentences.is_empty() {
         bail!("{}: no records with head and tail", path.display());
     }
-    let share = |n: usize| n as f64 / sentences as f64;
+    let whole = |text: &str| CharSpan::new(0, text.chars().count());
+    let rules: Vec<Vec<CharSpan>> = sentences
+        .iter()
+        .map(|(t, _, _)| propose_by_rules(t, whole(t)))
+        .collect();
+    let mut rows = vec![("rules".to_string(), rules.clone())];
+
+    // A learned proposer: --mention-head, or the model's (which needs the model loaded).
+    let has_head = args.mention_head.is_some()
+        || crate::runtime::model_dir(&args.model)
+            .join("mention_head.json")
+            .exists();
+    if has_head {
+        let encoder = load_encoder(&args.model)?;
+        let Some(head) = super::mention_head(args, encoder.config.hidden_size)? else {
+            bail!("internal: the mention head went missing");
+        };
+        let bar = crate::evaluation_progress(!args.quiet, sentences.len(), "sentences");
+        let mut learned = Vec::with_capacity(sentences.len());
+        for chunk in sentences.chunks(args.model.batch_size.max(1)) {
+            let mut ids = Vec::new();
+            let mut cands = Vec::new();
+            for (text, _, _) in chunk {
+                let (sequence, _) = tkre::text::encode_sentence(&encoder.tokenizer, text, encoder.max_len())?;
+                let pieces = encoder.tokenizer.pieces(text)?;
+                cands.push(candidates(text, whole(text), text, &pieces, sequence.len() - 2));
+                ids.push(sequence);
+            }
+            for (states, cands) in encoder.hidden_states(&ids)?.into_iter().zip(cands) {
+                let proposed = head.propose(
+                    &states,
+                    &cands,
+                    tkre::fewshot::document::MAX_MENTIONS_PER_SENTENCE,
+                );
+                learned.push(proposed.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        let both: Vec<Vec<CharSpan>> = learned
+            .iter()
+            .zip(&rules)
+            .zip(&sentences)
+            .map(|((l, r), (text, _, _))| {
+                // The learned spans first, then the rules' where they do not overlap.
+                let mut merged: Vec<CharSpan> =
+                    merge(text, l, Vec::new(), r).iter().map(|m| m.span()).collect();
+                merged.truncate(tkre::fewshot::document::MAX_MENTIONS_PER_SENTENCE);
+                merged
+            })
+            .collect();
+        rows.push(("learned".into(), learned));
+        rows.push(("learned, then rules".into(), both));
+    }
+
+    let n = sentences.len() as f64;
+    let mut reports = Vec::new();
+    for (name, proposals) in &rows {
+        let (mut both, mut heads, mut tails, mut count) = (0usize, 0usize, 0usize, 0usize);
+        for ((_, head, tail), found) in sentences.iter().zip(proposals) {
+            let (h, t) = (found.contains(head), found.contains(tail));
+            heads += usize::from(h);
+            tails += usize::from(t);
+            both += usize::from(h && t);
+            count += found.len();
+        }
+        reports.push(serde_json::json!({
+            "proposer": name,
+            "both_found": both as f64 / n,
+            "head_found": heads as f64 / n,
+            "tail_found": tails as f64 / n,
+            "proposals_per_sentence": count as f64 / n,
+        }));
+    }
     let report = serde_json::json!({
         "data": path.display().to_string(),
-        "proposer": "rules",
-        "sentences": sentences,
-        "both_found": share(both),
-        "head_found": share(heads),
-        "tail_found": share(tails),
-        "proposals_per_sentence": share(proposals),
+        "sentences": sentences.len(),
+        "mention_head": args.mention_head.as_ref().map(|p| p.display().to_string()),
+        "proposers": reports,
     });
-    let mut out = Output::open(output)?;
+    let mut out = Output::open(&args.output)?;
     out.write(&report, |w| {
-        writeln!(
-            w,
-            "{sentences} sentences: both entities proposed exactly in {:.1}% (head {:.1}%, tail {:.1}%), {:.2} proposals per sentence",
-            share(both) * 100.0,
-            share(heads) * 100.0,
-            share(tails) * 100.0,
-            share(proposals)
-        )
+        for r in &reports {
+            writeln!(
+                w,
+                "{}: {} sentences: both entities proposed exactly in {:.1}% (head {:.1}%, tail {:.1}%), {:.2} proposals per sentence",
+                r["proposer"].as_str().unwrap_or_default(),
+                sentences.len(),
+                r["both_found"].as_f64().unwrap_or_default() * 100.0,
+                r["head_found"].as_f64().unwrap_or_default() * 100.0,
+                r["tail_found"].as_f64().unwrap_or_default() * 100.0,
+                r["proposals_per_sentence"].as_f64().unwrap_or_default()
+            )?;
+        }
+        Ok(())
     })?;
     out.finish()?;
     Ok(ExitCode::SUCCESS)

@@ -46,6 +46,10 @@ pub struct ExtractArgs {
     /// document); they always count.
     #[arg(long, value_name = "FILE")]
     mentions: Option<PathBuf>,
+    /// The learned mention proposer: a head trained by `tkre train-mentions` [default: the
+    /// model's mention_head.json, if it has one; else the rules].
+    #[arg(long, value_name = "FILE.json")]
+    mention_head: Option<PathBuf>,
     /// Only marked and listed mentions: no proposed ones.
     #[arg(long)]
     no_proposer: bool,
@@ -103,7 +107,7 @@ pub struct ExtractArgs {
 
 pub fn run(args: ExtractArgs) -> Result<ExitCode> {
     if let Some(path) = &args.evaluate_mentions {
-        return evaluate::mentions(path, &args.output);
+        return evaluate::mentions(&args, path);
     }
     if let Some(path) = &args.evaluate_triples {
         return evaluate::triples(&args, path);
@@ -143,9 +147,11 @@ pub fn run(args: ExtractArgs) -> Result<ExitCode> {
     };
 
     let encoder = load_encoder(&args.model)?;
+    let head = mention_head(&args, encoder.config.hidden_size)?;
     let extractor = Extractor::new(encoder);
     extractor.set_extraction_marking(args.marking);
     extractor.set_wrong_pair_filter(!args.keep_wrong_pairs);
+    extractor.set_mention_head(head)?;
     block_on(extractor.load_support_set(&support))
         .and_then(|_| extractor.classifier())
         .with_context(|| format!("support set {}", support_path.display()))?;
@@ -202,6 +208,30 @@ pub fn run(args: ExtractArgs) -> Result<ExitCode> {
         eprintln!("{} sentences, {triples} triples", sentences.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The learned mention proposer: `--mention-head`, else the model's `mention_head.json` if it
+/// has one.
+pub(crate) fn mention_head(
+    args: &ExtractArgs,
+    hidden_size: usize,
+) -> Result<Option<tkre::fewshot::mention_head::MentionHead>> {
+    let path = match &args.mention_head {
+        Some(path) => path.clone(),
+        None => {
+            let default = crate::runtime::model_dir(&args.model).join("mention_head.json");
+            if !default.exists() {
+                return Ok(None);
+            }
+            default
+        }
+    };
+    let json = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(tkre::fewshot::mention_head::MentionHead::from_json(
+        &json,
+        &path.display().to_string(),
+        hidden_size,
+    )?))
 }
 
 /// The document's text: a file or stdin, which must be UTF-8.
