@@ -320,7 +320,8 @@ test('load progress has stages and counts the wasm', async () => {
   const wasmDone = events.find((e) => e.stage === 'wasm' && e.status === 'done');
   assert.ok(wasmDone && wasmDone.loaded > 1e6, `the wasm download is counted: ${JSON.stringify(wasmDone)}`);
   const modelDone = events.filter((e) => e.stage === 'model' && e.status === 'done').map((e) => e.file);
-  assert.deepEqual(modelDone, ['config.json', 'model.safetensors', 'tokenizer.json']);
+  // The learned mention proposer loads with the model, since its manifest lists it.
+  assert.deepEqual(modelDone, ['config.json', 'model.safetensors', 'tokenizer.json', 'mention_head.json']);
   assert.ok(events.findIndex((e) => e.stage === 'wasm') < events.findIndex((e) => e.stage === 'model'), 'wasm first');
   assert.equal(events.at(-1).status, 'ready');
   await page.close();

@@ -30,7 +30,7 @@ test('the packed packages carry their licences, the wasm and the model files', (
     assert.ok(web.includes(file), `tkre-web lacks ${file}: ${web.join(', ')}`);
   }
   const model = packedFiles(path.join(ROOT, 'models/default'));
-  for (const file of ['manifest.json', 'config.json', 'model.safetensors', 'tokenizer.json', 'index.js', 'index.d.ts', 'LICENSE']) {
+  for (const file of ['manifest.json', 'config.json', 'model.safetensors', 'tokenizer.json', 'mention_head.json', 'index.js', 'index.d.ts', 'LICENSE']) {
     assert.ok(model.includes(file), `tkre-web-model-default lacks ${file}: ${model.join(', ')}`);
   }
 });

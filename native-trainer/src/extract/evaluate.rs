@@ -393,10 +393,11 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     let mut rows = vec![("rules".to_string(), rules.clone())];
 
     // A learned proposer: --mention-head, or the model's (which needs the model loaded).
-    let has_head = args.mention_head.is_some()
-        || crate::runtime::model_dir(&args.model)
-            .join("mention_head.json")
-            .exists();
+    let has_head = !args.rules
+        && (args.mention_head.is_some()
+            || crate::runtime::model_dir(&args.model)
+                .join("mention_head.json")
+                .exists());
     if has_head {
         let encoder = load_encoder(&args.model)?;
         let Some(head) = super::mention_head(args, encoder.config.hidden_size)? else {

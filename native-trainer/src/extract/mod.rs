@@ -50,6 +50,9 @@ pub struct ExtractArgs {
     /// model's mention_head.json, if it has one; else the rules].
     #[arg(long, value_name = "FILE.json")]
     mention_head: Option<PathBuf>,
+    /// Propose mentions with the rules even if the model has a learned proposer.
+    #[arg(long, conflicts_with = "mention_head")]
+    rules: bool,
     /// Only marked and listed mentions: no proposed ones.
     #[arg(long)]
     no_proposer: bool,
@@ -216,6 +219,9 @@ pub(crate) fn mention_head(
     args: &ExtractArgs,
     hidden_size: usize,
 ) -> Result<Option<tkre::fewshot::mention_head::MentionHead>> {
+    if args.rules {
+        return Ok(None);
+    }
     let path = match &args.mention_head {
         Some(path) => path.clone(),
         None => {
