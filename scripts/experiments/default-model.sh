@@ -29,6 +29,11 @@ base="$TKRE_CACHE/models/all-MiniLM-L6-v2"
 "$tkre" calibrate --model "$out" --fit "$corpus/dev.jsonl" --save \
   --relation-descriptions "$shared/pid2name.json" \
   --evaluate "$shared/val_wiki.json" --report reports/calibration
+# The learned mention proposer of `extract`, on the exported model's own states; added to its
+# manifest (about a minute). The rules' numbers beside it: reports/mentions.json.
+"$tkre" train-mentions --model "$out" --data "$corpus/samples.jsonl" --data "$corpus/paraphrases.jsonl" \
+  --epochs 20 --learning-rate 3e-3 --proposals 6
+"$tkre" extract --model "$out" --evaluate-mentions "$shared/val_wiki.json" --quiet --out reports/mentions.json
 base_int8="$TKRE_CACHE/web-models/base-int8"
 [ -f "$base_int8/manifest.json" ] || "$tkre" export --model "$base" --out "$base_int8" --precision int8 >/dev/null
 "$tkre" eval --data "$shared/val_wiki.json" --report reports/default-model \
