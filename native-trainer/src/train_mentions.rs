@@ -36,8 +36,10 @@ pub struct TrainMentionsArgs {
     /// The threshold is set so that held-out sentences get this many proposals on average.
     #[arg(long, default_value_t = 4.0)]
     proposals: f64,
+    /// Passes over the training sentences.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
+    /// Adam's learning rate.
     #[arg(long, default_value_t = 2e-3)]
     learning_rate: f32,
     /// Weight of a positive candidate in the loss (there are about 50 negatives per positive).
@@ -47,6 +49,7 @@ pub struct TrainMentionsArgs {
     /// ) ."), the form of tokenised text such as FewRel's.
     #[arg(long)]
     spaced_copies: bool,
+    /// Seed of the held-out split and the order of training sentences.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// The head's JSON [default: mention_head.json in the model's directory]. Written into a

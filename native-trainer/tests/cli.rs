@@ -746,9 +746,11 @@ fn extract_measures_the_mention_proposer_on_fewrel_records() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
-    let both = report["both_found"].as_f64().unwrap();
-    let head = report["head_found"].as_f64().unwrap();
     assert!(report["sentences"].as_u64().unwrap() > 0);
+    let rules = &report["proposers"][0];
+    assert_eq!(rules["proposer"], "rules", "{report}");
+    let both = rules["both_found"].as_f64().unwrap();
+    let head = rules["head_found"].as_f64().unwrap();
     assert!((0.0..=head).contains(&both), "{report}");
-    assert!(report["proposals_per_sentence"].as_f64().unwrap() > 0.0);
+    assert!(rules["proposals_per_sentence"].as_f64().unwrap() > 0.0);
 }

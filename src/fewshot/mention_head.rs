@@ -292,9 +292,9 @@ mod tests {
         let states: Vec<f32> = (0..5).flat_map(|t| [t as f32, 10.0 * t as f32]).collect();
         let dots = head.token_dots(&states);
         let c = candidate_at(1..3, 2);
-        // start: token 1 -> 1; end: token 2 -> 20; mean of tokens 1,2 -> 0.5 (1+10 + 2+20)/2 = 16.5;
+        // start: token 1 -> 1; end: token 2 -> 20; mean of tokens 1, 2 -> (5.5 + 11) / 2 = 8.25;
         // before: token 0 -> 0; after: token 3 -> 90; + length 10 + bias 0.25.
-        let expected = 1.0 + 20.0 + 16.5 + 0.0 + 90.0 + 10.0 + 0.25;
+        let expected = 1.0 + 20.0 + 8.25 + 0.0 + 90.0 + 10.0 + 0.25;
         assert!((head.score(&dots, &c) - expected).abs() < 1e-4);
         // At the sentence's end the piece after is the last one ([SEP]).
         assert!(head.score(&dots, &candidate_at(3..5, 2)).is_finite());
