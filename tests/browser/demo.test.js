@@ -449,7 +449,7 @@ test('bad model files through the Worker are rejected with a kind, and the worke
     if (bad.drop) delete files[bad.drop];
     await context.route(`**/models/bad-${name}/manifest.json`, (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify({ ...manifest, files }) }));
     await context.route(`**/models/bad-${name}/config.json`, (route) => route.fulfill({ contentType: 'application/json', body: configText ?? JSON.stringify(config) }));
-    for (const file of ['model.safetensors', 'tokenizer.json']) {
+    for (const file of ['model.safetensors', 'tokenizer.json', 'mention_head.json']) {
       await context.route(`**/models/bad-${name}/${file}`, (route) => route.fulfill({ body: readFileSync(path.join(MODEL_DIR, file)) }));
     }
   }
