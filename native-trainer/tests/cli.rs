@@ -585,8 +585,9 @@ fn extract_finds_mentions_and_triples_with_document_offsets() {
                     Zoë Ünal was born in Köln.";
     let entities = dir.path().join("entities.json");
     std::fs::write(&entities, r#"[{"name": "Apple Inc.", "aliases": ["Apple"]}]"#).unwrap();
-    let out = tkre(
-        &[
+    // Every pair with the threshold off (and the wrong-pair filter off, or with it).
+    let every_pair = |filter: bool| {
+        let mut args = vec![
             "extract",
             "--support",
             "examples/support_set.json",
@@ -594,11 +595,14 @@ fn extract_finds_mentions_and_triples_with_document_offsets() {
             entities.to_str().unwrap(),
             "--threshold",
             "-1",
-            "--keep-wrong-pairs",
             "--quiet",
-        ],
-        document,
-    );
+        ];
+        if !filter {
+            args.push("--keep-wrong-pairs");
+        }
+        tkre(&args, document)
+    };
+    let out = every_pair(false);
     assert!(out.status.success(), "{}", stderr(&out));
     let sentences: Vec<serde_json::Value> = stdout(&out)
         .lines()
@@ -647,19 +651,7 @@ fn extract_finds_mentions_and_triples_with_document_offsets() {
 
     // By default a pair closer to its relation's wrong pairs than to the relation is dropped,
     // even with the threshold off: fewer triples than pairs.
-    let filtered = tkre(
-        &[
-            "extract",
-            "--support",
-            "examples/support_set.json",
-            "--entities",
-            entities.to_str().unwrap(),
-            "--threshold",
-            "-1",
-            "--quiet",
-        ],
-        document,
-    );
+    let filtered = every_pair(true);
     assert!(filtered.status.success(), "{}", stderr(&filtered));
     let count = |text: &str| -> usize {
         text.lines()
