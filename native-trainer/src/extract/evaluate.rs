@@ -71,7 +71,7 @@ struct TriplesReport {
 
 pub(super) fn triples(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     let started = std::time::Instant::now();
-    let data = fewrel::load(path)?;
+    let data = fewrel::load_labelled(path)?;
     let (k, m) = (args.support_examples, args.sentences_per_relation);
     if k == 0 || m == 0 {
         bail!("--support-examples and --sentences-per-relation must be at least 1");
@@ -83,16 +83,29 @@ pub(super) fn triples(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut relations = Vec::new();
     let mut tests = Vec::new();
-    for (id, instances) in &data.relations {
-        if instances.len() < k + m {
-            bail!(
-                "{}: relation {id} has {} sentences; --support-examples {k} and \
-                 --sentences-per-relation {m} need {}",
-                path.display(),
-                instances.len(),
-                k + m
-            );
-        }
+    let short: Vec<&str> = data
+        .relations
+        .iter()
+        .filter(|(_, v)| v.len() < k + m)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if data.relations.len() - short.len() < 2 {
+        bail!(
+            "{}: fewer than 2 relations have the {} sentences --support-examples {k} and \
+             --sentences-per-relation {m} need; ask for fewer",
+            path.display(),
+            k + m
+        );
+    }
+    if !short.is_empty() {
+        eprintln!(
+            "{} relation(s) with fewer than {} sentences left out: {}",
+            short.len(),
+            k + m,
+            short.join(", ")
+        );
+    }
+    for (id, instances) in data.relations.iter().filter(|(_, v)| v.len() >= k + m) {
         let picked = rand::seq::index::sample(&mut rng, instances.len(), k + m).into_vec();
         relations.push((
             id.clone(),
