@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use crate::error::Result;
 use crate::fewshot::document::{
     Argument, MAX_MENTIONS_PER_SENTENCE, MentionOptions, SentenceExtraction, Triple, pair_instances,
-    sentence_mentions, sentence_mentions_proposed,
+    sentence_mentions_proposed,
 };
 use crate::fewshot::mention_head::MentionHead;
 use crate::fewshot::support_set::check_key;
@@ -18,7 +18,7 @@ use crate::fewshot::{
     EncodedSupportSet, ExampleInput, Prediction, PrototypeClassifier, RelationSummary, RelationText,
     SupportSet,
 };
-use crate::relation_encoder::RelationEncoder;
+use crate::relation_encoder::{RelationEncoder, SentenceStates};
 use crate::text::{CharSpan, Marking, RelationInstance};
 
 /// Most sequences in one encoding batch (a pass may hold fewer, `crate::engine::batch`).
@@ -96,6 +96,8 @@ impl Extractor {
             )));
         }
         *self.mention_head.borrow_mut() = head;
+        // The support set's wrong pairs were found with the previous proposer.
+        *self.unmarked_support.borrow_mut() = None;
         Ok(())
     }
 
@@ -240,8 +242,11 @@ impl Extractor {
             .plan_instances_marked(&instances, Marking::Unmarked)?;
         let vectors = self.encoder.encode_plan(&plan, BATCH_SIZE, |_| {}).await?;
         let texts = self.embed(&parsed.texts()).await?;
-        // The other ordered pairs of mentions of every example sentence.
+        // The other ordered pairs of mentions of every example sentence, its mentions found as
+        // a document's are (the learned proposer, if there is one, on the same pass).
         let sentences: Vec<String> = instances.iter().map(|i| i.text.clone()).collect();
+        let states = self.encoder.sentence_states(&sentences).await?;
+        let head = self.mention_head.borrow().clone();
         let mut pairs = Vec::new();
         let mut owners = Vec::new();
         let mut at = 0;
@@ -253,7 +258,17 @@ impl Extractor {
                     propose: true,
                 };
                 let whole = CharSpan::new(0, instance.text.chars().count());
-                let found = sentence_mentions(&instance.text, whole, &options);
+                let proposed = head.as_ref().and_then(|head| {
+                    let read = states[at].as_ref()?;
+                    Some(learned_mentions(
+                        head,
+                        &instance.text,
+                        whole,
+                        &instance.text,
+                        read,
+                    ))
+                });
+                let found = sentence_mentions_proposed(&instance.text, whole, &options, proposed);
                 for (h, head) in found.iter().enumerate() {
                     for (t, tail) in found.iter().enumerate() {
                         if h != t && (head.span(), tail.span()) != (instance.head, instance.tail) {
@@ -265,7 +280,10 @@ impl Extractor {
                 at += 1;
             }
         }
-        let wrong = self.encoder.encode_sentence_pairs(&sentences, &pairs).await?;
+        let wrong = self
+            .encoder
+            .pool_sentence_pairs(&sentences, &states, &pairs)
+            .await?;
         let mut sums: std::collections::HashMap<String, (Vec<f32>, usize)> = Default::default();
         for (key, vector) in owners.into_iter().zip(wrong) {
             let (sum, count) = sums.entry(key).or_insert_with(|| (vec![0.0; vector.len()], 0));
@@ -375,15 +393,7 @@ impl Extractor {
             // length); else the rules.
             let proposed = head.as_ref().and_then(|head| {
                 let read = states.get(s)?.as_ref()?;
-                let candidates = crate::fewshot::mention_head::candidates(
-                    text,
-                    sentence,
-                    &texts[s],
-                    &read.pieces,
-                    read.ids.len() - 2,
-                );
-                let spans = head.propose(&read.states, &candidates, MAX_MENTIONS_PER_SENTENCE);
-                Some(spans.into_iter().map(|(span, _)| span).collect::<Vec<_>>())
+                Some(learned_mentions(head, text, sentence, &texts[s], read))
             });
             let found = sentence_mentions_proposed(text, sentence, options, proposed);
             for (h, t, instance) in pair_instances(text, sentence, &found) {
@@ -435,6 +445,28 @@ impl Extractor {
         }
         Ok(results)
     }
+}
+
+/// The learned proposer's mentions of `sentence` of `text` (whose own text is
+/// `sentence_text`), from the sentence's states.
+fn learned_mentions(
+    head: &MentionHead,
+    text: &str,
+    sentence: CharSpan,
+    sentence_text: &str,
+    read: &SentenceStates,
+) -> Vec<CharSpan> {
+    let candidates = crate::fewshot::mention_head::candidates(
+        text,
+        sentence,
+        sentence_text,
+        &read.pieces,
+        read.ids.len() - 2,
+    );
+    head.propose(&read.states, &candidates, MAX_MENTIONS_PER_SENTENCE)
+        .into_iter()
+        .map(|(span, _)| span)
+        .collect()
 }
 
 /// The classifier's similarity of a query to a mean of representations of `parts` parts.
