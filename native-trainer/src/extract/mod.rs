@@ -82,7 +82,7 @@ pub struct ExtractArgs {
     #[arg(long, value_name = "FILE.json")]
     evaluate_mentions: Option<PathBuf>,
     /// Measure extraction end to end instead: on a FewRel-format file (or a corpus file of
-    /// labelled records, e.g. data/corpus/wikidata/dev.jsonl, to tune on), a support set of
+    /// relation-labelled records, to tune on held-out relations), a support set of
     /// --support-examples sentences per relation and --sentences-per-relation others extracted
     /// without marks; the share of gold triples found (right relation and direction) and
     /// triples per sentence, over thresholds, with proposed and with gold mentions (and with
