@@ -178,7 +178,7 @@ export interface ModelManifest {
   format: 'tkre-model';
   version: number;
   name: string;
-  precision: 'fp32' | 'fp16' | 'int8';
+  precision: 'fp32' | 'fp16' | 'int8' | 'packed';
   storage?: string;
   markers: 'tkre-punctuation';
   representation: 'markers' | 'entity-mean' | 'entity-mean-sentence' | 'markers-sentence' | 'sentence';

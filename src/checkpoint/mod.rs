@@ -7,6 +7,7 @@
 //! - [`tensors`]: reading `model.safetensors` into typed tensors: floats of any width widened to
 //!   f32, int8 kept as int8 with its per-row scales ([`Precision`] travels with the data),
 //! - [`precision`]: converting and quantising a checkpoint for export,
+//! - [`packing`]: the packed export's sub-byte storage of int8 tensors,
 //! - [`config`]: `config.json` ([`EncoderConfig`]), validated before anything is allocated,
 //! - [`manifest`]: `manifest.json`, the typed list of an export's files and how to read them.
 //!
@@ -16,11 +17,13 @@
 pub mod config;
 pub mod manifest;
 pub mod names;
+pub mod packing;
 pub mod precision;
 pub mod tensors;
 
 pub use config::{EncoderConfig, MAX_PARAMETERS, MIN_POSITIONS};
 pub use manifest::{Manifest, ManifestFile};
+pub use packing::widen_packed;
 pub use precision::{Precision, convert_weights, dequantize_rows, quantize_rows};
 pub use tensors::{Checkpoint, Tensor, TensorValues};
 

@@ -5,11 +5,18 @@
 //! `Linear`, per token of an embedding): `q = round(w / s)`, `s = max|row| / 127`, stored as
 //! `NAME` (I8) and `NAME_scale` (F32, `[rows]`); biases and layer norms stay f16. Readers get
 //! the integers back as they were written ([`super::TensorValues::Int8`]).
+//!
+//! packed: the int8 export's integers in fewer bits where accuracy allows it (the word-embedding
+//! table, half the parameters, is only looked up), stored bit-packed ([`super::packing`]) and
+//! widened to int8 when read; [`packed_bits`] says how many bits each tensor gets.
 
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
 use super::names::{INT8_SCALE_SUFFIX, is_encoder_tensor};
+use super::packing::{PACKED_KEY_PREFIX, PackedLayout, pack_rows, quantize_rows_to_bits};
 use super::tensors::{Checkpoint, TensorValues};
 use crate::error::{Result, TkreError};
 
@@ -20,17 +27,24 @@ pub enum Precision {
     Fp32,
     Fp16,
     Int8,
+    Packed,
 }
 
 impl Precision {
-    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Fp16, Precision::Int8];
+    pub const ALL: [Precision; 4] = [
+        Precision::Fp32,
+        Precision::Fp16,
+        Precision::Int8,
+        Precision::Packed,
+    ];
 
-    /// The name manifests and the CLI use: `fp32`, `fp16`, `int8`.
+    /// The name manifests and the CLI use: `fp32`, `fp16`, `int8`, `packed`.
     pub fn name(self) -> &'static str {
         match self {
             Precision::Fp32 => "fp32",
             Precision::Fp16 => "fp16",
             Precision::Int8 => "int8",
+            Precision::Packed => "packed",
         }
     }
 
@@ -43,6 +57,12 @@ impl Precision {
                 "2-d tensors (Linear weights, embeddings) int8, symmetric, one f32 scale per row \
                  (per output channel / per token) in NAME_scale; 1-d tensors f16"
             }
+            Precision::Packed => {
+                "as int8 (one f32 scale per row in NAME_scale, values widened to int8 when read), but \
+                 word embeddings in 4 bits, attention weights in 6 and feed-forward weights in 5, each \
+                 row's scale the clipping with least squared error, stored bit-packed as U8 with \
+                 `packed:NAME` metadata; position and token-type embeddings int8; 1-d tensors f16"
+            }
         }
     }
 }
@@ -54,7 +74,22 @@ impl std::str::FromStr for Precision {
         Self::ALL
             .into_iter()
             .find(|p| p.name() == text)
-            .ok_or_else(|| TkreError::Option(format!("precision {text:?}: use fp32, fp16 or int8")))
+            .ok_or_else(|| TkreError::Option(format!("precision {text:?}: use fp32, fp16, int8 or packed")))
+    }
+}
+
+/// The bits a packed export gives the 2-d tensor `name` (8: plain int8). The word-embedding
+/// table is a lookup whose rows are averaged by the layers above; the attention projections
+/// proved more sensitive than the feed-forward ones (docs/benchmarks.md, "Packed export").
+pub fn packed_bits(name: &str) -> u32 {
+    if name.ends_with("word_embeddings.weight") {
+        4
+    } else if name.starts_with("embeddings.") {
+        8
+    } else if name.contains(".attention.") {
+        6
+    } else {
+        5
     }
 }
 
@@ -86,6 +121,7 @@ pub fn dequantize_rows(values: &[i8], scales: &[f32], cols: usize) -> Vec<f32> {
 pub fn convert_weights(bytes: &[u8], precision: Precision, origin: &str) -> Result<Vec<u8>> {
     let checkpoint = Checkpoint::read(bytes, origin)?;
     let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut metadata = HashMap::new();
     let f16_bytes = |values: &[f32]| -> Vec<u8> {
         values
             .iter()
@@ -127,7 +163,38 @@ pub fn convert_weights(bytes: &[u8], precision: Precision, origin: &str) -> Resu
                     quantized.iter().map(|&q| q as u8).collect(),
                 ));
             }
-            Precision::Int8 => converted.push((bare.to_string(), Dtype::F16, shape, f16_bytes(&values))),
+            Precision::Packed if shape.len() == 2 => {
+                let bits = packed_bits(bare);
+                let (quantized, scales) = quantize_rows_to_bits(&values, shape[1], bits);
+                converted.push((
+                    format!("{bare}{INT8_SCALE_SUFFIX}"),
+                    Dtype::F32,
+                    vec![shape[0]],
+                    scales.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                ));
+                if bits == 8 {
+                    converted.push((
+                        bare.to_string(),
+                        Dtype::I8,
+                        shape,
+                        quantized.iter().map(|&q| q as u8).collect(),
+                    ));
+                } else {
+                    let layout = PackedLayout { bits, cols: shape[1] };
+                    let layout_json = serde_json::to_string(&layout)
+                        .map_err(|e| TkreError::Model(format!("{origin}: packed layout of {bare}: {e}")))?;
+                    metadata.insert(format!("{PACKED_KEY_PREFIX}{bare}"), layout_json);
+                    converted.push((
+                        bare.to_string(),
+                        Dtype::U8,
+                        vec![shape[0], layout.row_bytes()],
+                        pack_rows(&quantized, layout),
+                    ));
+                }
+            }
+            Precision::Int8 | Precision::Packed => {
+                converted.push((bare.to_string(), Dtype::F16, shape, f16_bytes(&values)))
+            }
         }
     }
     if converted.is_empty() {
@@ -143,7 +210,9 @@ pub fn convert_weights(bytes: &[u8], precision: Precision, origin: &str) -> Resu
                 .map_err(|e| TkreError::Model(format!("{origin}: tensor {name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, None).map_err(|e| TkreError::Model(format!("serialising {origin}: {e}")))
+    let metadata = (!metadata.is_empty()).then_some(metadata);
+    safetensors::serialize(views, metadata)
+        .map_err(|e| TkreError::Model(format!("serialising {origin}: {e}")))
 }
 
 #[cfg(test)]
@@ -161,5 +230,81 @@ mod tests {
         }
         assert_eq!("int8".parse::<Precision>().unwrap(), Precision::Int8);
         assert!("int4".parse::<Precision>().is_err());
+    }
+
+    #[test]
+    fn a_packed_export_reads_back_as_the_integers_it_was_quantised_to() {
+        let tensors: Vec<(&str, Vec<usize>)> = vec![
+            ("embeddings.word_embeddings.weight", vec![10, 16]),
+            ("embeddings.position_embeddings.weight", vec![4, 16]),
+            ("embeddings.LayerNorm.weight", vec![16]),
+            ("encoder.layer.0.attention.self.query.weight", vec![8, 16]),
+            ("encoder.layer.0.intermediate.dense.weight", vec![12, 8]),
+        ];
+        let data: Vec<Vec<u8>> = tensors
+            .iter()
+            .enumerate()
+            .map(|(t, (_, shape))| {
+                (0..shape.iter().product::<usize>())
+                    .flat_map(|i| (((i * 31 + t * 7) % 53) as f32 / 26.0 - 1.0).to_le_bytes())
+                    .collect()
+            })
+            .collect();
+        let views: Vec<_> = tensors
+            .iter()
+            .zip(&data)
+            .map(|((name, shape), bytes)| {
+                (
+                    name.to_string(),
+                    TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap(),
+                )
+            })
+            .collect();
+        let fp32 = safetensors::serialize(views, None).unwrap();
+        let source = Checkpoint::read(&fp32, "fp32").unwrap();
+        let packed = convert_weights(&fp32, Precision::Packed, "fp32").unwrap();
+        let read = Checkpoint::read(&packed, "packed").unwrap();
+        assert!(read.has_packed());
+        let widened_bytes = super::super::widen_packed(packed.clone(), "packed").unwrap();
+        let widened = Checkpoint::read(&widened_bytes, "widened").unwrap();
+        assert!(!widened.has_packed());
+        assert_eq!(
+            read.names(),
+            source.names(),
+            "scales hidden, names as in the source"
+        );
+        for (name, shape) in &tensors {
+            let tensor = read.get(name).unwrap().unwrap();
+            assert_eq!(&tensor.shape, shape, "{name}");
+            assert_eq!(
+                Some(&tensor),
+                widened.get(name).unwrap().as_ref(),
+                "{name}: widened file differs"
+            );
+            if shape.len() == 2 {
+                let bits = packed_bits(name);
+                let expected =
+                    quantize_rows_to_bits(&source.get(name).unwrap().unwrap().to_f32(), shape[1], bits);
+                let TensorValues::Int8 { values, scales } = tensor.values else {
+                    panic!("{name} should read as int8");
+                };
+                assert_eq!((values, scales), expected, "{name} at {bits} bits");
+            }
+        }
+        // A layout that contradicts its tensor is refused, naming it.
+        let mut forged = packed.clone();
+        let header_len = u64::from_le_bytes(forged[..8].try_into().unwrap()) as usize;
+        let header = String::from_utf8(forged[8..8 + header_len].to_vec()).unwrap();
+        let bad = header.replace(r#"\"bits\":4"#, r#"\"bits\":5"#);
+        assert_ne!(bad, header);
+        forged.splice(8..8 + header_len, bad.into_bytes());
+        let error = Checkpoint::read(&forged, "forged.safetensors")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("embeddings.word_embeddings.weight") && error.contains("layout"),
+            "{error}"
+        );
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! Float tensors of any width (f32, f16, bf16) are widened to f32; int8 tensors (the int8
 //! export, see [`INT8_SCALE_SUFFIX`]) stay int8 with their per-row scales, so an engine with an
-//! integer kernel gets exactly the exported integers. Every value is checked to be finite.
+//! integer kernel gets exactly the exported integers; packed tensors (the packed export, see
+//! [`super::packing`]) are widened to those int8 values as they are read. Every value is checked to be finite.
 
 use std::collections::HashMap;
 
 use safetensors::{Dtype, SafeTensors};
 
 use super::names::{INT8_SCALE_SUFFIX, encoder_name};
+use super::packing::{PackedLayout, packed_layouts, unpack_rows};
 use super::precision::dequantize_rows;
 use crate::error::{Result, TkreError};
 
@@ -52,6 +54,8 @@ pub struct Checkpoint<'a> {
     file: SafeTensors<'a>,
     /// Name without prefix -> name in the file.
     names: HashMap<String, String>,
+    /// Packed tensors' layouts, by name in the file.
+    packed: HashMap<String, PackedLayout>,
     origin: String,
 }
 
@@ -74,9 +78,11 @@ impl<'a> Checkpoint<'a> {
                 )));
             }
         }
+        let packed = packed_layouts(&file, bytes, origin)?;
         Ok(Self {
             file,
             names,
+            packed,
             origin: origin.to_string(),
         })
     }
@@ -86,7 +92,8 @@ impl<'a> Checkpoint<'a> {
         &self.origin
     }
 
-    /// The names of the tensors (without prefix), scale tensors of int8 tensors left out.
+    /// The names of the tensors (without prefix), scale tensors of int8 and packed tensors left
+    /// out.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self
             .names
@@ -94,16 +101,25 @@ impl<'a> Checkpoint<'a> {
             .map(String::as_str)
             .filter(|name| {
                 name.strip_suffix(INT8_SCALE_SUFFIX)
-                    .is_none_or(|base| self.dtype(base) != Some(Dtype::I8))
+                    .is_none_or(|base| !self.is_quantized(base))
             })
             .collect();
         names.sort_unstable();
         names
     }
 
-    fn dtype(&self, bare: &str) -> Option<Dtype> {
-        let name = self.names.get(bare)?;
-        self.file.tensor(name).ok().map(|view| view.dtype())
+    /// Whether `bare` is an int8 or packed tensor (whose values come with per-row scales).
+    fn is_quantized(&self, bare: &str) -> bool {
+        let Some(name) = self.names.get(bare) else {
+            return false;
+        };
+        self.packed.contains_key(name) || self.file.tensor(name).is_ok_and(|view| view.dtype() == Dtype::I8)
+    }
+
+    /// Whether any tensor is packed (readers of the raw file widen it first:
+    /// [`super::packing::widen_packed`]).
+    pub fn has_packed(&self) -> bool {
+        !self.packed.is_empty()
     }
 
     /// The tensor `bare` (named without prefix), or `None` if the checkpoint has none.
@@ -116,8 +132,16 @@ impl<'a> Checkpoint<'a> {
             .file
             .tensor(name)
             .map_err(|e| TkreError::Model(format!("{origin}: tensor {name}: {e}")))?;
-        let shape = view.shape().to_vec();
+        let mut shape = view.shape().to_vec();
         let values = match view.dtype() {
+            Dtype::U8 if self.packed.contains_key(name) => {
+                let layout = self.packed[name];
+                shape = vec![shape[0], layout.cols];
+                TensorValues::Int8 {
+                    values: unpack_rows(view.data(), layout, name, origin)?,
+                    scales: self.int8_scales_of(name, &shape)?,
+                }
+            }
             Dtype::F32 => TensorValues::F32(
                 view.data()
                     .chunks_exact(4)
@@ -143,7 +167,7 @@ impl<'a> Checkpoint<'a> {
             other => {
                 return Err(TkreError::Model(format!(
                     "{origin}: tensor {name} has dtype {other:?}; a BERT checkpoint holds float tensors \
-                     (f32, f16, bf16) or an int8 export's int8 tensors"
+                     (f32, f16, bf16), an int8 export's int8 tensors or a packed export's packed ones"
                 )));
             }
         };

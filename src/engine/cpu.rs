@@ -293,20 +293,24 @@ mod tests {
 
     #[test]
     fn an_int8_model_runs_on_the_integer_kernel_close_to_burns_forward() {
-        let tiny = TinyModel::new(Precision::Int8);
-        let engine = CpuEngine::new(&tiny.weights());
-        assert!(engine.uses_int8());
-        let sequence: Vec<u32> = (0..23).map(|i| (i * 17 % 50) as u32).collect();
-        // burn loads the same file widened to f32.
-        let expected = burn_hidden_states(&tiny.model, std::slice::from_ref(&sequence));
-        let got = engine.forward(&[&sequence]).unwrap();
-        let worst = expected
-            .iter()
-            .zip(&got)
-            .fold(0.0f32, |w, (a, b)| w.max((a - b).abs()));
-        // Activations are quantized to 15-16 bits per row: layer-normed states agree to ~1e-3.
-        assert!(worst < 2e-3, "int8 cpu forward differs by {worst}");
-        assert!(worst > 0.0, "the integer kernel should round the activations");
+        // A packed model is the same kind of int8 model once read: burn widens the file, the
+        // engine the tensors, and both must meet.
+        for precision in [Precision::Int8, Precision::Packed] {
+            let tiny = TinyModel::new(precision);
+            let engine = CpuEngine::new(&tiny.weights());
+            assert!(engine.uses_int8(), "{precision:?}");
+            let sequence: Vec<u32> = (0..23).map(|i| (i * 17 % 50) as u32).collect();
+            // burn loads the same file widened to f32.
+            let expected = burn_hidden_states(&tiny.model, std::slice::from_ref(&sequence));
+            let got = engine.forward(&[&sequence]).unwrap();
+            let worst = expected
+                .iter()
+                .zip(&got)
+                .fold(0.0f32, |w, (a, b)| w.max((a - b).abs()));
+            // Activations are quantized to 15-16 bits per row: layer-normed states agree to ~1e-3.
+            assert!(worst < 2e-3, "{precision:?} cpu forward differs by {worst}");
+            assert!(worst > 0.0, "the integer kernel should round the activations");
+        }
     }
 
     #[test]

@@ -20,8 +20,8 @@ use burn_store::{
 };
 
 use super::{BertModel, MlmHead};
-use crate::checkpoint::Checkpoint;
 use crate::checkpoint::names::{CHECKPOINT_TO_MODULE, ENCODER_PREFIX, MLM_HEAD_PREFIX, MODULE_TO_CHECKPOINT};
+use crate::checkpoint::{Checkpoint, widen_packed};
 use crate::error::{Result, TkreError};
 
 /// A key remapper from a table of `crate::checkpoint::names`, after removing `prefix`.
@@ -99,6 +99,8 @@ impl ModuleAdapter for Int8Dequantize {
 /// A store over a checkpoint's bytes for the module whose names carry `prefix` in the
 /// checkpoint (a regex, removed so the names match the module's own paths).
 fn checkpoint_store(bytes: Vec<u8>, prefix: &str, origin: &str) -> Result<SafetensorsStore> {
+    // burn's store reads tensors as the file types them: packed ones are widened to int8 first.
+    let bytes = widen_packed(bytes, origin)?;
     let remapper = remapper(Some(prefix), CHECKPOINT_TO_MODULE);
     let dequantize = Int8Dequantize {
         scales: Arc::new(int8_scales(&bytes, &remapper, origin)?),

@@ -1,0 +1,276 @@
+//! Sub-byte storage of int8 tensors: the `packed` export's download format.
+//!
+//! A tensor quantised to `bits` < 8 (values in `[-L, L]`, `L = 2^(bits-1) - 1`, one f32 scale
+//! per row as in the int8 export) is stored as U8 `[rows, ceil(cols * bits / 8)]`: each row a
+//! little-endian bit stream of `q + L`, value `i` in bits `i*bits .. (i+1)*bits`, the row padded
+//! to whole bytes. The header's metadata names it: `"packed:NAME": "{\"bits\":4,\"cols\":384}"`.
+//! Readers widen it back to the same int8 values it was quantised to (they fit int8 exactly), so
+//! the engines and their integer kernels see an ordinary int8 tensor: packing costs download
+//! bytes only, never arithmetic.
+
+use std::collections::HashMap;
+
+use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TkreError};
+
+/// The metadata key prefix of a packed tensor's layout.
+pub const PACKED_KEY_PREFIX: &str = "packed:";
+
+/// How one packed tensor is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackedLayout {
+    /// Bits per value, 2 ..= 7.
+    pub bits: u32,
+    /// Values per row (the tensor's second dimension).
+    pub cols: usize,
+}
+
+impl PackedLayout {
+    /// Bytes one packed row takes.
+    pub fn row_bytes(&self) -> usize {
+        (self.cols * self.bits as usize).div_ceil(8)
+    }
+
+    /// The largest magnitude a value may have: `2^(bits-1) - 1`.
+    pub fn limit(&self) -> i32 {
+        (1 << (self.bits - 1)) - 1
+    }
+}
+
+/// The packed tensors a file's metadata declares, by their name in the file. Every layout is
+/// checked against its tensor (U8, two dimensions, the row length its bits and cols imply).
+pub fn packed_layouts(
+    file: &SafeTensors<'_>,
+    bytes: &[u8],
+    origin: &str,
+) -> Result<HashMap<String, PackedLayout>> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| TkreError::Model(format!("{origin}: not a readable safetensors file ({e})")))?;
+    let mut layouts = HashMap::new();
+    let Some(entries) = metadata.metadata() else {
+        return Ok(layouts);
+    };
+    for (key, value) in entries {
+        let Some(name) = key.strip_prefix(PACKED_KEY_PREFIX) else {
+            continue;
+        };
+        let layout: PackedLayout = serde_json::from_str(value).map_err(|e| {
+            TkreError::Model(format!(
+                "{origin}: metadata {key:?} = {value:?} is not a packed layout {{\"bits\": B, \"cols\": C}} ({e})"
+            ))
+        })?;
+        let view = file.tensor(name).map_err(|_| {
+            TkreError::Model(format!(
+                "{origin}: metadata {key:?} describes tensor {name}, which the file lacks"
+            ))
+        })?;
+        let valid_bits = (2..=7).contains(&layout.bits);
+        if !valid_bits
+            || layout.cols == 0
+            || view.dtype() != Dtype::U8
+            || view.shape().len() != 2
+            || view.shape()[1] != layout.row_bytes()
+        {
+            return Err(TkreError::Model(format!(
+                "{origin}: packed tensor {name} is {:?} {:?}, which does not match its layout {value} \
+                 (U8 [rows, ceil(cols * bits / 8)], bits 2..=7); the file is corrupt or was not written by `tkre export`",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        layouts.insert(name.to_string(), layout);
+    }
+    Ok(layouts)
+}
+
+/// Packs `values` (`cols` per row, each in `[-L, L]` of `layout`) row by row.
+pub fn pack_rows(values: &[i8], layout: PackedLayout) -> Vec<u8> {
+    let bits = layout.bits as usize;
+    let limit = layout.limit();
+    let mut packed = Vec::with_capacity(values.len() / layout.cols.max(1) * layout.row_bytes());
+    for row in values.chunks(layout.cols) {
+        let mut bytes = vec![0u8; layout.row_bytes()];
+        for (i, &q) in row.iter().enumerate() {
+            let code = (i32::from(q) + limit).clamp(0, 2 * limit) as u32;
+            let at = i * bits;
+            // A value spans at most two bytes (bits <= 7).
+            let word = code << (at % 8);
+            bytes[at / 8] |= word as u8;
+            if at % 8 + bits > 8 {
+                bytes[at / 8 + 1] |= (word >> 8) as u8;
+            }
+        }
+        packed.extend_from_slice(&bytes);
+    }
+    packed
+}
+
+/// The inverse of [`pack_rows`]: the int8 values of a packed tensor's rows. A code above
+/// `2L` (which [`pack_rows`] never writes) is corruption, reported with the tensor's name.
+pub fn unpack_rows(packed: &[u8], layout: PackedLayout, name: &str, origin: &str) -> Result<Vec<i8>> {
+    let bits = layout.bits as usize;
+    let limit = layout.limit();
+    let mask = (1u32 << bits) - 1;
+    let rows = packed.len() / layout.row_bytes();
+    let mut values = Vec::with_capacity(rows * layout.cols);
+    for row in packed.chunks_exact(layout.row_bytes()) {
+        for i in 0..layout.cols {
+            let at = i * bits;
+            let low = u32::from(row[at / 8]);
+            let high = row.get(at / 8 + 1).copied().map_or(0, u32::from);
+            let code = ((low | high << 8) >> (at % 8)) & mask;
+            if code as i32 > 2 * limit {
+                return Err(TkreError::Model(format!(
+                    "{origin}: packed tensor {name} holds the code {code}, outside 0..={} of {}-bit values; the \
+                     file is corrupt",
+                    2 * limit,
+                    layout.bits
+                )));
+            }
+            values.push((code as i32 - limit) as i8);
+        }
+    }
+    Ok(values)
+}
+
+/// Symmetric quantisation to `bits` (2 ..= 8) with one scale per row of `cols` values. At 8 bits
+/// the scale is `max|row| / 127` (the int8 export). Below, where one step is a large part of the
+/// range, each row's scale is the one of 32 clipping points (`0.5 .. 1.0` of `max|row|`) with
+/// the least squared error: a few outliers clipped buy finer steps for the rest.
+pub fn quantize_rows_to_bits(values: &[f32], cols: usize, bits: u32) -> (Vec<i8>, Vec<f32>) {
+    let cols = cols.max(1);
+    let limit = ((1i32 << (bits - 1)) - 1) as f32;
+    let mut quantized = Vec::with_capacity(values.len());
+    let mut scales = Vec::with_capacity(values.len() / cols);
+    let round = |x: f32, scale: f32| (x / scale).round().clamp(-limit, limit);
+    for row in values.chunks(cols) {
+        let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let mut scale = if max > 0.0 { max / limit } else { 1.0 };
+        if bits < 8 && max > 0.0 {
+            let error = |scale: f32| -> f64 {
+                row.iter()
+                    .map(|&x| f64::from(round(x, scale) * scale - x).powi(2))
+                    .sum()
+            };
+            let mut best = error(scale);
+            for step in 0..31 {
+                let candidate = max * (0.5 + step as f32 / 62.0) / limit;
+                let candidate_error = error(candidate);
+                if candidate_error < best {
+                    best = candidate_error;
+                    scale = candidate;
+                }
+            }
+        }
+        quantized.extend(row.iter().map(|&x| round(x, scale) as i8));
+        scales.push(scale);
+    }
+    (quantized, scales)
+}
+
+/// A packed file rewritten with every packed tensor widened to I8 (the int8 export's format),
+/// for readers that take a safetensors file as it is (burn's store); any other file comes back
+/// unchanged.
+pub fn widen_packed(bytes: Vec<u8>, origin: &str) -> Result<Vec<u8>> {
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| TkreError::Model(format!("{origin}: not a readable safetensors file ({e})")))?;
+    let layouts = packed_layouts(&file, &bytes, origin)?;
+    if layouts.is_empty() {
+        return Ok(bytes);
+    }
+    let mut widened: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in file.tensors() {
+        match layouts.get(&name) {
+            Some(layout) => {
+                let values = unpack_rows(view.data(), *layout, &name, origin)?;
+                let shape = vec![view.shape()[0], layout.cols];
+                widened.push((
+                    name,
+                    Dtype::I8,
+                    shape,
+                    values.into_iter().map(|q| q as u8).collect(),
+                ));
+            }
+            None => widened.push((name, view.dtype(), view.shape().to_vec(), view.data().to_vec())),
+        }
+    }
+    let views = widened
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            TensorView::new(*dtype, shape.clone(), data)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| TkreError::Model(format!("{origin}: tensor {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, None).map_err(|e| TkreError::Model(format!("widening {origin}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_width_packs_and_unpacks_to_the_same_values() {
+        for bits in 2..=7 {
+            for cols in [1, 3, 8, 13, 384] {
+                let layout = PackedLayout { bits, cols };
+                let limit = layout.limit();
+                let values: Vec<i8> = (0..cols * 3)
+                    .map(|i| ((i as i32 * 7919) % (2 * limit + 1) - limit) as i8)
+                    .collect();
+                let packed = pack_rows(&values, layout);
+                assert_eq!(packed.len(), 3 * layout.row_bytes(), "bits {bits} cols {cols}");
+                assert_eq!(
+                    unpack_rows(&packed, layout, "t", "test").unwrap(),
+                    values,
+                    "bits {bits} cols {cols}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_code_pack_rows_never_writes_is_reported_as_corruption() {
+        let layout = PackedLayout { bits: 4, cols: 2 };
+        let error = unpack_rows(
+            &[0xff],
+            layout,
+            "embeddings.word_embeddings.weight",
+            "model.safetensors",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("embeddings.word_embeddings.weight") && error.contains("corrupt"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_chosen_clipping_is_never_worse_than_max_abs() {
+        let values: Vec<f32> = (0..384)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0 * if i % 97 == 0 { 4.0 } else { 1.0 })
+            .collect();
+        let squared_error = |(q, s): &(Vec<i8>, Vec<f32>)| -> f32 {
+            values
+                .iter()
+                .zip(q)
+                .map(|(x, &q)| (f32::from(q) * s[0] - x).powi(2))
+                .sum()
+        };
+        let chosen = quantize_rows_to_bits(&values, 384, 4);
+        let max = values.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let max_abs_q = values.iter().map(|x| (x / (max / 7.0)).round() as i8).collect();
+        let max_abs = (max_abs_q, vec![max / 7.0]);
+        assert!(chosen.0.iter().all(|q| (-7..=7).contains(q)));
+        assert!(squared_error(&chosen) < squared_error(&max_abs));
+        // 8 bits is the int8 export's rule exactly.
+        assert_eq!(
+            quantize_rows_to_bits(&values, 384, 8),
+            super::super::quantize_rows(&values, 384)
+        );
+    }
+}
