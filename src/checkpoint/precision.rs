@@ -8,7 +8,7 @@
 //!
 //! packed: the int8 export's integers in fewer bits where accuracy allows it (the word-embedding
 //! table, half the parameters, is only looked up), stored bit-packed ([`super::packing`]) and
-//! widened to int8 when read; [`packed_bits`] says how many bits each tensor gets.
+//! widened to int8 when read; [`packed_storage`] says how each tensor is stored.
 
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use super::names::{INT8_SCALE_SUFFIX, is_encoder_tensor};
-use super::packing::{PACKED_KEY_PREFIX, PackedLayout, pack_rows, quantize_rows_to_bits};
+use super::packing::{
+    PACKED_KEY_PREFIX, PackedLayout, pack_rows, quantize_rows_to_bits, quantize_rows_to_codebook,
+};
 use super::tensors::{Checkpoint, TensorValues};
 use crate::error::{Result, TkreError};
 
@@ -59,9 +61,10 @@ impl Precision {
             }
             Precision::Packed => {
                 "as int8 (one f32 scale per row in NAME_scale, values widened to int8 when read), but \
-                 word embeddings in 4 bits, attention weights in 6 and feed-forward weights in 5, each \
-                 row's scale the clipping with least squared error, stored bit-packed as U8 with \
-                 `packed:NAME` metadata; position and token-type embeddings int8; 1-d tensors f16"
+                 word embeddings in 4 bits (a codebook of 16 int8 levels fitted to the table), the other \
+                 weights on a uniform grid (each row's clipping the one with least squared error): query \
+                 and key 5 bits, value and attention output 6, feed-forward up 6 and down 5; stored bit-packed as U8 with `packed:NAME` metadata; position and \
+                 token-type embeddings int8; 1-d tensors f16"
             }
         }
     }
@@ -78,18 +81,68 @@ impl std::str::FromStr for Precision {
     }
 }
 
-/// The bits a packed export gives the 2-d tensor `name` (8: plain int8). The word-embedding
-/// table is a lookup whose rows are averaged by the layers above; the attention projections
-/// proved more sensitive than the feed-forward ones (docs/benchmarks.md, "Packed export").
-pub fn packed_bits(name: &str) -> u32 {
+/// How a packed export stores one 2-d tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackedStorage {
+    /// Plain int8.
+    Int8,
+    /// A uniform grid of this many bits, each row's clipping chosen for least squared error.
+    Grid(u32),
+    /// A codebook of `2^bits` levels fitted to the tensor.
+    Codebook(u32),
+}
+
+/// How a packed export stores the 2-d tensor `name`: the bits go where the model's output
+/// moves most per bit removed (measured tensor group by tensor group, docs/benchmarks.md,
+/// "Packed export"). The word-embedding table (half the parameters, only looked up) takes the
+/// fewest, with a codebook; the query and key projections, seen only through the softmax,
+/// take fewer than the value, output and feed-forward ones.
+pub fn packed_storage(name: &str) -> PackedStorage {
     if name.ends_with("word_embeddings.weight") {
-        4
+        PackedStorage::Codebook(4)
     } else if name.starts_with("embeddings.") {
-        8
-    } else if name.contains(".attention.") {
-        6
+        PackedStorage::Int8
+    } else if name.contains(".attention.self.query.") || name.contains(".attention.self.key.") {
+        PackedStorage::Grid(5)
+    } else if name.contains(".output.dense.") && !name.contains(".attention.") {
+        PackedStorage::Grid(5)
     } else {
-        5
+        PackedStorage::Grid(6)
+    }
+}
+
+/// `values` (rows of `cols`) quantised as a packed export stores the tensor `name`: the int8
+/// values, their rows' scales, and the packed layout (`None`: stored as plain int8).
+pub fn quantize_packed(name: &str, values: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>, Option<PackedLayout>) {
+    match packed_storage(name) {
+        PackedStorage::Int8 => {
+            let (quantized, scales) = quantize_rows(values, cols);
+            (quantized, scales, None)
+        }
+        PackedStorage::Grid(bits) => {
+            let (quantized, scales) = quantize_rows_to_bits(values, cols, bits);
+            (
+                quantized,
+                scales,
+                Some(PackedLayout {
+                    bits,
+                    cols,
+                    levels: None,
+                }),
+            )
+        }
+        PackedStorage::Codebook(bits) => {
+            let (quantized, scales, levels) = quantize_rows_to_codebook(values, cols, bits);
+            (
+                quantized,
+                scales,
+                Some(PackedLayout {
+                    bits,
+                    cols,
+                    levels: Some(levels),
+                }),
+            )
+        }
     }
 }
 
@@ -164,23 +217,14 @@ pub fn convert_weights(bytes: &[u8], precision: Precision, origin: &str) -> Resu
                 ));
             }
             Precision::Packed if shape.len() == 2 => {
-                let bits = packed_bits(bare);
-                let (quantized, scales) = quantize_rows_to_bits(&values, shape[1], bits);
+                let (quantized, scales, layout) = quantize_packed(bare, &values, shape[1]);
                 converted.push((
                     format!("{bare}{INT8_SCALE_SUFFIX}"),
                     Dtype::F32,
                     vec![shape[0]],
                     scales.iter().flat_map(|x| x.to_le_bytes()).collect(),
                 ));
-                if bits == 8 {
-                    converted.push((
-                        bare.to_string(),
-                        Dtype::I8,
-                        shape,
-                        quantized.iter().map(|&q| q as u8).collect(),
-                    ));
-                } else {
-                    let layout = PackedLayout { bits, cols: shape[1] };
+                if let Some(layout) = layout {
                     let layout_json = serde_json::to_string(&layout)
                         .map_err(|e| TkreError::Model(format!("{origin}: packed layout of {bare}: {e}")))?;
                     metadata.insert(format!("{PACKED_KEY_PREFIX}{bare}"), layout_json);
@@ -188,7 +232,14 @@ pub fn convert_weights(bytes: &[u8], precision: Precision, origin: &str) -> Resu
                         bare.to_string(),
                         Dtype::U8,
                         vec![shape[0], layout.row_bytes()],
-                        pack_rows(&quantized, layout),
+                        pack_rows(&quantized, &layout),
+                    ));
+                } else {
+                    converted.push((
+                        bare.to_string(),
+                        Dtype::I8,
+                        shape,
+                        quantized.iter().map(|&q| q as u8).collect(),
                     ));
                 }
             }
@@ -282,13 +333,16 @@ mod tests {
                 "{name}: widened file differs"
             );
             if shape.len() == 2 {
-                let bits = packed_bits(name);
-                let expected =
-                    quantize_rows_to_bits(&source.get(name).unwrap().unwrap().to_f32(), shape[1], bits);
+                let (expected, expected_scales, layout) =
+                    quantize_packed(name, &source.get(name).unwrap().unwrap().to_f32(), shape[1]);
                 let TensorValues::Int8 { values, scales } = tensor.values else {
                     panic!("{name} should read as int8");
                 };
-                assert_eq!((values, scales), expected, "{name} at {bits} bits");
+                assert_eq!(
+                    (values, scales),
+                    (expected, expected_scales),
+                    "{name} as {layout:?}"
+                );
             }
         }
         // A layout that contradicts its tensor is refused, naming it.

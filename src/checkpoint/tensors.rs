@@ -135,7 +135,7 @@ impl<'a> Checkpoint<'a> {
         let mut shape = view.shape().to_vec();
         let values = match view.dtype() {
             Dtype::U8 if self.packed.contains_key(name) => {
-                let layout = self.packed[name];
+                let layout = &self.packed[name];
                 shape = vec![shape[0], layout.cols];
                 TensorValues::Int8 {
                     values: unpack_rows(view.data(), layout, name, origin)?,

@@ -68,8 +68,10 @@ pub struct AccuracyReport {
 /// (parameters, precision) from `dir`'s model.safetensors (`weights`) and manifest, if any.
 fn describe_weights(dir: &Path, weights: &[u8]) -> Result<(u64, String)> {
     use tkre::checkpoint::names;
-    let file = safetensors::SafeTensors::deserialize(weights)
-        .with_context(|| format!("reading {}", dir.join("model.safetensors").display()))?;
+    let origin = dir.join("model.safetensors").display().to_string();
+    let file = safetensors::SafeTensors::deserialize(weights).with_context(|| format!("reading {origin}"))?;
+    // A packed tensor's stored shape counts bytes; its layout gives the values per row.
+    let packed = tkre::checkpoint::packing::packed_layouts(&file, weights, &origin)?;
     let mut params = 0u64;
     let mut dtypes = std::collections::BTreeMap::<String, u64>::new();
     for (name, view) in file.tensors() {
@@ -77,7 +79,10 @@ fn describe_weights(dir: &Path, weights: &[u8]) -> Result<(u64, String)> {
         if !names::is_encoder_tensor(bare) || bare.ends_with(names::INT8_SCALE_SUFFIX) {
             continue;
         }
-        let count = view.shape().iter().product::<usize>() as u64;
+        let count = match packed.get(&name) {
+            Some(layout) => (view.shape()[0] * layout.cols) as u64,
+            None => view.shape().iter().product::<usize>() as u64,
+        };
         params += count;
         *dtypes
             .entry(format!("{:?}", view.dtype()).to_lowercase())
