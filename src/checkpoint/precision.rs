@@ -62,8 +62,8 @@ impl Precision {
             Precision::Packed => {
                 "as int8 (one f32 scale per row in NAME_scale, values widened to int8 when read), but \
                  word embeddings in 4 bits (a codebook of 16 int8 levels fitted to the table), the other \
-                 weights on a uniform grid (each row's clipping the one with least squared error): query \
-                 and key 5 bits, value and attention output 6, feed-forward up 6 and down 5; stored bit-packed as U8 with `packed:NAME` metadata; position and \
+                 weights on a uniform grid (each row's clipping the one with least squared error): \
+                 attention 6 bits, feed-forward 5; stored bit-packed as U8 with `packed:NAME` metadata; position and \
                  token-type embeddings int8; 1-d tensors f16"
             }
         }
@@ -92,22 +92,19 @@ pub enum PackedStorage {
     Codebook(u32),
 }
 
-/// How a packed export stores the 2-d tensor `name`: the bits go where the model's output
-/// moves most per bit removed (measured tensor group by tensor group, docs/benchmarks.md,
-/// "Packed export"). The word-embedding table (half the parameters, only looked up) takes the
-/// fewest, with a codebook; the query and key projections, seen only through the softmax,
-/// take fewer than the value, output and feed-forward ones.
+/// How a packed export stores the 2-d tensor `name`: the allocation with the least FewRel
+/// accuracy lost among those measured under the download budget (docs/benchmarks.md, "Packed
+/// export"). The word-embedding table (half the parameters, only looked up) takes the
+/// fewest, with a codebook; the attention projections take more than the feed-forward ones.
 pub fn packed_storage(name: &str) -> PackedStorage {
     if name.ends_with("word_embeddings.weight") {
         PackedStorage::Codebook(4)
     } else if name.starts_with("embeddings.") {
         PackedStorage::Int8
-    } else if name.contains(".attention.self.query.") || name.contains(".attention.self.key.") {
-        PackedStorage::Grid(5)
-    } else if name.contains(".output.dense.") && !name.contains(".attention.") {
-        PackedStorage::Grid(5)
-    } else {
+    } else if name.contains(".attention.") {
         PackedStorage::Grid(6)
+    } else {
+        PackedStorage::Grid(5)
     }
 }
 
