@@ -279,7 +279,16 @@ pub fn widen_packed(bytes: Vec<u8>, origin: &str) -> Result<Vec<u8>> {
             None => widened.push((name, view.dtype(), view.shape().to_vec(), view.data().to_vec())),
         }
     }
-    let views = widened
+    serialize(&widened, None, origin)
+}
+
+/// A safetensors file of `tensors` (name, dtype, shape, little-endian bytes) and `metadata`.
+pub(crate) fn serialize(
+    tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)],
+    metadata: Option<HashMap<String, String>>,
+    origin: &str,
+) -> Result<Vec<u8>> {
+    let views = tensors
         .iter()
         .map(|(name, dtype, shape, data)| {
             TensorView::new(*dtype, shape.clone(), data)
@@ -287,7 +296,7 @@ pub fn widen_packed(bytes: Vec<u8>, origin: &str) -> Result<Vec<u8>> {
                 .map_err(|e| TkreError::Model(format!("{origin}: tensor {name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, None).map_err(|e| TkreError::Model(format!("widening {origin}: {e}")))
+    safetensors::serialize(views, metadata).map_err(|e| TkreError::Model(format!("writing {origin}: {e}")))
 }
 
 #[cfg(test)]

@@ -10,14 +10,14 @@
 //! table, half the parameters, is only looked up), stored bit-packed ([`super::packing`]) and
 //! widened to int8 when read; [`packed_storage`] says how each tensor is stored.
 
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
 use super::names::{INT8_SCALE_SUFFIX, is_encoder_tensor};
 use super::packing::{
-    PACKED_KEY_PREFIX, PackedLayout, pack_rows, quantize_rows_to_bits, quantize_rows_to_codebook,
+    PACKED_KEY_PREFIX, PackedLayout, pack_rows, quantize_rows_to_bits, quantize_rows_to_codebook, serialize,
 };
 use super::tensors::{Checkpoint, TensorValues};
 use crate::error::{Result, TkreError};
@@ -250,21 +250,14 @@ pub fn convert_weights(bytes: &[u8], precision: Precision, origin: &str) -> Resu
             "{origin} has no embeddings.* or encoder.* tensors; is it a BERT checkpoint?"
         )));
     }
-    let views = converted
-        .iter()
-        .map(|(name, dtype, shape, data)| {
-            TensorView::new(*dtype, shape.clone(), data)
-                .map(|view| (name.clone(), view))
-                .map_err(|e| TkreError::Model(format!("{origin}: tensor {name}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let metadata = (!metadata.is_empty()).then_some(metadata);
-    safetensors::serialize(views, metadata)
-        .map_err(|e| TkreError::Model(format!("serialising {origin}: {e}")))
+    serialize(&converted, metadata, origin)
 }
 
 #[cfg(test)]
 mod tests {
+    use safetensors::tensor::TensorView;
+
     use super::*;
 
     #[test]
