@@ -380,10 +380,14 @@ mod tests {
         let max_abs = (max_abs_q, vec![max / 7.0]);
         assert!(chosen.0.iter().all(|q| (-7..=7).contains(q)));
         assert!(squared_error(&chosen) < squared_error(&max_abs));
-        // 8 bits is the int8 export's rule exactly.
-        assert_eq!(
-            quantize_rows_to_bits(&values, 384, 8),
-            super::super::quantize_rows(&values, 384)
+        // 8 bits is the int8 export's rule (`quantize_rows`): max-abs scaling, no clipping.
+        let (int8, scales) = quantize_rows_to_bits(&values, 384, 8);
+        assert_eq!(scales, vec![max / 127.0]);
+        assert!(
+            values
+                .iter()
+                .zip(&int8)
+                .all(|(x, &q)| f32::from(q) == (x / (max / 127.0)).round())
         );
     }
 

@@ -145,15 +145,7 @@ pub fn quantize_packed(name: &str, values: &[f32], cols: usize) -> (Vec<i8>, Vec
 
 /// Symmetric int8 quantisation with one scale per row of `cols` values.
 pub fn quantize_rows(values: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
-    let mut quantized = Vec::with_capacity(values.len());
-    let mut scales = Vec::with_capacity(values.len() / cols.max(1));
-    for row in values.chunks(cols.max(1)) {
-        let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-        quantized.extend(row.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8));
-        scales.push(scale);
-    }
-    (quantized, scales)
+    quantize_rows_to_bits(values, cols, 8)
 }
 
 /// The inverse of [`quantize_rows`]: `values[i] * scales[i / cols]`.
