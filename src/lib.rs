@@ -13,6 +13,14 @@
 //!   classify), used by the browser binding and `tkre classify`,
 //! - `web` (wasm only): the JavaScript binding.
 
+// The threaded wasm build (wasm atomics, shared memory) parks the CPU engine's workers on
+// `memory.atomic.wait32`, whose intrinsic is unstable; that build is made with the standard
+// library from source (-Zbuild-std), which needs a nightly-enabled compiler anyway.
+#![cfg_attr(
+    all(target_arch = "wasm32", target_feature = "atomics"),
+    feature(stdarch_wasm_atomic_wait)
+)]
+
 pub mod checkpoint;
 pub mod engine;
 pub mod error;

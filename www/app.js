@@ -261,6 +261,12 @@ async function loadExampleSet() {
   await refreshSet();
 }
 
+function showBackend() {
+  const threads = `${extractor.threads} thread${extractor.threads === 1 ? '' : 's'}`;
+  $('backend').textContent = `backend: ${extractor.backend} (${extractor.backendReason}) · ${threads}`;
+  $('backend').title = extractor.threadsReason;
+}
+
 async function main() {
   $('status').textContent = 'Loading the model…';
   const onProgress = ({ status, stage, loaded, total, file, cached }) => {
@@ -271,9 +277,9 @@ async function main() {
     $('status').textContent = `${cached ? 'Reading cached' : 'Downloading'} ${what}… ${size}`;
   };
   const create = useWorker ? createWorkerExtractor : createExtractor;
-  extractor = await create({ modelUrl, backend, onProgress });
+  extractor = await create({ modelUrl, backend, onProgress, onBackendChange: showBackend });
   $('progress').hidden = true;
-  $('backend').textContent = `backend: ${extractor.backend} (${extractor.backendReason})`;
+  showBackend();
   $('model-name').textContent = extractor.manifest?.name ?? modelUrl;
   // Empty: the model's recommended threshold (its calibration), if it has one.
   const recommended = extractor.manifest?.calibration?.none_similarity;

@@ -2,7 +2,7 @@
 // the Rust `Extractor`. The worker wrapper (worker-client.js) offers the same methods off the
 // main thread.
 
-import { Extractor, engineNames, initWasm, splitSentences } from './wasm.js';
+import { initWasm } from './wasm.js';
 import { defaultModelFiles, fetchModelFiles } from './model-files.js';
 import { METHODS, normalizedArgs, callSignal, abortError, inputError } from './methods.js';
 
@@ -12,15 +12,16 @@ export { initWasm };
  * Loads a model and creates an extractor.
  * @param {import('./index.js').LoadOptions} options
  */
-export async function createExtractor({ modelUrl, backend = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl, maxLength, signal } = {}) {
+export async function createExtractor({ modelUrl, backend = 'auto', threads = 'auto', onProgress, onBackendChange, useCache = true, wasmUrl, threadsWasmUrl, maxLength, signal } = {}) {
   signal = callSignal('createExtractor', { signal });
   signal?.throwIfAborted();
   // No modelUrl: the default model, from the package tkre-web-model-default.
   const location = modelUrl ?? (await defaultModelFiles());
   const started = performance.now();
-  await initWasm(wasmUrl, onProgress);
+  const loaded = await initWasm(wasmUrl, onProgress, { threads, threadsWasmUrl });
+  const { Extractor } = loaded.wasm;
   signal?.throwIfAborted();
-  const engines = engineNames();
+  const engines = loaded.wasm.engineNames();
   if (!engines.includes(backend)) {
     throw new Error(`createExtractor: unknown backend "${backend}"; use ${engines.map((e) => `"${e}"`).join(', ')}`);
   }
@@ -52,7 +53,7 @@ export async function createExtractor({ modelUrl, backend = 'auto', onProgress, 
   // device only (burn's, in the comparison build, is not watched).
   const lost = inner.deviceLost();
   const gpu = lost ? { lost, createCpu: () => create('cpu'), onBackendChange } : null;
-  return new RelationExtractor(inner, manifest, loadInfo, gpu);
+  return new RelationExtractor(inner, manifest, loadInfo, gpu, loaded);
 }
 
 // Queries per call into the wasm module when the caller can abort: an abort takes effect
@@ -111,6 +112,8 @@ export class RelationExtractor {
   #recovery = null;
   /** @type {string | null} */
   #reason = null;
+  /** @type {import('./wasm.js').LoadedWasm} */
+  #wasm;
 
   /**
    * Use createExtractor(); `gpu` ({lost, createCpu, onBackendChange}) when on WebGPU.
@@ -118,9 +121,11 @@ export class RelationExtractor {
    * @param {import('./index.js').ModelManifest | null} manifest
    * @param {{fromCache: boolean, verified: boolean, loadMs: number}} loadInfo
    * @param {{lost: Promise<unknown>, createCpu: () => Promise<import('../wasm/tkre.js').Extractor>, onBackendChange?: (info: {backend: string, backendReason: string}) => void} | null} gpu
+   * @param {import('./wasm.js').LoadedWasm} loaded the wasm build it runs on
    */
-  constructor(inner, manifest, loadInfo, gpu = null) {
+  constructor(inner, manifest, loadInfo, gpu, loaded) {
     this.#inner = inner;
+    this.#wasm = loaded;
     this.manifest = manifest;
     this.loadInfo = loadInfo;
     if (gpu) this.#watch(gpu);
@@ -201,8 +206,20 @@ export class RelationExtractor {
     return this.#disposed?.backendReason ?? this.#reason ?? this.#inner.backendReason;
   }
 
+  /** CPU threads a query computes on: the threaded build's Web Workers on the CPU backend
+   *  (a cross-origin isolated page), else 1; 1 on WebGPU. */
+  get threads() {
+    return this.#disposed?.threads ?? this.#inner.threads;
+  }
+
+  /** Why that many threads. */
+  get threadsReason() {
+    if (this.backend !== 'cpu') return `1 thread: the ${this.backend} backend computes on its device`;
+    return this.#wasm.threadsReason;
+  }
+
   /** What the getters read after dispose() (the object stays readable; every call rejects).
-   *  @type {{backend: string, backendReason: string} | null} */
+   *  @type {{backend: string, backendReason: string, threads: number} | null} */
   #disposed = null;
 
   #alive() {
@@ -295,7 +312,7 @@ export class RelationExtractor {
   async extract(text, options, call) {
     const { args: [document, extractOptions], signal, onProgress } = normalizedArgs('extract', [text, options, call]);
     if (typeof document !== 'string') throw inputError('extract takes the document as a string');
-    const sentences = splitSentences(document);
+    const sentences = this.#wasm.wasm.splitSentences(document);
     const units = codeUnitOffsets(document);
     const result = { sentences: [], mentions: [], triples: [] };
     for (let i = 0; i < sentences.length; ) {
@@ -331,14 +348,13 @@ export class RelationExtractor {
 
   /** Bytes the wasm module's linear memory holds now (it grows, never shrinks). */
   async memoryUsage() {
-    const wasm = await initWasm();
-    return { wasmBytes: wasm.memory.buffer.byteLength };
+    return { wasmBytes: this.#wasm.memory.buffer.byteLength };
   }
 
   /** Frees the model's memory (GPU buffers included). */
   async dispose() {
     if (this.#disposed) return;
-    this.#disposed = { backend: this.backend, backendReason: `${this.backendReason} (disposed)` };
+    this.#disposed = { backend: this.backend, backendReason: `${this.backendReason} (disposed)`, threads: this.threads };
     this.#inner.free();
     this.#inner = null;
   }

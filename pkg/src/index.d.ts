@@ -153,6 +153,12 @@ export interface LoadOptions {
    *  the CPU). The comparison build (scripts/dev/build-wasm.sh --compare) also takes
    *  "burn-ndarray" and "burn-webgpu", burn's own ops. */
   backend?: 'auto' | 'webgpu' | 'cpu' | 'burn-ndarray' | 'burn-webgpu';
+  /** CPU threads: "auto" (default: one per core, at most 8) or a number. More than one needs a
+   *  cross-origin isolated page (served with `Cross-Origin-Opener-Policy: same-origin` and
+   *  `Cross-Origin-Embedder-Policy: require-corp`); it then loads the threaded build
+   *  (wasm-threads/) and starts Web Workers that share its memory. Elsewhere the single-thread
+   *  build runs, with the same results. `threads`/`threadsReason` say what was chosen. */
+  threads?: number | 'auto';
   onProgress?: (progress: LoadProgress) => void;
   /** Called when the extractor changes backend by itself: its WebGPU device was lost and it
    *  moved to the CPU (with the same support set). `backend`/`backendReason` say so too. */
@@ -161,6 +167,9 @@ export interface LoadOptions {
   useCache?: boolean;
   /** Where this package's tkre_bg.wasm is served, if not next to wasm/tkre.js. */
   wasmUrl?: string | URL;
+  /** Where the threaded build's tkre_bg.wasm is served, if not next to wasm-threads/tkre.js
+   *  (when it cannot be loaded, the single-thread build runs and `threadsReason` says why). */
+  threadsWasmUrl?: string | URL;
   /** Maximum tokens per sentence, [CLS]/[SEP] included. Default 256 (capped by the model). */
   maxLength?: number;
   /** Aborts the load (downloads stop); the promise rejects with an AbortError. */
@@ -232,6 +241,11 @@ export interface LoadedModel {
   /** The engine in use. */
   readonly backend: 'webgpu' | 'cpu' | 'burn-ndarray' | 'burn-webgpu';
   readonly backendReason: string;
+  /** CPU threads a query computes on: more than one on the CPU backend of a cross-origin
+   *  isolated page; 1 on WebGPU. */
+  readonly threads: number;
+  /** Why that many threads (e.g. the page is not cross-origin isolated). */
+  readonly threadsReason: string;
   /** The model's manifest; null for a directory without one (loaded unverified). */
   readonly manifest: ModelManifest | null;
   /** `verified`: every file matched the manifest's sha256 (false without a manifest). */

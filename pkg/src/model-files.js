@@ -2,7 +2,7 @@
 // sha256 verification and the Cache API so that a reload does not download again.
 // The only network requests this package makes are these (and its own wasm file).
 
-import { initWasm, parseManifest } from './wasm.js';
+import { initWasm } from './wasm.js';
 
 const CACHE_NAME = 'tkre-model-files-v1';
 const REQUIRED = ['config.json', 'model.safetensors', 'tokenizer.json'];
@@ -117,8 +117,8 @@ export async function fetchModelFiles(model, { onProgress, useCache = true, sign
     throw new Error(`model manifest ${manifestUrl}: HTTP ${manifestResponse.status}; is the model directory served there?`);
   }
   // One parser for every reader: tkre::checkpoint::Manifest, in the wasm module.
-  await initWasm();
-  const manifest = parseManifest(await manifestResponse.text(), manifestUrl);
+  const { wasm } = await initWasm();
+  const manifest = wasm.parseManifest(await manifestResponse.text(), manifestUrl);
   const names = [...REQUIRED, ...OPTIONAL.filter((name) => manifest.files[name])];
   const total = names.reduce((sum, name) => sum + manifest.files[name].bytes, 0);
   let loaded = 0;

@@ -38,6 +38,8 @@ export class WorkerExtractor {
   // What the loaded model reports (the worker's answer to `load`, or a recovery's).
   /** @type {string} */ backend;
   /** @type {string} */ backendReason;
+  /** @type {number} */ threads;
+  /** @type {string} */ threadsReason;
   /** @type {import('./index.js').ModelManifest | null} */ manifest;
   /** @type {{fromCache: boolean, verified: boolean, loadMs: number}} */ loadInfo;
   #worker;
@@ -177,7 +179,9 @@ export class WorkerExtractor {
     // the worker's script, and the default model's URLs come from the page's bundle. URLs travel
     // as strings (a URL object cannot be posted to a worker).
     options.modelUrl = resolveModelLocation(options.modelUrl ?? (await defaultModelFiles()));
-    if (options.wasmUrl != null) options.wasmUrl = new URL(String(options.wasmUrl), globalThis.location?.href).href;
+    for (const key of ['wasmUrl', 'threadsWasmUrl']) {
+      if (options[key] != null) options[key] = new URL(String(options[key]), globalThis.location?.href).href;
+    }
     this.#options = options;
     const info = await this.#call('load', [options], { signal });
     Object.assign(this, info);

@@ -14,9 +14,16 @@ const methods = {
       ...options,
       signal,
       onProgress: (p) => self.postMessage({ progress: p }),
-      onBackendChange: (info) => self.postMessage({ backendChanged: info }),
+      onBackendChange: (info) => self.postMessage({ backendChanged: { ...info, threads: extractor.threads, threadsReason: extractor.threadsReason } }),
     });
-    return { backend: extractor.backend, backendReason: extractor.backendReason, manifest: extractor.manifest, loadInfo: extractor.loadInfo };
+    return {
+      backend: extractor.backend,
+      backendReason: extractor.backendReason,
+      threads: extractor.threads,
+      threadsReason: extractor.threadsReason,
+      manifest: extractor.manifest,
+      loadInfo: extractor.loadInfo,
+    };
   },
 };
 

@@ -8,6 +8,8 @@ URL layout:
   /bench/            bench/ (the browser benchmark page)
   /models/default/   the default browser model directory (manifest.json + files)
   /models/NAME/      $TKRE_WEB_MODELS/NAME (other exported models, for the benchmarks)
+Every response carries COOP/COEP (cross-origin isolation: the package's threaded build), except
+one asked for with the query `isolation=off`.
   /onnx-models/      $TKRE_ONNX_MODELS (bench/compare.js: transformers.js's model layout)
   /transformers/     transformers.js's browser bundle (bench/transformers-js, when installed)
 
@@ -76,9 +78,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         return io.BytesIO(body)
 
     def end_headers(self):
-        # Cross-origin isolation, so that the page may use SharedArrayBuffer (wasm threads).
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        # Cross-origin isolation, so that the page may share memory with Web Workers (the
+        # threaded wasm build). A page asked for with `?isolation=off` is served without it, as
+        # a host that sends no such headers would: the package then runs on one thread.
+        if "isolation=off" not in urllib.parse.urlsplit(self.path).query:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 

@@ -1,5 +1,5 @@
-//! The CPU engine: the encoder's inference forward pass on one thread, fused and specialised for
-//! BERT. The browser's engine when there is no WebGPU (a phone without it runs this), and
+//! The CPU engine: the encoder's inference forward pass, fused and specialised for BERT, on the
+//! threads of a [`ThreadPool`] (Web Workers in a cross-origin isolated page, else one thread). The browser's engine when there is no WebGPU (a phone without it runs this), and
 //! `tkre --engine cpu`.
 //!
 //! Same arithmetic as the burn model's forward pass (tests/reference_parity.rs checks every
@@ -12,7 +12,9 @@
 //!   `[hidden, 3 hidden]` product, with the query pre-scaled by `1/sqrt(head size)`;
 //! - attention per head on the fused projection in place (no head split/transpose copies);
 //! - residual + layer norm in one pass over each row; GELU and softmax with the polynomial
-//!   `erf`/`exp` of [`super::kernels::activation`].
+//!   `erf`/`exp` of [`super::kernels::activation`];
+//! - threads split each product by output columns and the attention by (sequence, head), and
+//!   every value is computed as on one thread: outputs equal bit for bit at any thread count.
 //!
 //! Why not burn's ops here: in the browser each op of the CPU backends copies its operands in
 //! and out of tensors, re-packs matrices and dispatches through layers of generic code; on
@@ -20,8 +22,12 @@
 
 use super::batch::check_sequences;
 use super::kernels::activation::{gelu_in_place, softmax_in_place, sum};
-use super::kernels::packed_linear::{PackedWeights, matmul_packed, matmul_packed_strided, pack};
-use super::kernels::quantized_linear::{PackedInt8Weights, QuantizedRows, matmul_int8};
+use std::cell::RefCell;
+use std::ops::Range;
+
+use super::kernels::packed_linear::{PackedWeights, matmul_packed_panels, matmul_packed_strided, pack};
+use super::kernels::quantized_linear::{PackedInt8Weights, QuantizedRows, matmul_int8_panels};
+use super::kernels::threads::{SharedSlice, ThreadPool, split};
 use super::weights::{self, EncoderWeights, Matrix, Norm, Table};
 use crate::error::Result;
 
@@ -69,14 +75,41 @@ impl Linear {
         }
     }
 
-    /// `out[m, outputs] = x[m, inputs] · W + bias`.
-    fn apply(&self, x: &[f32], m: usize, quantized: &mut QuantizedRows, out: &mut [f32]) {
+    fn panel_count(&self) -> usize {
         match self {
-            Self::F32(w) => matmul_packed(x, m, w, out),
-            Self::Int8(w) => matmul_int8(x, m, w, quantized, out),
+            Self::F32(w) => w.panel_count(),
+            Self::Int8(w) => w.panel_count(),
         }
     }
+
+    /// `out[m, outputs] = x[m, inputs] · W + bias`, the columns split over the pool's threads.
+    fn apply(&self, pool: &ThreadPool, x: &[f32], m: usize, quantized: &mut QuantizedRows, out: &mut [f32]) {
+        if m == 0 {
+            return;
+        }
+        if let Self::Int8(w) = self {
+            quantized.quantize_for(x, m, w);
+        }
+        let quantized = &*quantized;
+        // A few tasks per thread, so that a thread the browser delays does not hold up a layer.
+        let parts = split(self.panel_count(), TASKS_PER_THREAD * pool.threads(), 1);
+        let out = SharedSlice::new(out);
+        let out = &out;
+        pool.run(parts.len(), |task| {
+            let panels = parts[task].clone();
+            // SAFETY: the tasks' panel ranges are disjoint (`split`).
+            unsafe {
+                match self {
+                    Self::F32(w) => matmul_packed_panels(x, w.k, m, w, panels, out, w.n),
+                    Self::Int8(w) => matmul_int8_panels(quantized, m, w, panels, out),
+                }
+            }
+        });
+    }
 }
+
+/// Tasks per thread for one product or one layer's attention.
+const TASKS_PER_THREAD: usize = 3;
 
 /// One encoder layer's packed weights.
 struct Layer {
@@ -96,10 +129,20 @@ struct Scratch {
     context: Vec<f32>,
     projected: Vec<f32>,
     intermediate: Vec<f32>,
-    scores: Vec<f32>,
     quantized: QuantizedRows,
+}
+
+/// One thread's scratch memory for the attention of one head of one sequence.
+#[derive(Default)]
+struct HeadScratch {
+    scores: Vec<f32>,
     keys: PackedWeights,
     values: PackedWeights,
+    context: Vec<f32>,
+}
+
+thread_local! {
+    static HEAD_SCRATCH: RefCell<HeadScratch> = RefCell::default();
 }
 
 /// The encoder's weights laid out for [`CpuEngine::forward`].
@@ -117,11 +160,19 @@ pub struct CpuEngine {
     embedding_norm: Norm,
     layers: Vec<Layer>,
     int8: bool,
+    pool: ThreadPool,
 }
 
 impl CpuEngine {
-    /// Packs `weights` (the weight matrices once, for every later pass).
+    /// Packs `weights` (the weight matrices once, for every later pass), to run on the
+    /// process's pool: in wasm the Web Workers that joined it (none without cross-origin
+    /// isolation), natively every core.
     pub fn new(weights: &EncoderWeights) -> Self {
+        Self::with_pool(weights, ThreadPool::for_engines())
+    }
+
+    /// Packs `weights` to run on `pool`.
+    pub fn with_pool(weights: &EncoderWeights, pool: ThreadPool) -> Self {
         let config = &weights.config;
         let layers = weights
             .layers
@@ -148,7 +199,13 @@ impl CpuEngine {
             embedding_norm: weights.embedding_norm.clone(),
             layers,
             int8: weights.is_int8(),
+            pool,
         }
+    }
+
+    /// Threads a pass runs on (the pool's caller and workers).
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
     }
 
     /// Whether the weight matrices run on the integer kernel (an int8 model).
@@ -187,58 +244,87 @@ impl CpuEngine {
     fn layer_forward(&self, layer: &Layer, hidden: &mut [f32], lengths: &[usize], scratch: &mut Scratch) {
         let h = self.hidden;
         let tokens = hidden.len() / h;
+        let pool = &self.pool;
         let Scratch {
             qkv,
             context,
             projected,
             intermediate,
-            scores,
             quantized,
-            keys,
-            values,
         } = scratch;
         resize(qkv, tokens * 3 * h);
         resize(context, tokens * h);
         resize(projected, tokens * h);
         resize(intermediate, tokens * layer.intermediate.outputs());
 
-        layer.qkv.apply(hidden, tokens, quantized, qkv);
+        layer.qkv.apply(pool, hidden, tokens, quantized, qkv);
+        self.attention(qkv, lengths, context);
+        layer
+            .attention_output
+            .apply(pool, context, tokens, quantized, projected);
+        add_and_normalize(hidden, projected, &layer.attention_norm, self.epsilon);
+
+        layer
+            .intermediate
+            .apply(pool, hidden, tokens, quantized, intermediate);
+        let width = layer.intermediate.outputs();
+        let parts = split(tokens, TASKS_PER_THREAD * pool.threads(), 1);
+        let activations = SharedSlice::new(intermediate);
+        pool.run(parts.len(), |task| {
+            let Range { start, end } = parts[task].clone();
+            // SAFETY: the tasks' row ranges are disjoint (`split`).
+            gelu_in_place(unsafe { activations.range_mut(start * width..end * width) });
+        });
+        layer
+            .output
+            .apply(pool, intermediate, tokens, quantized, projected);
+        add_and_normalize(hidden, projected, &layer.output_norm, self.epsilon);
+    }
+
+    /// Self-attention of every sequence on the fused query/key/value rows `qkv`, into `context`
+    /// (`[tokens, hidden]`), one task per (sequence, head).
+    fn attention(&self, qkv: &[f32], lengths: &[usize], context: &mut [f32]) {
+        let (h, head_size) = (self.hidden, self.head_size);
+        let mut firsts = Vec::with_capacity(lengths.len());
         let mut first = 0;
         for &len in lengths {
+            firsts.push(first);
+            first += len;
+        }
+        let context = SharedSlice::new(context);
+        self.pool.run(lengths.len() * self.heads, |task| {
+            let (sequence, head) = (task / self.heads, task % self.heads);
+            let (len, first) = (lengths[sequence], firsts[sequence]);
             if len == 0 {
-                continue;
+                return;
             }
-            resize(scores, len * len);
             let rows = &qkv[first * 3 * h..(first + len) * 3 * h];
-            for head in 0..self.heads {
-                let (q, k, v) = (
-                    head * self.head_size,
-                    h + head * self.head_size,
-                    2 * h + head * self.head_size,
-                );
+            let (q, k, v) = (head * head_size, h + head * head_size, 2 * h + head * head_size);
+            HEAD_SCRATCH.with_borrow_mut(|scratch| {
+                let HeadScratch {
+                    scores,
+                    keys,
+                    values,
+                    context: out,
+                } = scratch;
+                resize(scores, len * len);
+                resize(out, len * head_size);
                 // scores = q · kᵀ (the query is pre-scaled), keys packed as a [head, len] matrix.
-                keys.repack(self.head_size, len, None, |d, j| rows[j * 3 * h + k + d]);
+                keys.repack(head_size, len, None, |d, j| rows[j * 3 * h + k + d]);
                 matmul_packed_strided(&rows[q..], 3 * h, len, keys, scores, len);
                 for row in scores.chunks_exact_mut(len) {
                     softmax_in_place(row);
                 }
-                // context = weights · v, written into this head's columns.
-                values.repack(len, self.head_size, None, |j, d| rows[j * 3 * h + v + d]);
-                let out = &mut context[first * h + q..];
-                matmul_packed_strided(scores, len, len, values, out, h);
-            }
-            first += len;
-        }
-
-        layer
-            .attention_output
-            .apply(context, tokens, quantized, projected);
-        add_and_normalize(hidden, projected, &layer.attention_norm, self.epsilon);
-
-        layer.intermediate.apply(hidden, tokens, quantized, intermediate);
-        gelu_in_place(intermediate);
-        layer.output.apply(intermediate, tokens, quantized, projected);
-        add_and_normalize(hidden, projected, &layer.output_norm, self.epsilon);
+                // context = weights · v, then into this head's columns.
+                values.repack(len, head_size, None, |j, d| rows[j * 3 * h + v + d]);
+                matmul_packed_strided(scores, len, len, values, out, head_size);
+                for (j, values) in out.chunks_exact(head_size).enumerate() {
+                    let start = (first + j) * h + q;
+                    // SAFETY: this task alone writes this head's columns of this sequence's rows.
+                    unsafe { context.range_mut(start..start + head_size) }.copy_from_slice(values);
+                }
+            });
+        });
     }
 }
 
@@ -310,6 +396,40 @@ mod tests {
             // Activations are quantized to 15-16 bits per row: layer-normed states agree to ~1e-3.
             assert!(worst < 2e-3, "{precision:?} cpu forward differs by {worst}");
             assert!(worst > 0.0, "the integer kernel should round the activations");
+        }
+    }
+
+    #[test]
+    fn every_thread_count_gives_the_same_bits() {
+        // Batches with sequences shorter than a tile, longer than a head, and empty ones.
+        let sequences: Vec<Vec<u32>> = vec![
+            vec![1, 5, 9, 2],
+            (0..41).map(|i| (i * 13 % 50) as u32).collect(),
+            vec![],
+            vec![1, 2],
+            (0..17).map(|i| (i * 7 % 50) as u32).collect(),
+        ];
+        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        for precision in [Precision::Fp32, Precision::Int8] {
+            let weights = TinyModel::new(precision).weights();
+            let one = CpuEngine::with_pool(&weights, ThreadPool::single())
+                .forward(&refs)
+                .unwrap();
+            for threads in [2, 3, 5] {
+                let pool = ThreadPool::spawn(threads);
+                while pool.threads() < threads {
+                    std::thread::yield_now();
+                }
+                let engine = CpuEngine::with_pool(&weights, pool);
+                assert_eq!(engine.threads(), threads);
+                for _ in 0..3 {
+                    let many = engine.forward(&refs).unwrap();
+                    assert!(
+                        one.iter().zip(&many).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{precision:?} on {threads} threads differs from one thread"
+                    );
+                }
+            }
         }
     }
 

@@ -211,6 +211,21 @@ impl Engine {
         }
     }
 
+    /// CPU threads a pass computes on: the CPU engine's pool (in the browser, the page's Web
+    /// Workers that joined it; one without cross-origin isolation); one for WebGPU, whose work
+    /// is the device's; burn's threads natively.
+    pub fn threads(&self) -> usize {
+        match self {
+            Engine::Cpu(engine) => engine.threads(),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(_) => 1,
+            #[cfg(all(feature = "burn", not(target_family = "wasm")))]
+            Engine::Burn(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            #[cfg(all(feature = "burn", target_family = "wasm"))]
+            Engine::Burn(_) => 1,
+        }
+    }
+
     /// Whether the weight matrices are multiplied as int8 integers.
     pub fn uses_int8(&self) -> bool {
         matches!(self, Engine::Cpu(engine) if engine.uses_int8())

@@ -45,6 +45,21 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Makes the calling Web Worker a thread of the CPU engine's pool; never returns (the worker
+/// sleeps in `memory.atomic.wait32` between products). Only the threaded build (wasm atomics,
+/// shared memory) has it; the package's `thread-worker.js` calls it.
+#[cfg(target_feature = "atomics")]
+#[wasm_bindgen(js_name = joinThreadPool)]
+pub fn join_thread_pool() {
+    crate::engine::kernels::threads::ThreadPool::for_engines().work()
+}
+
+/// Threads the CPU engine's pool has now (the caller and the workers that joined it).
+#[wasm_bindgen(js_name = threadPoolSize)]
+pub fn thread_pool_size() -> usize {
+    crate::engine::kernels::threads::ThreadPool::for_engines().threads()
+}
+
 /// The engine names `Extractor.create` takes in this build (checked before a model downloads).
 #[wasm_bindgen(js_name = engineNames)]
 pub fn engine_names() -> Vec<String> {
@@ -261,6 +276,13 @@ impl Extractor {
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.inner.encoder.engine.name().to_string()
+    }
+
+    /// CPU threads a pass computes on: more than one on the CPU engine of the threaded build
+    /// once its Web Workers have joined (a cross-origin isolated page); one on WebGPU.
+    #[wasm_bindgen(getter)]
+    pub fn threads(&self) -> usize {
+        self.inner.encoder.engine.threads()
     }
 
     /// On the WebGPU engine, a promise that resolves with why the device was lost, if it ever

@@ -26,7 +26,7 @@ test('npm pack of tkre-web refuses a package without the built wasm', () => {
 
 test('the packed packages carry their licences, the wasm and the model files', () => {
   const web = packedFiles(path.join(ROOT, 'pkg'));
-  for (const file of ['wasm/tkre_bg.wasm', 'wasm/tkre.js', 'src/index.js', 'src/index.d.ts', 'LICENSE-MIT', 'LICENSE-APACHE']) {
+  for (const file of ['wasm/tkre_bg.wasm', 'wasm/tkre.js', 'wasm-threads/tkre_bg.wasm', 'wasm-threads/tkre.js', 'src/thread-worker.js', 'src/index.js', 'src/index.d.ts', 'LICENSE-MIT', 'LICENSE-APACHE']) {
     assert.ok(web.includes(file), `tkre-web lacks ${file}: ${web.join(', ')}`);
   }
   const model = packedFiles(path.join(ROOT, 'models/default'));

@@ -16,6 +16,10 @@
 //! The SIMD128 tile is compiled only for wasm with SIMD128; elsewhere a portable loop of the
 //! same arithmetic runs, which the tests check against a plain triple loop.
 
+use std::ops::Range;
+
+use super::threads::SharedSlice;
+
 /// Columns per packed panel (two 4-lane vectors).
 pub const PANEL: usize = 8;
 /// Rows per tile.
@@ -57,6 +61,13 @@ impl PackedWeights {
     }
 }
 
+impl PackedWeights {
+    /// Panels of [`PANEL`] columns (the last may be partial).
+    pub fn panel_count(&self) -> usize {
+        self.n.div_ceil(PANEL)
+    }
+}
+
 /// Packs a row-major `[k, n]` weight (burn's `Linear` layout: input by output features).
 pub fn pack(weight: &[f32], k: usize, n: usize, bias: Option<&[f32]>) -> PackedWeights {
     assert_eq!(weight.len(), k * n, "weight is not k x n");
@@ -87,7 +98,27 @@ pub fn matmul_packed_strided(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    if m == 0 || w.n == 0 {
+    let panels = 0..w.panel_count();
+    // SAFETY: one call writes all the panels; nothing else holds `out`.
+    unsafe { matmul_packed_panels(x, x_stride, m, w, panels, &SharedSlice::new(out), out_stride) }
+}
+
+/// [`matmul_packed_strided`] for the output columns of the panels `panels` only (panel `p` is
+/// columns `p * PANEL..`): each output value is computed as in the whole product, so a product
+/// split by panels over threads equals the one-thread product bit for bit.
+///
+/// # Safety
+/// Calls running at the same time on the same `out` must have disjoint `panels`.
+pub unsafe fn matmul_packed_panels(
+    x: &[f32],
+    x_stride: usize,
+    m: usize,
+    w: &PackedWeights,
+    panels: Range<usize>,
+    out: &SharedSlice<f32>,
+    out_stride: usize,
+) {
+    if m == 0 || w.n == 0 || panels.is_empty() {
         return;
     }
     assert!(
@@ -98,20 +129,22 @@ pub fn matmul_packed_strided(
         out_stride >= w.n && out.len() >= (m - 1) * out_stride + w.n,
         "out is not m x n"
     );
-    let panel_count = w.n.div_ceil(PANEL);
-    for first_panel in (0..panel_count).step_by(PANELS_PER_BLOCK) {
-        let panels = first_panel..(first_panel + PANELS_PER_BLOCK).min(panel_count);
+    assert!(panels.end <= w.panel_count(), "panels past the matrix");
+    for first_panel in panels.clone().step_by(PANELS_PER_BLOCK) {
+        let block = first_panel..(first_panel + PANELS_PER_BLOCK).min(panels.end);
         let mut row = 0;
         while row < m {
             let rows = (m - row).min(TILE_ROWS);
-            for p in panels.clone() {
+            for p in block.clone() {
                 let panel = &w.panels[p * w.k * PANEL..][..w.k * PANEL];
                 let bias = &w.bias[p * PANEL..][..PANEL];
                 let columns = (w.n - p * PANEL).min(PANEL);
                 let mut tile = [[0.0f32; PANEL]; TILE_ROWS];
                 tile_kernel(&x[row * x_stride..], x_stride, w.k, rows, panel, bias, &mut tile);
                 for (r, values) in tile.iter().take(rows).enumerate() {
-                    out[(row + r) * out_stride + p * PANEL..][..columns].copy_from_slice(&values[..columns]);
+                    let start = (row + r) * out_stride + p * PANEL;
+                    // SAFETY: these columns are this call's panels (the caller's promise).
+                    unsafe { out.range_mut(start..start + columns) }.copy_from_slice(&values[..columns]);
                 }
             }
             row += rows;

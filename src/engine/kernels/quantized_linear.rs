@@ -18,7 +18,10 @@
 //! `(2i, 2i + 1)`, the 16 values `w[2i][c], w[2i + 1][c]` for c = 0..8, so that one broadcast
 //! pair of activations times the panel's two vectors gives 4 + 4 column sums.
 
+use std::ops::Range;
+
 use super::packed_linear::{PANEL, TILE_ROWS};
+use super::threads::SharedSlice;
 
 /// `[k, n]` int8 weights (as i16, pairs of rows interleaved), one scale per column, and the
 /// bias, in panels of [`PANEL`] columns (the last zero-filled).
@@ -61,6 +64,11 @@ impl PackedInt8Weights {
         }
         packed
     }
+
+    /// Panels of [`PANEL`] columns (the last may be partial).
+    pub fn panel_count(&self) -> usize {
+        self.n.div_ceil(PANEL)
+    }
 }
 
 /// Quantization levels for activations multiplied over `k` values: the largest `L` (at most
@@ -77,6 +85,12 @@ pub struct QuantizedRows {
 }
 
 impl QuantizedRows {
+    /// Quantizes `m` rows of `x` (`[m, w.k]`) for a product with `w`.
+    pub fn quantize_for(&mut self, x: &[f32], m: usize, w: &PackedInt8Weights) {
+        assert!(x.len() >= m * w.k, "x is not m x k");
+        self.quantize(x, m, w.k, w.k_padded);
+    }
+
     /// Quantizes `m` rows of `k` values (row `i` at `x[i * k..]`), each to `±levels` with its
     /// own scale, into rows of `k_padded` values (the padding zero).
     fn quantize(&mut self, x: &[f32], m: usize, k: usize, k_padded: usize) {
@@ -113,18 +127,41 @@ pub fn matmul_int8(x: &[f32], m: usize, w: &PackedInt8Weights, rows: &mut Quanti
     if m == 0 || w.n == 0 {
         return;
     }
-    assert!(x.len() >= m * w.k, "x is not m x k");
+    rows.quantize_for(x, m, w);
+    // SAFETY: one call writes all the panels; nothing else holds `out`.
+    unsafe { matmul_int8_panels(rows, m, w, 0..w.panel_count(), &SharedSlice::new(out)) }
+}
+
+/// The product of rows quantized by [`QuantizedRows::quantize_for`] for the output columns of
+/// the panels `panels` only: each value as in the whole product, so a product split by panels
+/// over threads equals the one-thread product bit for bit.
+///
+/// # Safety
+/// Calls running at the same time on the same `out` must have disjoint `panels`.
+pub unsafe fn matmul_int8_panels(
+    rows: &QuantizedRows,
+    m: usize,
+    w: &PackedInt8Weights,
+    panels: Range<usize>,
+    out: &SharedSlice<f32>,
+) {
+    if m == 0 || w.n == 0 || panels.is_empty() {
+        return;
+    }
+    assert!(
+        rows.scales.len() == m && rows.values.len() == m * w.k_padded,
+        "rows are not quantized for this product"
+    );
     assert!(out.len() >= m * w.n, "out is not m x n");
-    rows.quantize(x, m, w.k, w.k_padded);
+    assert!(panels.end <= w.panel_count(), "panels past the matrix");
     let pairs = w.k_padded / 2;
-    let panel_count = w.n.div_ceil(PANEL);
-    for first_panel in (0..panel_count).step_by(PANELS_PER_BLOCK) {
-        let panels = first_panel..(first_panel + PANELS_PER_BLOCK).min(panel_count);
+    for first_panel in panels.clone().step_by(PANELS_PER_BLOCK) {
+        let block = first_panel..(first_panel + PANELS_PER_BLOCK).min(panels.end);
         let mut row = 0;
         while row < m {
             let tile_rows = (m - row).min(TILE_ROWS);
             let x = &rows.values[row * w.k_padded..][..tile_rows * w.k_padded];
-            for p in panels.clone() {
+            for p in block.clone() {
                 let panel = &w.panels[p * w.k_padded * PANEL..][..w.k_padded * PANEL];
                 let mut sums = [[0i32; PANEL]; TILE_ROWS];
                 tile_kernel(x, w.k_padded, pairs, tile_rows, panel, &mut sums);
@@ -133,7 +170,9 @@ pub fn matmul_int8(x: &[f32], m: usize, w: &PackedInt8Weights, rows: &mut Quanti
                 let bias = &w.bias[p * PANEL..][..columns];
                 for (r, sums) in sums.iter().take(tile_rows).enumerate() {
                     let row_scale = rows.scales[row + r];
-                    let to = &mut out[(row + r) * w.n + p * PANEL..][..columns];
+                    let start = (row + r) * w.n + p * PANEL;
+                    // SAFETY: these columns are this call's panels (the caller's promise).
+                    let to = unsafe { out.range_mut(start..start + columns) };
                     for (((o, &s), scale), b) in to.iter_mut().zip(sums).zip(scales).zip(bias) {
                         *o = s as f32 * (row_scale * scale) + b;
                     }
