@@ -38,8 +38,8 @@ pub struct ModelArgs {
     pub model: Option<PathBuf>,
     /// Engine: `auto` (natively burn), `burn` (burn's flex CPU backend: gemm with SIMD,
     /// multi-threaded; the fastest measured natively), `burn-ndarray` (burn's ndarray backend),
-    /// `cpu` (the browser's CPU engine, one thread, in which an int8 model multiplies in
-    /// integers; to check its outputs and accuracy natively), or `webgpu` (the browser's WebGPU
+    /// `cpu` (the browser's CPU engine, on one thread per core, in which an int8 model
+    /// multiplies in integers; to check its outputs and accuracy natively), or `webgpu` (the browser's WebGPU
     /// engine on a Vulkan device: a GPU, or Mesa's lavapipe).
     #[arg(long, default_value = "auto", value_parser = ["auto", "burn", "burn-ndarray", "cpu", "webgpu"])]
     pub engine: String,

@@ -3,7 +3,9 @@
 // page is cross-origin isolated and more than one thread is wanted, else the single-thread
 // build (wasm/). Both have the same exports; results are the same bit for bit.
 
-/** @typedef {{wasm: typeof import('../wasm/tkre.js'), memory: WebAssembly.Memory, threads: number, threadsReason: string}} LoadedWasm */
+/** The exports the package uses, the same in both builds (their glue differs in its init).
+ *  @typedef {Pick<typeof import('../wasm/tkre.js'), 'Extractor' | 'engineNames' | 'parseManifest' | 'splitSentences'>} WasmApi */
+/** @typedef {{wasm: WasmApi, memory: WebAssembly.Memory, threads: number, threadsReason: string}} LoadedWasm */
 
 /** @type {Promise<LoadedWasm> | null} */
 let loading = null;

@@ -1,6 +1,7 @@
 //! The CPU engine: the encoder's inference forward pass, fused and specialised for BERT, on the
-//! threads of a [`ThreadPool`] (Web Workers in a cross-origin isolated page, else one thread). The browser's engine when there is no WebGPU (a phone without it runs this), and
-//! `tkre --engine cpu`.
+//! threads of a [`ThreadPool`] (in the browser Web Workers in a cross-origin isolated page,
+//! else one thread; natively one per core). The browser's engine when there is no WebGPU (a
+//! phone without it runs this), and `tkre --engine cpu`.
 //!
 //! Same arithmetic as the burn model's forward pass (tests/reference_parity.rs checks every
 //! engine against the numpy reference), planned for the one architecture instead of op by op:

@@ -28,12 +28,12 @@ function runCompare(settings) {
 
 const positive = (x, what) => assert.ok(Number.isFinite(x) && x > 0, `${what} is ${x}`);
 
-function checkRows(report, table, { backends, lengths, batches }) {
+function checkRows(report, table, { backends, lengths, batches, threads }) {
   const precisions = ['fp32 vs fp32', 'int8 vs q8'];
-  const expected = backends.flatMap((b) => precisions.flatMap((p) => lengths.map((l) => `${b}|${p}|${l}`)));
-  assert.deepEqual(report.rows.map((r) => `${r.backend}|${r.precision}|${r.length}`), expected);
+  const expected = backends.flatMap((b) => precisions.flatMap((p) => (b === 'cpu' ? threads : [1]).flatMap((n) => lengths.map((l) => `${b}|${p}|${n}|${l}`))));
+  assert.deepEqual(report.rows.map((r) => `${r.backend}|${r.precision}|${r.threads}|${r.length}`), expected);
   for (const r of report.rows) {
-    const name = `${r.backend} ${r.precision} ${r.length}`;
+    const name = `${r.backend} ${r.precision} ${r.length} (${r.threads} threads)`;
     assert.equal(r.tkre.backend, r.backend, name);
     assert.deepEqual(r.offsite_requests, [], name);
     assert.ok(r.min_cosine >= 0.999 && r.min_cosine <= 1.0001, `${name}: min cosine ${r.min_cosine}`);
@@ -44,7 +44,9 @@ function checkRows(report, table, { backends, lengths, batches }) {
       assert.ok(side.p95_ms >= side.p50_ms, name);
       for (const n of batches) positive(side.throughput[n], `${name} batch ${n}`);
     }
-    assert.equal(r.transformers_js.threads, 1, `${name}: both sides run one wasm thread`);
+    // Equal thread counts: ours and ONNX Runtime Web's numThreads (the page is isolated).
+    assert.equal(r.tkre.threads, r.threads, `${name}: this project's threads`);
+    assert.equal(r.transformers_js.threads, r.threads, `${name}: transformers.js's threads`);
     // The ratios are this project / transformers.js: time per query, time per sentence.
     assert.ok(Math.abs(r.ratio.p50 - r.tkre.p50_ms / r.transformers_js.p50_ms) < 1e-9, name);
     for (const n of batches) {
@@ -53,19 +55,19 @@ function checkRows(report, table, { backends, lengths, batches }) {
     }
     // Both sides downloaded a model and a wasm runtime (several MB each), nothing off-site.
     assert.ok(r.tkre.bytes > 10e6 && r.transformers_js.bytes > 10e6, `${name}: bytes ${r.tkre.bytes} / ${r.transformers_js.bytes}`);
-    const line = table.split('\n').find((l) => l.startsWith(`| ${r.backend} | ${r.precision} | ${r.length} |`));
+    const line = table.split('\n').find((l) => l.startsWith(`| ${r.backend} | ${r.threads} | ${r.precision} | ${r.length} |`));
     assert.ok(line, `table row for ${name}:\n${table}`);
     assert.ok(line.includes(r.ratio.p50.toFixed(2)), `${name}: the table's p50 ratio\n${line}`);
   }
 }
 
-test('bench/compare.js on the CPU: FewRel and 128-token sentences, batch 1 and 8', () => {
-  const { report, table } = runCompare({ BACKENDS: 'cpu', LENGTHS: 'fewrel,128', QUERIES: '3', BATCHES: '8', REPS: '1' });
-  checkRows(report, table, { backends: ['cpu'], lengths: ['fewrel', '128'], batches: [8] });
+test('bench/compare.js on the CPU: FewRel and 128-token sentences, batch 1 and 8, one and two threads', () => {
+  const { report, table } = runCompare({ BACKENDS: 'cpu', LENGTHS: 'fewrel,128', QUERIES: '3', BATCHES: '8', REPS: '1', THREADS: '1,2' });
+  checkRows(report, table, { backends: ['cpu'], lengths: ['fewrel', '128'], batches: [8], threads: [1, 2] });
 });
 
 // transformers.js takes seconds per query on SwiftShader: batch 1 at FewRel length only.
 test('bench/compare.js on WebGPU (SwiftShader): FewRel sentences, batch 1', () => {
   const { report, table } = runCompare({ BACKENDS: 'webgpu', LENGTHS: 'fewrel', QUERIES: '2', BATCHES: '' });
-  checkRows(report, table, { backends: ['webgpu'], lengths: ['fewrel'], batches: [] });
+  checkRows(report, table, { backends: ['webgpu'], lengths: ['fewrel'], batches: [], threads: [1] });
 });

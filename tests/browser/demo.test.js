@@ -74,7 +74,7 @@ test('the page requests nothing but its own files and the model', async () => {
   await page.evaluate(() => window.tkreDemo.ready);
   await classifyOnPage(page, queries[0]);
   const origin = new URL(server.url).origin;
-  const allowed = [/^\/$/, /^\/(app\.js|style\.css)$/, /^\/pkg\/(src|wasm)\//, /^\/examples\/support_set\.json$/, /^\/models\/default\//];
+  const allowed = [/^\/$/, /^\/(app\.js|style\.css)$/, /^\/pkg\/(src|wasm|wasm-threads)\//, /^\/examples\/support_set\.json$/, /^\/models\/default\//];
   const foreign = requests.filter((u) => {
     const url = new URL(u);
     return url.origin !== origin || !allowed.some((re) => re.test(url.pathname));

@@ -867,10 +867,13 @@ pub fn train(
     let run = config.run_identity();
 
     // The model: fresh heads seeded, the encoder (and MLM head if any) from the checkpoint.
-    device.seed(mixed_seed(config.seed, 3, 0));
+    // The heads are drawn on the CPU and then moved, so that a run starts from the same
+    // parameters on every device (each backend has a random generator of its own).
+    let init_device = Device::flex().autodiff();
+    init_device.seed(mixed_seed(config.seed, 3, 0));
     // Only stage 2 (SCL) has learned anchors, one per relation.
     let anchors = if config.stage == Stage::Scl { relations } else { 0 };
-    let model = PretrainModel::new(&init_config, anchors, &device);
+    let model = PretrainModel::new(&init_config, anchors, &init_device).fork(&device);
     let (mut model, had_head) = load_init(model, &init_dir.join("model.safetensors"))?;
     if let Some(layers) = &student_layers {
         let all = std::mem::take(&mut model.bert.encoder.layer);
