@@ -49,10 +49,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$(dirname "$out")"
 
-# The sentences: the corpus's contexts, repeated up to SENTENCES.
+# The sentences: the corpus's, repeated up to SENTENCES.
 python3 - "$corpus" "$sentences" > "$work/sentences.txt" <<'PY'
 import json, sys
-texts = [json.loads(l)["context"] for l in open(sys.argv[1]) if l.strip()]
+texts = [json.loads(l)["text"] for l in open(sys.argv[1]) if l.strip()]
 n = int(sys.argv[2])
 print("\n".join((texts * (n // len(texts) + 1))[:n]))
 PY

@@ -9,6 +9,11 @@ bash scripts/setup/install.sh
 echo "== cargo test (native, CPU backend)" >&2
 cargo test --workspace 2>&1
 
+# The GPU training path, without a GPU: both pre-training stages on burn's wgpu backend over
+# Mesa's lavapipe (a software Vulkan device), against the CPU run's losses.
+echo "== cargo test: pre-training on wgpu (lavapipe)" >&2
+cargo test -p tkre-trainer --features wgpu --test pretrain both_stages_train_on_a_gpu 2>&1
+
 echo "== browser package: wasm build, default model" >&2
 bash scripts/dev/build-wasm.sh
 bash scripts/dev/web-model.sh >/dev/null
