@@ -11,10 +11,20 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use clap::builder::TypedValueParser as _;
 use serde_json::json;
+use tkre::checkpoint::gptq::InputGram;
 use tkre::checkpoint::manifest::{FORMAT, MARKERS, VERSION, sha256_hex};
-use tkre::checkpoint::{Manifest, ManifestFile, ModelFiles, Precision, convert_weights};
+use tkre::checkpoint::{
+    CalibrationInputs, Checkpoint, EncoderConfig, Manifest, ManifestFile, ModelFiles, Precision,
+    convert_weights_calibrated,
+};
+use tkre::engine::EncoderWeights;
+use tkre::engine::cpu::CpuEngine;
+use tkre::engine::weights::LayerProduct;
+use tkre::text::RelationInstance;
+
 use tkre::fewshot::Representation;
 use tkre::{EngineRequest, RelationEncoder};
+use tkre_trainer::pretrain::corpus::{CorpusReport, load_files};
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -38,6 +48,13 @@ pub struct ExportArgs {
     /// it started from].
     #[arg(long)]
     license: Option<String>,
+    /// Sentences to calibrate a packed export on: a text file, one sentence per line, entities
+    /// marked with [E1]...[/E1] and [E2]...[/E2] or not; or a corpus as `tkre pretrain --corpus`
+    /// reads it (JSON, JSON lines). Each weight is rounded for the least error of its layer's
+    /// outputs on what these sentences feed it (GPTQ), not to the nearest grid point. Use text
+    /// like what the model will read, never the data it is evaluated on.
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
     /// Model card fields to add (a JSON object, e.g. base_model, training_data, commands,
     /// accuracy); they go into manifest.json's "card" next to what export fills in itself
     /// (source, licence, the export command and, for a `tkre pretrain`/`distill` output, its
@@ -50,6 +67,7 @@ pub fn export(
     model: &Path,
     out: &Path,
     precision: Precision,
+    calibration: Option<&Path>,
     name: &str,
     license: &str,
     extra_card: serde_json::Map<String, serde_json::Value>,
@@ -61,7 +79,18 @@ pub fn export(
     let config = read("config.json")?;
     let tokenizer = read("tokenizer.json")?;
     let source = model.join("model.safetensors").display().to_string();
-    let weights = convert_weights(&read("model.safetensors")?, precision, &source)?;
+    let source_weights = read("model.safetensors")?;
+    let (inputs, calibration_card) = match calibration {
+        Some(_) if precision != Precision::Packed => {
+            bail!("--calibration rounds a packed export's weights; use it with --precision packed")
+        }
+        Some(file) => {
+            let (inputs, card) = calibration_inputs(model, &source_weights, &source, file)?;
+            (inputs, Some(card))
+        }
+        None => (CalibrationInputs::new(), None),
+    };
+    let weights = convert_weights_calibrated(&source_weights, precision, &source, &inputs)?;
     // Validate before writing anything: the exported directory must load, on the engine the
     // browser runs when it has no WebGPU (which reads int8 as int8).
     let files_to_check = ModelFiles {
@@ -137,6 +166,9 @@ pub fn export(
         );
         card.insert("mention_head".into(), json!(parsed.training));
     }
+    if let Some(calibration) = calibration_card {
+        card.insert("calibration".into(), calibration);
+    }
     card.extend(extra_card);
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -156,6 +188,104 @@ pub fn export(
     std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(serde_json::to_value(&manifest)?)
+}
+
+/// Sequences run through the model at a time while gathering calibration inputs.
+const CALIBRATION_BATCH: usize = 32;
+
+/// The inputs every `Linear` of the model at `model` (its weights `weights`) reads on the
+/// sentences of `file`, and what the model card says about them.
+fn calibration_inputs(
+    model: &Path,
+    weights: &[u8],
+    origin: &str,
+    file: &Path,
+) -> Result<(CalibrationInputs, serde_json::Value)> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let encoder = RelationEncoder::load_dir(model, EngineRequest::Cpu)?;
+    let (mut marked, mut plain) = (Vec::new(), Vec::new());
+    // A corpus is JSON lines of objects or one JSON document; a line of text may start with `[E1]`.
+    let trimmed = text.trim_start();
+    let corpus = trimmed.starts_with('{')
+        || (trimmed.starts_with('[') && serde_json::from_str::<serde_json::Value>(trimmed).is_ok());
+    if corpus {
+        let mut report = CorpusReport::default();
+        marked = load_files(&[file], &mut report)?
+            .into_iter()
+            .map(|record| record.instance)
+            .collect();
+        if report.skipped_total() > 0 {
+            eprintln!("calibration: {}", report.describe());
+        }
+    } else {
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if line.contains("[E1]") || line.contains("[E2]") {
+                marked.push(RelationInstance::from_marked(line).with_context(|| {
+                    format!(
+                        "{} line {}: a sentence with entity markers",
+                        file.display(),
+                        number + 1
+                    )
+                })?);
+            } else {
+                plain.push(line.to_string());
+            }
+        }
+    }
+    if marked.is_empty() && plain.is_empty() {
+        bail!(
+            "{}: no sentences; give one sentence per line (entities marked or not)",
+            file.display()
+        );
+    }
+    let mut sequences = encoder.plan_instances(&marked)?.ids;
+    sequences.extend(encoder.plan_sentences(&plain)?.ids);
+
+    let config_path = model.join("config.json");
+    let config_text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    let config = EncoderConfig::from_json(&config_text, &config_path.display().to_string())?;
+    let engine = CpuEngine::new(&EncoderWeights::read(
+        &Checkpoint::read(weights, origin)?,
+        &config,
+    )?);
+    let started = std::time::Instant::now();
+    let mut grams: BTreeMap<(usize, LayerProduct), InputGram> = BTreeMap::new();
+    let tokens: usize = sequences.iter().map(Vec::len).sum();
+    for batch in sequences.chunks(CALIBRATION_BATCH) {
+        let views: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
+        let batch_tokens: usize = views.iter().map(|ids| ids.len()).sum();
+        engine.forward_observed(&views, &mut |input| {
+            let width = input.rows.len() / batch_tokens.max(1);
+            grams
+                .entry((input.layer, input.product))
+                .or_insert_with(|| InputGram::new(width))
+                .add(input.rows);
+        })?;
+    }
+    let mut inputs = CalibrationInputs::new();
+    for ((layer, product), gram) in grams {
+        for name in product.weight_names(layer) {
+            inputs.insert(name, gram.clone());
+        }
+    }
+    eprintln!(
+        "calibration: {} sentences, {tokens} tokens, inputs gathered in {:.1} s",
+        sequences.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let card = json!({
+        "method": "GPTQ rounding (act order, 1% damping) of the uniform grids on these sentences' layer inputs",
+        "file": publishable_path(&file.display().to_string()),
+        "sha256": sha256_hex(text.as_bytes()),
+        "sentences": sequences.len(),
+        "tokens": tokens,
+    });
+    Ok((inputs, card))
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
@@ -188,7 +318,15 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             )
         })?,
     };
-    let manifest = export(&model, &args.out, args.precision, &name, &license, extra_card)?;
+    let manifest = export(
+        &model,
+        &args.out,
+        args.precision,
+        args.calibration.as_deref(),
+        &name,
+        &license,
+        extra_card,
+    )?;
     println!("{}", serde_json::to_string(&manifest)?);
     Ok(ExitCode::SUCCESS)
 }

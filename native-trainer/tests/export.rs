@@ -224,3 +224,154 @@ fn the_accuracy_report_covers_every_row_and_resumes() {
         assert_eq!(a["results"], b["results"]);
     }
 }
+
+/// Sentence embeddings of `lines` by the model at `model`, on the CPU engine.
+fn embeddings(model: &Path, lines: &str) -> Vec<Vec<f64>> {
+    let out = tkre(
+        &["embed", "--model", model.to_str().unwrap(), "--engine", "cpu"],
+        lines,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            serde_json::from_value(record["embedding"].clone()).unwrap()
+        })
+        .collect()
+}
+
+/// `tkre export --precision packed --calibration`: the same grid, rounded for the layers'
+/// outputs on the calibration sentences, so the exported model's embeddings of text like them
+/// move less from the source's than with rounding to nearest; the card says how.
+#[test]
+fn calibrated_rounding_keeps_outputs_closer_and_bad_calibration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("tiny");
+    common::tiny_checkpoint(&source);
+    let sentences: Vec<String> = (0..40)
+        .map(|i| match i % 4 {
+            0 => format!(
+                "[E1]Person {i}[/E1] was born in [E2]City {i}[/E2] in {}.",
+                1900 + i
+            ),
+            1 => format!("The river {i} flows into [E2]Lake {i}[/E2] near [E1]Town {i}[/E1]."),
+            2 => format!(
+                "Company {i} was founded by its chairman in the year {}.",
+                1950 + i
+            ),
+            _ => format!("[E1]Album {i}[/E1] was recorded by the band [E2]Group {i}[/E2]."),
+        })
+        .collect();
+    let calibration = dir.path().join("calibration.txt");
+    std::fs::write(&calibration, sentences.join("\n") + "\n").unwrap();
+    let export = |name: &str, extra: &[&str]| {
+        let out_dir = dir.path().join(name);
+        let mut args = vec![
+            "export",
+            "--model",
+            source.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        (tkre(&args, ""), out_dir)
+    };
+    let (out, nearest) = export("nearest", &["--precision", "packed"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (out, calibrated) = export(
+        "calibrated",
+        &[
+            "--precision",
+            "packed",
+            "--calibration",
+            calibration.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(calibrated.join("manifest.json")).unwrap()).unwrap();
+    let card = &manifest["card"]["calibration"];
+    assert_eq!(card["sentences"], 40, "{card}");
+    assert!(card["tokens"].as_u64().unwrap() > 400, "{card}");
+    assert!(card["method"].as_str().unwrap().contains("GPTQ"), "{card}");
+    let read = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert_eq!(read(&nearest).len(), read(&calibrated).len(), "same storage");
+    assert_ne!(read(&nearest), read(&calibrated));
+
+    // A corpus as `tkre pretrain` reads it calibrates the same way.
+    let corpus = dir.path().join("calibration.jsonl");
+    let records: String = sentences
+        .iter()
+        .filter(|s| s.contains("[E1]"))
+        .map(|s| serde_json::json!({ "marked": s }).to_string() + "\n")
+        .collect();
+    std::fs::write(&corpus, records).unwrap();
+    let (out, from_corpus) = export(
+        "from-corpus",
+        &["--precision", "packed", "--calibration", corpus.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from_corpus.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["card"]["calibration"]["sentences"], 30);
+
+    // Unmarked text of the same kind as the calibration sentences.
+    let text: String = sentences
+        .iter()
+        .map(|s| {
+            s.replace("[E1]", "")
+                .replace("[/E1]", "")
+                .replace("[E2]", "")
+                .replace("[/E2]", "")
+                + "\n"
+        })
+        .collect();
+    let reference = embeddings(&source, &text);
+    let distance = |model: &Path| -> f64 {
+        embeddings(model, &text)
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>())
+            .sum::<f64>()
+    };
+    let (plain, compensated) = (distance(&nearest), distance(&calibrated));
+    assert!(
+        compensated < plain,
+        "calibrated {compensated} against nearest {plain}"
+    );
+
+    // Refused with what to do: another precision, no sentences, a broken marker.
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    let broken = dir.path().join("broken.txt");
+    std::fs::write(
+        &broken,
+        "A sentence.\n[E1]Marie Curie was born in [E2]Warsaw[/E2].\n",
+    )
+    .unwrap();
+    for (extra, expected) in [
+        (
+            vec![
+                "--precision",
+                "int8",
+                "--calibration",
+                calibration.to_str().unwrap(),
+            ],
+            "--precision packed",
+        ),
+        (
+            vec!["--precision", "packed", "--calibration", empty.to_str().unwrap()],
+            "no sentences",
+        ),
+        (
+            vec!["--precision", "packed", "--calibration", broken.to_str().unwrap()],
+            "line 2",
+        ),
+    ] {
+        let (out, _) = export("refused", &extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(message.contains(expected), "{extra:?}: {message}");
+    }
+}

@@ -8,6 +8,7 @@
 //!   f32, int8 kept as int8 with its per-row scales ([`Precision`] travels with the data),
 //! - [`precision`]: converting and quantising a checkpoint for export,
 //! - [`packing`]: the packed export's sub-byte storage of int8 tensors,
+//! - [`gptq`]: rounding a packed export's weights for the least output error on calibration inputs,
 //! - [`config`]: `config.json` ([`EncoderConfig`]), validated before anything is allocated,
 //! - [`manifest`]: `manifest.json`, the typed list of an export's files and how to read them.
 //!
@@ -15,6 +16,7 @@
 //! `crate::engine::weights`; both read names and tensors from here.
 
 pub mod config;
+pub mod gptq;
 pub mod manifest;
 pub mod names;
 pub mod packing;
@@ -24,7 +26,9 @@ pub mod tensors;
 pub use config::{EncoderConfig, MAX_PARAMETERS, MIN_POSITIONS};
 pub use manifest::{Manifest, ManifestFile};
 pub use packing::widen_packed;
-pub use precision::{Precision, convert_weights, dequantize_rows, quantize_rows};
+pub use precision::{
+    CalibrationInputs, Precision, convert_weights, convert_weights_calibrated, dequantize_rows, quantize_rows,
+};
 pub use tensors::{Checkpoint, Tensor, TensorValues};
 
 /// The three files of a BERT-layout checkpoint, as bytes (the browser fetches them).

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
+use super::gptq::{InputGram, quantize_rows_compensated};
 use super::names::{INT8_SCALE_SUFFIX, is_encoder_tensor};
 use super::packing::{
     PACKED_KEY_PREFIX, PackedLayout, pack_rows, quantize_rows_to_bits, quantize_rows_to_codebook, serialize,
@@ -108,16 +109,30 @@ pub fn packed_storage(name: &str) -> PackedStorage {
     }
 }
 
+/// The inputs each `Linear` weight of a model read on calibration sentences, by checkpoint
+/// tensor name without prefix (`encoder.layer.0.output.dense.weight`).
+pub type CalibrationInputs = HashMap<String, InputGram>;
+
 /// `values` (rows of `cols`) quantised as a packed export stores the tensor `name`: the int8
-/// values, their rows' scales, and the packed layout (`None`: stored as plain int8).
-pub fn quantize_packed(name: &str, values: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>, Option<PackedLayout>) {
+/// values, their rows' scales, and the packed layout (`None`: stored as plain int8). With the
+/// tensor's calibration `inputs`, a uniform grid is rounded for the least output error
+/// ([`super::gptq`]).
+pub fn quantize_packed(
+    name: &str,
+    values: &[f32],
+    cols: usize,
+    inputs: Option<&InputGram>,
+) -> (Vec<i8>, Vec<f32>, Option<PackedLayout>) {
     match packed_storage(name) {
         PackedStorage::Int8 => {
             let (quantized, scales) = quantize_rows(values, cols);
             (quantized, scales, None)
         }
         PackedStorage::Grid(bits) => {
-            let (quantized, scales) = quantize_rows_to_bits(values, cols, bits);
+            let (quantized, scales) = match inputs {
+                Some(gram) => quantize_rows_compensated(values, cols, bits, gram),
+                None => quantize_rows_to_bits(values, cols, bits),
+            };
             (
                 quantized,
                 scales,
@@ -161,6 +176,17 @@ pub fn dequantize_rows(values: &[i8], scales: &[f32], cols: usize) -> Vec<f32> {
 /// prefix and without the tensors inference does not use (pooler, heads), so the browser
 /// downloads only what it runs. An int8 input is widened first.
 pub fn convert_weights(bytes: &[u8], precision: Precision, origin: &str) -> Result<Vec<u8>> {
+    convert_weights_calibrated(bytes, precision, origin, &CalibrationInputs::new())
+}
+
+/// [`convert_weights`], a packed export's uniform grids rounded for the least output error on
+/// the calibration `inputs` of their tensors (tensors without inputs are rounded to nearest).
+pub fn convert_weights_calibrated(
+    bytes: &[u8],
+    precision: Precision,
+    origin: &str,
+    inputs: &CalibrationInputs,
+) -> Result<Vec<u8>> {
     let checkpoint = Checkpoint::read(bytes, origin)?;
     let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut metadata = HashMap::new();
@@ -206,7 +232,7 @@ pub fn convert_weights(bytes: &[u8], precision: Precision, origin: &str) -> Resu
                 ));
             }
             Precision::Packed if shape.len() == 2 => {
-                let (quantized, scales, layout) = quantize_packed(bare, &values, shape[1]);
+                let (quantized, scales, layout) = quantize_packed(bare, &values, shape[1], inputs.get(bare));
                 converted.push((
                     format!("{bare}{INT8_SCALE_SUFFIX}"),
                     Dtype::F32,
@@ -316,7 +342,7 @@ mod tests {
             );
             if shape.len() == 2 {
                 let (expected, expected_scales, layout) =
-                    quantize_packed(name, &source.get(name).unwrap().unwrap().to_f32(), shape[1]);
+                    quantize_packed(name, &source.get(name).unwrap().unwrap().to_f32(), shape[1], None);
                 let TensorValues::Int8 { values, scales } = tensor.values else {
                     panic!("{name} should read as int8");
                 };

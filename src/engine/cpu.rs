@@ -29,7 +29,7 @@ use std::ops::Range;
 use super::kernels::packed_linear::{PackedWeights, matmul_packed_panels, matmul_packed_strided, pack};
 use super::kernels::quantized_linear::{PackedInt8Weights, QuantizedRows, matmul_int8_panels};
 use super::kernels::threads::{SharedSlice, ThreadPool, split};
-use super::weights::{self, EncoderWeights, Matrix, Norm, Table};
+use super::weights::{self, EncoderWeights, LayerProduct, Matrix, Norm, Table};
 use crate::error::Result;
 
 /// Layer norm of one row in place (biased variance, as BERT and burn).
@@ -152,6 +152,13 @@ thread_local! {
     static HEAD_SCRATCH: RefCell<HeadScratch> = RefCell::default();
 }
 
+/// What one product of one layer reads during a pass: `rows` is `[tokens, inputs]`.
+pub struct ProductInput<'a> {
+    pub layer: usize,
+    pub product: LayerProduct,
+    pub rows: &'a [f32],
+}
+
 /// The encoder's weights laid out for [`CpuEngine::forward`].
 pub struct CpuEngine {
     hidden: usize,
@@ -223,6 +230,16 @@ impl CpuEngine {
     /// Last hidden states of `sequences`, without padding: the rows of all sequences one after
     /// another, `[total tokens, hidden]`.
     pub fn forward(&self, sequences: &[&[u32]]) -> Result<Vec<f32>> {
+        self.forward_observed(sequences, &mut |_| {})
+    }
+
+    /// [`Self::forward`], showing `observe` the input of every product of every layer before
+    /// it is multiplied (what error-compensating quantisation calibrates on).
+    pub fn forward_observed(
+        &self,
+        sequences: &[&[u32]],
+        observe: &mut dyn FnMut(ProductInput<'_>),
+    ) -> Result<Vec<f32>> {
         let h = self.hidden;
         check_sequences(sequences, self.vocab_size, self.max_positions)?;
         let tokens: usize = sequences.iter().map(|ids| ids.len()).sum();
@@ -242,13 +259,27 @@ impl CpuEngine {
         }
         let lengths: Vec<usize> = sequences.iter().map(|ids| ids.len()).collect();
         let mut scratch = Scratch::default();
-        for layer in &self.layers {
-            self.layer_forward(layer, &mut hidden, &lengths, &mut scratch);
+        for (index, layer) in self.layers.iter().enumerate() {
+            let mut observe_layer = |product, rows: &[f32]| {
+                observe(ProductInput {
+                    layer: index,
+                    product,
+                    rows,
+                })
+            };
+            self.layer_forward(layer, &mut hidden, &lengths, &mut scratch, &mut observe_layer);
         }
         Ok(hidden)
     }
 
-    fn layer_forward(&self, layer: &Layer, hidden: &mut [f32], lengths: &[usize], scratch: &mut Scratch) {
+    fn layer_forward(
+        &self,
+        layer: &Layer,
+        hidden: &mut [f32],
+        lengths: &[usize],
+        scratch: &mut Scratch,
+        observe: &mut dyn FnMut(LayerProduct, &[f32]),
+    ) {
         let h = self.hidden;
         let tokens = hidden.len() / h;
         let pool = &self.pool;
@@ -264,13 +295,16 @@ impl CpuEngine {
         resize(projected, tokens * h);
         resize(intermediate, tokens * layer.intermediate.outputs());
 
+        observe(LayerProduct::Qkv, hidden);
         layer.qkv.apply(pool, hidden, tokens, quantized, qkv);
         self.attention(qkv, lengths, context);
+        observe(LayerProduct::AttentionOutput, context);
         layer
             .attention_output
             .apply(pool, context, tokens, quantized, projected);
         add_and_normalize(hidden, projected, &layer.attention_norm, self.epsilon);
 
+        observe(LayerProduct::Intermediate, hidden);
         layer
             .intermediate
             .apply(pool, hidden, tokens, quantized, intermediate);
@@ -282,6 +316,7 @@ impl CpuEngine {
             // SAFETY: the tasks' row ranges are disjoint (`split`).
             gelu_in_place(unsafe { activations.range_mut(start * width..end * width) });
         });
+        observe(LayerProduct::Output, intermediate);
         layer
             .output
             .apply(pool, intermediate, tokens, quantized, projected);

@@ -174,6 +174,43 @@ impl Table {
     }
 }
 
+/// The four products of an encoder layer, named by the checkpoint `Linear`s they multiply by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LayerProduct {
+    /// Query, key and value: one product, since they read the same input.
+    Qkv,
+    AttentionOutput,
+    Intermediate,
+    Output,
+}
+
+impl LayerProduct {
+    pub const ALL: [LayerProduct; 4] = [Self::Qkv, Self::AttentionOutput, Self::Intermediate, Self::Output];
+
+    /// The checkpoint `Linear`s of the product, relative to `encoder.layer.N.`.
+    pub fn linears(self) -> &'static [&'static str] {
+        match self {
+            Self::Qkv => &[
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+            ],
+            Self::AttentionOutput => &["attention.output.dense"],
+            Self::Intermediate => &["intermediate.dense"],
+            Self::Output => &["output.dense"],
+        }
+    }
+
+    /// The checkpoint weight tensors of the product in layer `layer`
+    /// (`encoder.layer.0.attention.self.query.weight`, ...).
+    pub fn weight_names(self, layer: usize) -> Vec<String> {
+        self.linears()
+            .iter()
+            .map(|linear| format!("encoder.layer.{layer}.{linear}.weight"))
+            .collect()
+    }
+}
+
 /// One encoder layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerWeights {
@@ -217,16 +254,18 @@ impl EncoderWeights {
             let name = |part: &str| format!("encoder.layer.{l}.{part}");
             let linear = |part: &str, inputs, outputs| Linear::read(checkpoint, &name(part), inputs, outputs);
             let i = config.intermediate_size;
+            let qkv = LayerProduct::Qkv.linears();
+            let only = |product: LayerProduct| product.linears()[0];
             layers.push(LayerWeights {
                 qkv: Linear::concat([
-                    linear("attention.self.query", h, h)?.scaled(scale),
-                    linear("attention.self.key", h, h)?,
-                    linear("attention.self.value", h, h)?,
+                    linear(qkv[0], h, h)?.scaled(scale),
+                    linear(qkv[1], h, h)?,
+                    linear(qkv[2], h, h)?,
                 ]),
-                attention_output: linear("attention.output.dense", h, h)?,
+                attention_output: linear(only(LayerProduct::AttentionOutput), h, h)?,
                 attention_norm: Norm::read(checkpoint, &name("attention.output.LayerNorm"), h)?,
-                intermediate: linear("intermediate.dense", h, i)?,
-                output: linear("output.dense", i, h)?,
+                intermediate: linear(only(LayerProduct::Intermediate), h, i)?,
+                output: linear(only(LayerProduct::Output), i, h)?,
                 output_norm: Norm::read(checkpoint, &name("output.LayerNorm"), h)?,
             });
         }
