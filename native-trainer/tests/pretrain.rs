@@ -527,19 +527,25 @@ fn the_starting_checkpoints_mlm_head_is_loaded_and_reported() {
     assert_eq!(before, after);
 }
 
+/// [`tiny_init`] with dropout off, for runs that must compute the same numbers on two devices.
+fn tiny_init_without_dropout() -> (tempfile::TempDir, PathBuf) {
+    let (dir, init) = tiny_init();
+    let path = init.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["hidden_dropout_prob"] = 0.0.into();
+    config["attention_probs_dropout_prob"] = 0.0.into();
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    (dir, init)
+}
+
 /// Data-parallel training (the batch split over two devices, here burn's flex and ndarray CPU
 /// backends, each replica in its own thread) computes the same steps as one device: with
 /// dropout off, the losses and the trained parameters agree to float rounding.
 #[test]
 fn data_parallel_over_two_devices_matches_one_device() {
     let _rng = lock_rng();
-    let (dir, init) = tiny_init();
     // Dropout off, so that the only difference left is where each row is computed.
-    let path = init.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    config["hidden_dropout_prob"] = 0.0.into();
-    config["attention_probs_dropout_prob"] = 0.0.into();
-    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let (dir, init) = tiny_init_without_dropout();
 
     let run = |device: &str| {
         let out = dir.path().join(device.replace(',', "+"));
@@ -1007,12 +1013,7 @@ fn the_relation_stage_learns_relations_keeps_its_best_dev_model_and_stops_early(
 fn both_stages_train_on_a_gpu_backend_with_the_cpus_losses() {
     let _rng = lock_rng();
     let device = std::env::var("TKRE_GPU_TEST_DEVICE").unwrap_or_else(|_| "wgpu".into());
-    let (dir, init) = tiny_init();
-    let path = init.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    config["hidden_dropout_prob"] = 0.0.into();
-    config["attention_probs_dropout_prob"] = 0.0.into();
-    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let (dir, init) = tiny_init_without_dropout();
 
     for stage in [Stage::Mslm, Stage::Scl] {
         let run = |device: &str| {
