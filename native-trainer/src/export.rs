@@ -55,6 +55,10 @@ pub struct ExportArgs {
     /// like what the model will read, never the data it is evaluated on.
     #[arg(long, value_name = "FILE")]
     calibration: Option<PathBuf>,
+    /// At most this many calibration sentences, spread evenly over the file (gathering the
+    /// inputs costs time in proportion to the tokens; a few hundred sentences are enough).
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    calibration_sentences: usize,
     /// Model card fields to add (a JSON object, e.g. base_model, training_data, commands,
     /// accuracy); they go into manifest.json's "card" next to what export fills in itself
     /// (source, licence, the export command and, for a `tkre pretrain`/`distill` output, its
@@ -67,7 +71,7 @@ pub fn export(
     model: &Path,
     out: &Path,
     precision: Precision,
-    calibration: Option<&Path>,
+    calibration: Option<(&Path, usize)>,
     name: &str,
     license: &str,
     extra_card: serde_json::Map<String, serde_json::Value>,
@@ -84,8 +88,8 @@ pub fn export(
         Some(_) if precision != Precision::Packed => {
             bail!("--calibration rounds a packed export's weights; use it with --precision packed")
         }
-        Some(file) => {
-            let (inputs, card) = calibration_inputs(model, &source_weights, &source, file)?;
+        Some((file, most)) => {
+            let (inputs, card) = calibration_inputs(model, &source_weights, &source, file, most)?;
             (inputs, Some(card))
         }
         None => (CalibrationInputs::new(), None),
@@ -200,7 +204,11 @@ fn calibration_inputs(
     weights: &[u8],
     origin: &str,
     file: &Path,
+    most: usize,
 ) -> Result<(CalibrationInputs, serde_json::Value)> {
+    if most == 0 {
+        bail!("--calibration-sentences must be at least 1");
+    }
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let encoder = RelationEncoder::load_dir(model, EngineRequest::Cpu)?;
     let (mut marked, mut plain) = (Vec::new(), Vec::new());
@@ -244,6 +252,13 @@ fn calibration_inputs(
     }
     let mut sequences = encoder.plan_instances(&marked)?.ids;
     sequences.extend(encoder.plan_sentences(&plain)?.ids);
+    let available = sequences.len();
+    if available > most {
+        // Evenly spread, so a file sorted by relation still gives every part a share.
+        sequences = (0..most)
+            .map(|k| sequences[k * available / most].clone())
+            .collect();
+    }
 
     let config_path = model.join("config.json");
     let config_text = std::fs::read_to_string(&config_path)
@@ -283,6 +298,7 @@ fn calibration_inputs(
         "file": publishable_path(&file.display().to_string()),
         "sha256": sha256_hex(text.as_bytes()),
         "sentences": sequences.len(),
+        "sentences_in_file": available,
         "tokens": tokens,
     });
     Ok((inputs, card))
@@ -322,7 +338,9 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         &model,
         &args.out,
         args.precision,
-        args.calibration.as_deref(),
+        args.calibration
+            .as_deref()
+            .map(|file| (file, args.calibration_sentences)),
         &name,
         &license,
         extra_card,

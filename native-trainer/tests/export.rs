@@ -309,12 +309,24 @@ fn calibrated_rounding_keeps_outputs_closer_and_bad_calibration_is_refused() {
     std::fs::write(&corpus, records).unwrap();
     let (out, from_corpus) = export(
         "from-corpus",
-        &["--precision", "packed", "--calibration", corpus.to_str().unwrap()],
+        &[
+            "--precision",
+            "packed",
+            "--calibration",
+            corpus.to_str().unwrap(),
+            "--calibration-sentences",
+            "10",
+        ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(from_corpus.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["card"]["calibration"]["sentences"], 30);
+    let card = &manifest["card"]["calibration"];
+    assert_eq!(
+        (&card["sentences"], &card["sentences_in_file"]),
+        (&10.into(), &30.into()),
+        "{card}"
+    );
 
     // Unmarked text of the same kind as the calibration sentences.
     let text: String = sentences

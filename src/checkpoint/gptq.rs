@@ -59,8 +59,7 @@ impl InputGram {
                 let a = &columns[i * BLOCK..][..n];
                 for j in i..w {
                     let b = &columns[j * BLOCK..][..n];
-                    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-                    self.sums[i * w + j] += f64::from(dot);
+                    self.sums[i * w + j] += f64::from(dot_f32(a, b));
                 }
             }
             self.rows += n as u64;
@@ -200,6 +199,24 @@ fn lower_inverse_transposed(l: &[f64], n: usize) -> Vec<f64> {
         }
     }
     t
+}
+
+/// A dot product with eight accumulators, so the compiler can vectorise it.
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for k in 0..8 {
+            sums[k] += x[k] * y[k];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 /// A dot product with four accumulators, so the compiler can vectorise it.
