@@ -171,7 +171,7 @@ pub fn export(
         card.insert("mention_head".into(), json!(parsed.training));
     }
     if let Some(calibration) = calibration_card {
-        card.insert("calibration".into(), calibration);
+        card.insert("rounding".into(), calibration);
     }
     card.extend(extra_card);
     let manifest = Manifest {

@@ -291,7 +291,7 @@ fn calibrated_rounding_keeps_outputs_closer_and_bad_calibration_is_refused() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(calibrated.join("manifest.json")).unwrap()).unwrap();
-    let card = &manifest["card"]["calibration"];
+    let card = &manifest["card"]["rounding"];
     assert_eq!(card["sentences"], 40, "{card}");
     assert!(card["tokens"].as_u64().unwrap() > 400, "{card}");
     assert!(card["method"].as_str().unwrap().contains("GPTQ"), "{card}");
@@ -321,7 +321,7 @@ fn calibrated_rounding_keeps_outputs_closer_and_bad_calibration_is_refused() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(from_corpus.join("manifest.json")).unwrap()).unwrap();
-    let card = &manifest["card"]["calibration"];
+    let card = &manifest["card"]["rounding"];
     assert_eq!(
         (&card["sentences"], &card["sentences_in_file"]),
         (&10.into(), &30.into()),
