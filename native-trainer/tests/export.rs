@@ -241,6 +241,13 @@ fn embeddings(model: &Path, lines: &str) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// What an export's model card says about its rounding's calibration.
+fn rounding_card(export: &Path) -> serde_json::Value {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(export.join("manifest.json")).unwrap()).unwrap();
+    manifest["card"]["rounding"].clone()
+}
+
 /// `tkre export --precision packed --calibration`: the same grid, rounded for the layers'
 /// outputs on the calibration sentences, so the exported model's embeddings of text like them
 /// move less from the source's than with rounding to nearest; the card says how.
@@ -289,9 +296,7 @@ fn calibrated_rounding_keeps_outputs_closer_and_bad_calibration_is_refused() {
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(calibrated.join("manifest.json")).unwrap()).unwrap();
-    let card = &manifest["card"]["rounding"];
+    let card = rounding_card(&calibrated);
     assert_eq!(card["sentences"], 40, "{card}");
     assert!(card["tokens"].as_u64().unwrap() > 400, "{card}");
     assert!(card["method"].as_str().unwrap().contains("GPTQ"), "{card}");
@@ -319,9 +324,7 @@ fn calibrated_rounding_keeps_outputs_closer_and_bad_calibration_is_refused() {
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(from_corpus.join("manifest.json")).unwrap()).unwrap();
-    let card = &manifest["card"]["rounding"];
+    let card = rounding_card(&from_corpus);
     assert_eq!(
         (&card["sentences"], &card["sentences_in_file"]),
         (&10.into(), &30.into()),

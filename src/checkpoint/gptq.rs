@@ -201,40 +201,34 @@ fn lower_inverse_transposed(l: &[f64], n: usize) -> Vec<f64> {
     t
 }
 
-/// A dot product with eight accumulators, so the compiler can vectorise it.
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = chunks_a
+/// A dot product over `LANES` accumulators, so the compiler can vectorise it (8 lanes of f32,
+/// 4 of f64: one 256-bit register each).
+fn dot_lanes<T, const LANES: usize>(a: &[T], b: &[T]) -> T
+where
+    T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T> + std::iter::Sum,
+{
+    let mut sums = [T::default(); LANES];
+    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: T = chunks_a
         .remainder()
         .iter()
         .zip(chunks_b.remainder())
-        .map(|(x, y)| x * y)
+        .map(|(&x, &y)| x * y)
         .sum();
     for (x, y) in chunks_a.zip(chunks_b) {
-        for k in 0..8 {
-            sums[k] += x[k] * y[k];
+        for k in 0..LANES {
+            sums[k] = sums[k] + x[k] * y[k];
         }
     }
-    sums.iter().sum::<f32>() + tail
+    sums.into_iter().sum::<T>() + tail
 }
 
-/// A dot product with four accumulators, so the compiler can vectorise it.
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes::<f32, 8>(a, b)
+}
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut sums = [0.0f64; 4];
-    let (chunks_a, chunks_b) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = chunks_a
-        .remainder()
-        .iter()
-        .zip(chunks_b.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in chunks_a.zip(chunks_b) {
-        for k in 0..4 {
-            sums[k] += x[k] * y[k];
-        }
-    }
-    sums.iter().sum::<f64>() + tail
+    dot_lanes::<f64, 4>(a, b)
 }
 
 #[cfg(test)]
