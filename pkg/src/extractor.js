@@ -56,16 +56,32 @@ export async function createExtractor({ modelUrl, backend = 'auto', threads = 'a
   return new RelationExtractor(inner, manifest, loadInfo, gpu, loaded);
 }
 
-// Queries per call into the wasm module when the caller can abort: an abort takes effect
-// between slices, so within one slice's time.
-const CHUNK = 32;
+// With a signal, queries go into the wasm module in slices sized from the measured time per
+// query so that one slice takes about SLICE_MS: an abort waits at most one slice, on a fast
+// machine or a busy one. The first slice is small because its time per query is not known yet.
+const SLICE_MS = 100;
+const FIRST_SLICE = 4;
+const MAX_SLICE = 256;
 
-/** `[firstIndex, slice]` pairs of `list`: one slice without a signal, slices of CHUNK with one. */
-function slices(list, signal) {
-  if (!signal) return [[0, list]];
-  const result = [];
-  for (let i = 0; i < list.length; i += CHUNK) result.push([i, list.slice(i, i + CHUNK)]);
-  return result.length ? result : [[0, list]];
+/**
+ * Runs `work(firstIndex, slice)` over `list`: in one call without a signal, else in timed
+ * slices with a chance to abort before each. Resolves to the concatenated results.
+ */
+async function inSlices(list, signal, work) {
+  if (!signal) return work(0, list);
+  const results = [];
+  let first = 0;
+  let size = FIRST_SLICE;
+  do {
+    await nextTask(signal);
+    const slice = list.slice(first, first + size);
+    const started = performance.now();
+    results.push(...(await work(first, slice)));
+    const msPerItem = Math.max((performance.now() - started) / Math.max(slice.length, 1), 1e-3);
+    first += slice.length;
+    size = Math.max(1, Math.min(MAX_SLICE, Math.floor(SLICE_MS / msPerItem)));
+  } while (first < list.length);
+  return results;
 }
 
 /** Lets other tasks (a worker's abort message) run, then checks the signal. */
@@ -269,17 +285,13 @@ export class RelationExtractor {
   /**
    * Classifies one query (resolves to a prediction, or rejects) or an array of queries (to one
    * item per query: a prediction, or `{error, kind}` for a query that could not be read).
-   * With a signal, the queries go in slices of CHUNK and an abort stops between slices.
+   * With a signal, the queries go in slices of about SLICE_MS and an abort stops between slices.
    */
   async classify(queries, options) {
     const { args: [given], signal } = normalizedArgs('classify', [queries, options]);
     const many = Array.isArray(given);
     const list = many ? given : [given];
-    const items = [];
-    for (const [first, slice] of slices(list, signal)) {
-      if (signal) await nextTask(signal);
-      items.push(...(await this.#run((x) => x.classify(slice, first), signal)));
-    }
+    const items = await inSlices(list, signal, (first, slice) => this.#run((x) => x.classify(slice, first), signal));
     if (many) return items;
     if (items[0].error !== undefined) throw inputError(items[0].error, items[0].kind);
     return items[0];
@@ -292,12 +304,8 @@ export class RelationExtractor {
   async embed(texts, options) {
     const { args: [given], signal } = normalizedArgs('embed', [texts, options]);
     const many = Array.isArray(given);
-    const result = [];
-    for (const [, slice] of slices(many ? given : [given], signal)) {
-      if (signal) await nextTask(signal);
-      const vectors = await this.#run((x) => x.embed(slice), signal);
-      result.push(...Array.from(vectors, (v) => Array.from(v)));
-    }
+    const embedSlice = async (_, slice) => Array.from(await this.#run((x) => x.embed(slice), signal), (v) => Array.from(v));
+    const result = await inSlices(many ? given : [given], signal, embedSlice);
     return many ? result : result[0];
   }
 
