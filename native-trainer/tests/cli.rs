@@ -745,4 +745,11 @@ fn extract_measures_the_mention_proposer_on_fewrel_records() {
     let head = rules["head_found"].as_f64().unwrap();
     assert!((0.0..=head).contains(&both), "{report}");
     assert!(rules["proposals_per_sentence"].as_f64().unwrap() > 0.0);
+    // Every gold entity is found, missed at an overlapping proposal, or missed elsewhere.
+    let share = |k: &str| rules[k].as_f64().unwrap();
+    let accounted = (share("head_found") + share("tail_found")) / 2.0
+        + share("missed_overlapping_a_proposal")
+        + share("missed_not_overlapping");
+    assert!((accounted - 1.0).abs() < 1e-9, "{report}");
+    assert!(share("missed_overlapping_a_proposal") > 0.0, "{report}");
 }

@@ -458,12 +458,22 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     let mut reports = Vec::new();
     for (name, proposals) in &rows {
         let (mut both, mut heads, mut tails, mut count) = (0usize, 0usize, 0usize, 0usize);
+        // A missed entity either disagrees with a proposal on its boundaries (one overlaps
+        // it) or has none where it is: two different faults of a proposer.
+        let (mut overlapped, mut elsewhere) = (0usize, 0usize);
         for ((_, head, tail), found) in sentences.iter().zip(proposals) {
             let (h, t) = (found.contains(head), found.contains(tail));
             heads += usize::from(h);
             tails += usize::from(t);
             both += usize::from(h && t);
             count += found.len();
+            for gold in [head, tail].into_iter().filter(|g| !found.contains(g)) {
+                if found.iter().any(|p| p.start < gold.end && gold.start < p.end) {
+                    overlapped += 1;
+                } else {
+                    elsewhere += 1;
+                }
+            }
         }
         reports.push(serde_json::json!({
             "proposer": name,
@@ -471,6 +481,8 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
             "head_found": heads as f64 / n,
             "tail_found": tails as f64 / n,
             "proposals_per_sentence": count as f64 / n,
+            "missed_overlapping_a_proposal": overlapped as f64 / (2.0 * n),
+            "missed_not_overlapping": elsewhere as f64 / (2.0 * n),
         }));
     }
     let report = serde_json::json!({
@@ -484,13 +496,16 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
         for r in &reports {
             writeln!(
                 w,
-                "{}: {} sentences: both entities proposed exactly in {:.1}% (head {:.1}%, tail {:.1}%), {:.2} proposals per sentence",
+                "{}: {} sentences: both entities proposed exactly in {:.1}% (head {:.1}%, tail {:.1}%), {:.2} proposals per sentence; \
+                 of the gold entities, {:.1}% missed where a proposal overlaps them, {:.1}% with no proposal there",
                 r["proposer"].as_str().unwrap_or_default(),
                 sentences.len(),
                 r["both_found"].as_f64().unwrap_or_default() * 100.0,
                 r["head_found"].as_f64().unwrap_or_default() * 100.0,
                 r["tail_found"].as_f64().unwrap_or_default() * 100.0,
-                r["proposals_per_sentence"].as_f64().unwrap_or_default()
+                r["proposals_per_sentence"].as_f64().unwrap_or_default(),
+                r["missed_overlapping_a_proposal"].as_f64().unwrap_or_default() * 100.0,
+                r["missed_not_overlapping"].as_f64().unwrap_or_default() * 100.0
             )?;
         }
         Ok(())
