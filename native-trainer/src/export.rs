@@ -14,11 +14,9 @@ use serde_json::json;
 use tkre::checkpoint::gptq::InputGram;
 use tkre::checkpoint::manifest::{FORMAT, MARKERS, VERSION, sha256_hex};
 use tkre::checkpoint::{
-    CalibrationInputs, Checkpoint, EncoderConfig, Manifest, ManifestFile, ModelFiles, Precision,
-    convert_weights_calibrated,
+    CalibrationInputs, Manifest, ManifestFile, ModelFiles, Precision, convert_weights_calibrated,
 };
-use tkre::engine::EncoderWeights;
-use tkre::engine::cpu::CpuEngine;
+use tkre::engine::Engine;
 use tkre::engine::weights::LayerProduct;
 use tkre::text::RelationInstance;
 
@@ -89,7 +87,7 @@ pub fn export(
             bail!("--calibration rounds a packed export's weights; use it with --precision packed")
         }
         Some((file, most)) => {
-            let (inputs, card) = calibration_inputs(model, &source_weights, &source, file, most)?;
+            let (inputs, card) = calibration_inputs(model, file, most)?;
             (inputs, Some(card))
         }
         None => (CalibrationInputs::new(), None),
@@ -197,12 +195,10 @@ pub fn export(
 /// Sequences run through the model at a time while gathering calibration inputs.
 const CALIBRATION_BATCH: usize = 32;
 
-/// The inputs every `Linear` of the model at `model` (its weights `weights`) reads on the
-/// sentences of `file`, and what the model card says about them.
+/// The inputs every `Linear` of the model at `model` reads on the sentences of `file`, and what
+/// the model card says about them.
 fn calibration_inputs(
     model: &Path,
-    weights: &[u8],
-    origin: &str,
     file: &Path,
     most: usize,
 ) -> Result<(CalibrationInputs, serde_json::Value)> {
@@ -260,14 +256,10 @@ fn calibration_inputs(
             .collect();
     }
 
-    let config_path = model.join("config.json");
-    let config_text = std::fs::read_to_string(&config_path)
-        .with_context(|| format!("reading {}", config_path.display()))?;
-    let config = EncoderConfig::from_json(&config_text, &config_path.display().to_string())?;
-    let engine = CpuEngine::new(&EncoderWeights::read(
-        &Checkpoint::read(weights, origin)?,
-        &config,
-    )?);
+    // The encoder that planned the sentences runs them: its engine is the CPU one requested.
+    let Engine::Cpu(engine) = &encoder.engine else {
+        bail!("internal: the calibration encoder is not on the CPU engine");
+    };
     let started = std::time::Instant::now();
     let mut grams: BTreeMap<(usize, LayerProduct), InputGram> = BTreeMap::new();
     let tokens: usize = sequences.iter().map(Vec::len).sum();
