@@ -164,10 +164,7 @@ impl MentionHead {
             if chosen.len() >= max {
                 break;
             }
-            let overlaps = chosen
-                .iter()
-                .any(|(s, _)| s.start < candidate.span.end && candidate.span.start < s.end);
-            if !overlaps {
+            if !chosen.iter().any(|(s, _)| s.overlaps(&candidate.span)) {
                 chosen.push((candidate.span, score));
             }
         }

@@ -17,7 +17,8 @@ impl CharSpan {
         Self { start, end }
     }
 
-    fn overlaps(&self, other: &CharSpan) -> bool {
+    /// Whether the two spans share a character.
+    pub fn overlaps(&self, other: &CharSpan) -> bool {
         self.start < other.end && other.start < self.end
     }
 }

@@ -119,7 +119,7 @@ impl EntityList {
                 }
                 let (first, last) = (&words[start], &words[end - 1]);
                 let candidate = CharSpan::new(first.start, last.end);
-                if found.iter().any(|m| overlaps(m.span(), candidate)) {
+                if found.iter().any(|m| m.span().overlaps(&candidate)) {
                     continue;
                 }
                 found.push(Mention {
@@ -190,10 +190,6 @@ fn byte_range(text: &str, span: CharSpan) -> (usize, usize) {
 pub fn slice(text: &str, span: CharSpan) -> String {
     let (start, end) = byte_range(text, span);
     text[start..end].to_string()
-}
-
-fn overlaps(a: CharSpan, b: CharSpan) -> bool {
-    a.start < b.end && b.start < a.end
 }
 
 /// Lower-case words that may stand inside a name between capitalised ones ("University of
@@ -414,12 +410,12 @@ pub fn merge(text: &str, marked: &[CharSpan], listed: Vec<Mention>, proposed: &[
         })
         .collect();
     for mention in listed {
-        if !kept.iter().any(|m| overlaps(m.span(), mention.span())) {
+        if !kept.iter().any(|m| m.span().overlaps(&mention.span())) {
             kept.push(mention);
         }
     }
     for &span in proposed {
-        if !kept.iter().any(|m| overlaps(m.span(), span)) {
+        if !kept.iter().any(|m| m.span().overlaps(&span)) {
             kept.push(Mention {
                 start: span.start,
                 end: span.end,

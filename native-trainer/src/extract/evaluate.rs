@@ -468,7 +468,7 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
             both += usize::from(h && t);
             count += found.len();
             for gold in [head, tail].into_iter().filter(|g| !found.contains(g)) {
-                if found.iter().any(|p| p.start < gold.end && gold.start < p.end) {
+                if found.iter().any(|p| p.overlaps(gold)) {
                     overlapped += 1;
                 } else {
                     elsewhere += 1;
