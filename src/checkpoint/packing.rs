@@ -296,7 +296,43 @@ pub(crate) fn serialize(
                 .map_err(|e| TkreError::Model(format!("{origin}: tensor {name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, metadata).map_err(|e| TkreError::Model(format!("writing {origin}: {e}")))
+    let bytes = safetensors::serialize(views, metadata)
+        .map_err(|e| TkreError::Model(format!("writing {origin}: {e}")))?;
+    sorted_header(bytes, origin)
+}
+
+/// `bytes` with its JSON header's keys (and the `__metadata__` entries) in sorted order.
+/// safetensors writes the metadata from a HashMap, in a different order on every run; sorted,
+/// the same tensors and metadata always make the same file (and sha256). Offsets are explicit
+/// in the header, so reordering its keys leaves the data where it is.
+fn sorted_header(bytes: Vec<u8>, origin: &str) -> Result<Vec<u8>> {
+    let corrupt = |what: &str| TkreError::Model(format!("writing {origin}: {what}"));
+    let header_len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or_else(|| corrupt("no header length"))?;
+    let header = bytes
+        .get(8..8 + header_len)
+        .ok_or_else(|| corrupt("header longer than the file"))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| corrupt(&format!("header is not JSON ({e})")))?;
+    let sort = |map: serde_json::Map<String, serde_json::Value>| {
+        let mut entries: Vec<_> = map.into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.into_iter().collect::<serde_json::Map<_, _>>()
+    };
+    let mut sorted = sort(header);
+    if let Some(serde_json::Value::Object(metadata)) = sorted.get_mut("__metadata__") {
+        *metadata = sort(std::mem::take(metadata));
+    }
+    let mut text = serde_json::to_vec(&sorted).map_err(|e| corrupt(&e.to_string()))?;
+    // safetensors pads the header with spaces to a multiple of 8 bytes (data alignment).
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - header_len);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + header_len..]);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -415,5 +451,44 @@ mod tests {
         };
         let (uniform, uniform_scales) = quantize_rows_to_bits(&values, 48, 4);
         assert!(squared_error(&codebook_values, &scales) < squared_error(&uniform, &uniform_scales));
+    }
+
+    #[test]
+    fn the_same_tensors_and_metadata_always_make_the_same_file() {
+        let tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = (0..12)
+            .map(|i| {
+                (
+                    format!("encoder.layer.{i}.weight"),
+                    Dtype::I8,
+                    vec![2, 3],
+                    vec![i as u8; 6],
+                )
+            })
+            .collect();
+        // Each HashMap hashes with its own random keys, so the two iterate in different orders.
+        let metadata = || -> HashMap<String, String> {
+            (0..24)
+                .map(|i| {
+                    (
+                        format!("{PACKED_KEY_PREFIX}t{i}"),
+                        format!("{{\"bits\":{}}}", i % 7 + 1),
+                    )
+                })
+                .collect()
+        };
+        let first = serialize(&tensors, Some(metadata()), "a test file").unwrap();
+        let files: Vec<Vec<u8>> = (0..4)
+            .map(|_| serialize(&tensors, Some(metadata()), "a test file").unwrap())
+            .collect();
+        assert!(files.iter().all(|file| *file == first));
+        let read = SafeTensors::read_metadata(&first).unwrap().1;
+        assert_eq!(read.metadata().clone().unwrap(), metadata());
+        let header_len = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        assert_eq!(header_len % 8, 0);
+        let parsed = SafeTensors::deserialize(&first).unwrap();
+        for (name, _, shape, data) in &tensors {
+            let view = parsed.tensor(name).unwrap();
+            assert_eq!((view.shape(), view.data()), (&shape[..], &data[..]));
+        }
     }
 }
