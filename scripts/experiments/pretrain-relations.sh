@@ -21,7 +21,7 @@ corpus=data/corpus/wikidata
 
 relation=(--stage relation --corpus "$corpus/train.jsonl" --dev "$corpus/dev.jsonl"
   --relation-text "$shared/pid2name.json" --batch-size 32 --per-relation 4 --learning-rate 2e-5
-  --epochs 10 --eval-every 25 --patience 4 --seed 42)
+  --epochs 10 --max-steps 300 --eval-every 25 --patience 4 --seed 42)
 # Without MSLM unless a run says otherwise (clap takes each flag once).
 no_mslm=(--mslm-weight 0)
 pretrain() {  # NAME ARGS...
