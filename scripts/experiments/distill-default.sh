@@ -41,19 +41,15 @@ int8() {  # SOURCE NAME -> an int8 export's directory
   fi
   echo "$out"
 }
+rows=(--row "base, 6 layers (int8)=$(int8 "$base" base)"
+  --row "default, 6 layers (int8)=$(int8 "$teacher" default)"
+  --row "3 layers of default, not distilled (int8)=$(int8 "$runs/truncated" default-3-layers)"
+  --row "student: 3 layers taught by default (int8)=$(int8 "$runs/student" default-student)")
 "$tkre" eval --data "$shared/val_wiki.json" --report reports/distill-default \
   --relation-descriptions "$shared/pid2name.json" --episodes 1000 --seed 1 \
-  --settings 5-1,5-5,10-1,10-5 \
-  --row "base, 6 layers (int8)=$(int8 "$base" base)" \
-  --row "default, 6 layers (int8)=$(int8 "$teacher" default)" \
-  --row "3 layers of default, not distilled (int8)=$(int8 "$runs/truncated" default-3-layers)" \
-  --row "student: 3 layers taught by default (int8)=$(int8 "$runs/student" default-student)"
+  --settings 5-1,5-5,10-1,10-5 "${rows[@]}"
 # Another schema and style, as a proxy for the held-out domain: the TKRE paper's released
 # synthetic sentences for TACRED's person/organisation relations (news-like; benchmark use
 # only), relations with enough sentences for each setting.
 "$tkre" eval --data ../shared/data/tkre-synthetic/llm_da_8.jsonl --report reports/distill-default-tacred \
-  --episodes 1000 --seed 1 --settings 5-1,5-5 \
-  --row "base, 6 layers (int8)=$(int8 "$base" base)" \
-  --row "default, 6 layers (int8)=$(int8 "$teacher" default)" \
-  --row "3 layers of default, not distilled (int8)=$(int8 "$runs/truncated" default-3-layers)" \
-  --row "student: 3 layers taught by default (int8)=$(int8 "$runs/student" default-student)"
+  --episodes 1000 --seed 1 --settings 5-1,5-5 "${rows[@]}"
