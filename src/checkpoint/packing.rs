@@ -296,9 +296,16 @@ pub(crate) fn serialize(
                 .map_err(|e| TkreError::Model(format!("{origin}: tensor {name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
+    // Without metadata safetensors' own order is already fixed (dtype, then name), so files
+    // widened at load time skip the rewrite.
+    let has_metadata = metadata.is_some();
     let bytes = safetensors::serialize(views, metadata)
         .map_err(|e| TkreError::Model(format!("writing {origin}: {e}")))?;
-    sorted_header(bytes, origin)
+    if has_metadata {
+        sorted_header(bytes, origin)
+    } else {
+        Ok(bytes)
+    }
 }
 
 /// `bytes` with its JSON header's keys (and the `__metadata__` entries) in sorted order.
