@@ -28,8 +28,9 @@ case "${1:-}" in --check | --profiling) variants=(single) ;; esac
 # +simd128: 128-bit wasm SIMD (every browser with WebGPU has it) for the CPU backends' matmuls.
 # The threaded build (pkg/wasm-threads/: +atomics,+bulk-memory, shared memory imported from
 # the page) needs the standard library rebuilt with atomics, so -Zbuild-std on either
-# toolchain (rustup's needs a nightly with rust-src); without one only the single-thread build
-# is made, and the package runs on one thread.
+# toolchain (RUSTC_BOOTSTRAP=1 allows it on a stable rustc; rustup's needs its rust-src
+# component). Without it only the single-thread build is made, the package runs on one thread,
+# and pkg/wasm-threads.missing says why (the tests of threads and packing read it).
 # --remap-path-prefix, given to this crate only (`cargo rustc ... -- ARGS`): the clone's path
 # would otherwise end up in panic messages, making every clone's wasm differ and miss the
 # wasm-opt cache below. In RUSTFLAGS it would also change every dependency's fingerprint per
@@ -51,7 +52,8 @@ else
 fi
 
 # cargo_build VARIANT: compiles one build; sets $wasm to the module, or returns 1 when this
-# toolchain cannot make it.
+# toolchain cannot make it (and says why in $missing_threads). A failed compile exits: the
+# caller's `if` would otherwise switch off `set -e` inside the function.
 cargo_build() {
   local variant=$1 target_dir rustflags=$base_rustflags extra=() std=()
   if [ "$variant" = threads ]; then
@@ -62,25 +64,25 @@ cargo_build() {
   if [ "$toolchain" = rustup ]; then
     target_dir="$TKRE_WASM_TARGET_DIR/rustup"
     if [ "$variant" = threads ]; then
-      if ! rustup run nightly rustc --version >/dev/null 2>&1 || ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q rust-src; then
-        echo "build-wasm.sh: no threaded build: it needs a nightly toolchain with rust-src (\`rustup toolchain install nightly --component rust-src\`)" >&2
+      if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+        missing_threads="the threaded build needs the standard library's source: \`rustup component add rust-src\`, then build again"
         return 1
       fi
       target_dir="$TKRE_WASM_TARGET_DIR/rustup-threads"
-      echo "building the threaded wasm with rustup's nightly, the standard library from source" >&2
-      RUSTFLAGS=$rustflags CARGO_TARGET_DIR="$target_dir" \
-        cargo +nightly "${cargo_args[@]}" "${std[@]}" -- "--remap-path-prefix=$PWD=/tkre" "${extra[@]}"
+      echo "building the threaded wasm with rustup's $(rustc --version), the standard library from source" >&2
+      RUSTFLAGS=$rustflags RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$target_dir" \
+        cargo "${cargo_args[@]}" "${std[@]}" -- "--remap-path-prefix=$PWD=/tkre" "${extra[@]}" || exit 1
     else
       echo "building with rustup's $(rustc --version) and its wasm32-unknown-unknown target" >&2
       RUSTFLAGS=$rustflags CARGO_TARGET_DIR="$target_dir" \
-        cargo "${cargo_args[@]}" -- "--remap-path-prefix=$PWD=/tkre"
+        cargo "${cargo_args[@]}" -- "--remap-path-prefix=$PWD=/tkre" || exit 1
     fi
   else
     target_dir="$TKRE_WASM_TARGET_DIR"
     [ "$variant" = threads ] && target_dir="$TKRE_WASM_TARGET_DIR/threads"
     echo "building the $variant wasm with Debian's $(/usr/bin/rustc --version) (rustc-web), the standard library from source" >&2
     RUSTFLAGS=$rustflags PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$target_dir" \
-      /usr/bin/cargo "${cargo_args[@]}" -Zbuild-std=std,panic_abort -- "--remap-path-prefix=$PWD=/tkre" "${extra[@]}"
+      /usr/bin/cargo "${cargo_args[@]}" -Zbuild-std=std,panic_abort -- "--remap-path-prefix=$PWD=/tkre" "${extra[@]}" || exit 1
   fi
   wasm="$target_dir/wasm32-unknown-unknown/wasm-release/tkre.wasm"
   echo "cargo wasm build ok: $wasm" >&2
@@ -124,12 +126,16 @@ bind() {
 }
 
 mode=${1:-}
+missing_threads=''
 for variant in "${variants[@]}"; do
   if ! cargo_build "$variant"; then
     # Only the threaded build is optional; a stale one would not match the new single build.
+    echo "build-wasm.sh: no threaded build: $missing_threads" >&2
     rm -rf pkg/wasm-threads
+    printf '%s\n' "$missing_threads" > pkg/wasm-threads.missing
     continue
   fi
   [ "$mode" = "--check" ] && exit 0
   bind "$variant"
+  [ "$variant" = threads ] && rm -f pkg/wasm-threads.missing
 done

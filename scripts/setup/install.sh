@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need on a fresh Debian 12 machine. Idempotent: each
 # step checks first, so a second run takes seconds.
-#  - Debian's rustc-web/cargo-web (1.96) + rust-web-src + lld: the wasm32 standard library is
-#    built from source with them (rustup cannot fetch a wasm32 target here).
+#  - a wasm32 toolchain: rustup's wasm32-unknown-unknown target with its rust-src component
+#    when rustup has the target, else Debian's rustc-web/cargo-web (1.96) + rust-web-src + lld
+#    (the wasm32 standard library is built from source with them).
 #  - chromium for the browser tests (WebGPU on SwiftShader).
 #  - Mesa's lavapipe (mesa-vulkan-drivers): a software Vulkan device for the native WebGPU tests.
 #  - binaryen 132 from npm for wasm-opt (Debian's 108 is too old for reference types).
@@ -20,6 +21,10 @@ need_apt=()
 if ! { command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; }; then
   [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src)
   command -v rust-lld >/dev/null 2>&1 || [ -e /usr/bin/rust-lld ] || need_apt+=(lld-22)
+elif ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+  # The threaded wasm rebuilds the standard library; without its source the package is built
+  # for one thread only (build-wasm.sh says so).
+  rustup component add rust-src >&2 || echo "install.sh: no rust-src; the wasm will be built for one thread only" >&2
 fi
 if ! $demo_only; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)

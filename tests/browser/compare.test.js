@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ROOT } from './harness.js';
+import { ROOT, THREADS_MISSING } from './harness.js';
 
 /** Runs bench/compare.js with `settings` (TKRE_COMPARE_* without the prefix); its report. */
 function runCompare(settings) {
@@ -61,7 +61,7 @@ function checkRows(report, table, { backends, lengths, batches, threads }) {
   }
 }
 
-test('bench/compare.js on the CPU: FewRel and 128-token sentences, batch 1 and 8, one and two threads', () => {
+test('bench/compare.js on the CPU: FewRel and 128-token sentences, batch 1 and 8, one and two threads', { skip: THREADS_MISSING }, () => {
   const { report, table } = runCompare({ BACKENDS: 'cpu', LENGTHS: 'fewrel,128', QUERIES: '3', BATCHES: '8', REPS: '1', THREADS: '1,2' });
   checkRows(report, table, { backends: ['cpu'], lengths: ['fewrel', '128'], batches: [8], threads: [1, 2] });
 });

@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, after } from 'node:test';
@@ -14,6 +14,13 @@ const CACHE = process.env.TKRE_CACHE ?? path.join(process.env.HOME, '.cache/tkre
 export const MODEL_DIR = process.env.TKRE_WEB_MODEL ?? path.join(ROOT, 'models/default');
 const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(CACHE, 'target');
 export const TKRE = path.join(TARGET, 'debug/tkre');
+// Why this checkout has no threaded wasm (pkg/wasm-threads.missing, written by
+// scripts/dev/build-wasm.sh when its toolchain cannot make one), or false when it has one.
+// The tests that need the threaded build (threads, packing, tsc over its glue) skip with this
+// reason; with neither the build nor the reason they run, and fail.
+export const THREADS_MISSING = !existsSync(path.join(ROOT, 'pkg/wasm-threads/tkre.js')) && existsSync(path.join(ROOT, 'pkg/wasm-threads.missing'))
+  ? `no threaded wasm build here: ${readFileSync(path.join(ROOT, 'pkg/wasm-threads.missing'), 'utf8').trim()}`
+  : false;
 
 // WebGPU on SwiftShader's Vulkan device: no GPU needed (see docs/browser.md).
 const CHROMIUM_ARGS = [

@@ -4,7 +4,7 @@
 // in the worker wrapper, and say how many threads they use and why.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { demoServerAndBrowser } from './harness.js';
+import { demoServerAndBrowser, THREADS_MISSING } from './harness.js';
 
 const shared = demoServerAndBrowser();
 
@@ -48,7 +48,7 @@ async function runOn(query, options = {}, wrapper = 'createExtractor') {
   return result;
 }
 
-test('an isolated page computes on several threads and gets the single-thread bits', async () => {
+test('an isolated page computes on several threads and gets the single-thread bits', { skip: THREADS_MISSING }, async () => {
   const threaded = await runOn('');
   const single = await runOn('?isolation=off');
   assert.equal(threaded.isolated, true, 'the demo server sends COOP/COEP');
@@ -62,7 +62,7 @@ test('an isolated page computes on several threads and gets the single-thread bi
   assert.equal(threaded.predictions, single.predictions, 'predictions differ between thread counts');
 });
 
-test('threads: 1 keeps an isolated page on one thread, and a bad count is refused', async () => {
+test('threads: 1 keeps an isolated page on one thread, and a bad count is refused', { skip: THREADS_MISSING }, async () => {
   const one = await runOn('', { threads: 1 });
   assert.equal(one.isolated, true);
   assert.equal(one.threads, 1);
@@ -77,7 +77,7 @@ test('threads: 1 keeps an isolated page on one thread, and a bad count is refuse
   await page.close();
 });
 
-test('the worker wrapper runs threads too, with the same bits', async () => {
+test('the worker wrapper runs threads too, with the same bits', { skip: THREADS_MISSING }, async () => {
   const worker = await runOn('', {}, 'createWorkerExtractor');
   const single = await runOn('?isolation=off', {}, 'createWorkerExtractor');
   assert.equal(worker.threads, Math.min(worker.cores, 8), worker.threadsReason);
