@@ -137,5 +137,5 @@ for variant in "${variants[@]}"; do
   fi
   [ "$mode" = "--check" ] && exit 0
   bind "$variant"
-  [ "$variant" = threads ] && rm -f pkg/wasm-threads.missing
+  if [ "$variant" = threads ]; then rm -f pkg/wasm-threads.missing; fi
 done
