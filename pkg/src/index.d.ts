@@ -165,7 +165,9 @@ export interface LoadOptions {
   onBackendChange?: (info: { backend: string; backendReason: string }) => void;
   /** Keep model files in the Cache API so a reload does not download them again. Default true. */
   useCache?: boolean;
-  /** Where this package's tkre_bg.wasm is served, if not next to wasm/tkre.js. */
+  /** Where this package's tkre_bg.wasm is served, if not next to wasm/tkre.js. It must be the
+   *  module of the same build: another one (an older version left on a CDN) is refused with an
+   *  error that says so, and a later call may try again. */
   wasmUrl?: string | URL;
   /** Where the threaded build's tkre_bg.wasm is served, if not next to wasm-threads/tkre.js
    *  (when it cannot be loaded, the single-thread build runs and `threadsReason` says why). */

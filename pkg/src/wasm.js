@@ -27,7 +27,11 @@ const WORKER_START_MS = 10_000;
  * @returns {Promise<LoadedWasm>}
  */
 export function initWasm(wasmUrl, onProgress, options = {}) {
-  loading ??= load(wasmUrl, onProgress, options);
+  // A failed load is not kept: the next call (another wasmUrl, the network back) tries again.
+  loading ??= load(wasmUrl, onProgress, options).catch((error) => {
+    loading = null;
+    throw error;
+  });
   return loading;
 }
 
@@ -67,17 +71,49 @@ function threadsWanted(threads) {
 /** @param {string | URL | undefined} wasmUrl @param {((info: object) => void) | undefined} onProgress */
 async function loadSingle(wasmUrl, onProgress) {
   const wasm = await import('../wasm/tkre.js');
-  const exports = await wasm.default({ module_or_path: fetchWithProgress(wasmUrl ?? new URL('../wasm/tkre_bg.wasm', import.meta.url), onProgress) });
+  const url = wasmUrl ?? new URL('../wasm/tkre_bg.wasm', import.meta.url);
+  const response = fetchWithProgress(url, onProgress);
+  let exports;
+  try {
+    exports = await wasm.default({ module_or_path: response });
+  } catch (error) {
+    if (!(error instanceof WebAssembly.LinkError)) throw error;
+    throw notThisBuild(url, error.message);
+  }
+  checkSameBuild(wasm, url);
   return { wasm, memory: exports.memory, threads: 1 };
+}
+
+/** @param {string | URL} url @param {string} why */
+function notThisBuild(url, why) {
+  return new Error(`createExtractor: the wasm module ${url} is not the one this package's JavaScript glue (wasm/tkre.js) was built with (${why}); ` +
+    'serve the tkre_bg.wasm of the same build and version as the package (wasmUrl)');
+}
+
+/**
+ * The glue and the module must come from one build. A module of another build may still
+ * instantiate, and then reads strings back as garbage; one call shows it.
+ * @param {WasmApi} wasm @param {string | URL} url
+ */
+function checkSameBuild(wasm, url) {
+  let names;
+  try {
+    names = wasm.engineNames();
+  } catch (error) {
+    throw notThisBuild(url, `engineNames() failed: ${error.message}`);
+  }
+  const valid = Array.isArray(names) && names.length > 0 && names.every((n) => typeof n === 'string' && /^[a-z][a-z0-9-]*$/.test(n));
+  if (!valid) throw notThisBuild(url, `its engine names read back as ${JSON.stringify(names).slice(0, 80)}`);
 }
 
 /** @param {number} wanted @param {string | URL | undefined} threadsWasmUrl @param {((info: object) => void) | undefined} onProgress */
 async function loadThreaded(wanted, threadsWasmUrl, onProgress) {
   const wasm = await import('../wasm-threads/tkre.js');
   // Compiled here so that the workers can instantiate the same module on the same memory.
-  const module = await WebAssembly.compileStreaming(
-    fetchWithProgress(threadsWasmUrl ?? new URL('../wasm-threads/tkre_bg.wasm', import.meta.url), onProgress));
+  const url = threadsWasmUrl ?? new URL('../wasm-threads/tkre_bg.wasm', import.meta.url);
+  const module = await WebAssembly.compileStreaming(fetchWithProgress(url, onProgress));
   const exports = await wasm.default({ module_or_path: module });
+  checkSameBuild(wasm, url);
   wasm.threadPoolSize(); // creates the pool on this thread, before any worker looks for it
   const started = await startWorkers(module, exports.memory, wanted - 1);
   // A worker reports before it enters the pool: give the last ones a moment to be counted.

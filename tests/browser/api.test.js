@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ROOT, MODEL_DIR, TKRE, startServer, serveStatic, demoServerAndBrowser } from './harness.js';
+import { ROOT, MODEL_DIR, TKRE, THREADS_MISSING, startServer, serveStatic, demoServerAndBrowser } from './harness.js';
+import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 
 const BASE_MODEL = path.join(process.env.TKRE_CACHE ?? path.join(process.env.HOME, '.cache/tkre'), 'models/all-MiniLM-L6-v2');
@@ -125,6 +126,31 @@ test('an aborted load rejects with an AbortError, and a worker that cannot start
   assert.match(result.missing.message, /could not be loaded/);
   assert.ok(result.missingMs < 10000, `${result.missingMs} ms`);
   await page.close();
+});
+
+test('a wasm module of another build is refused with a clear error, and a later load with the right one works', { skip: THREADS_MISSING }, async () => {
+  // Other builds than wasm/'s: the threaded one (its imports differ, so it does not link) and,
+  // where it has been built, the comparison one (it links, then reads strings back as garbage).
+  const others = ['/pkg/wasm-threads/tkre_bg.wasm'];
+  if (existsSync(path.join(ROOT, 'pkg/wasm-compare/tkre_bg.wasm'))) others.push('/pkg/wasm-compare/tkre_bg.wasm');
+  for (const other of others) {
+    const page = await shared.browser.newPage();
+    // Not the demo page: it loads the wasm first, with its own options.
+    await page.goto(`${shared.server.url}bench/browser.html`);
+    const result = await page.evaluate(async ({ other, einstein }) => {
+      const m = await import('/pkg/src/index.js');
+      const options = { modelUrl: '/models/default/', backend: 'cpu', threads: 1 };
+      const refused = await m.createExtractor({ ...options, wasmUrl: other }).then(() => null, (e) => e.message);
+      const x = await m.createExtractor(options);
+      await x.addExamples('born in', ['[E1]Marie Curie[/E1] was born in [E2]Warsaw[/E2].']);
+      const [prediction] = await x.classify([einstein]);
+      await x.dispose();
+      return { refused, relation: prediction.ranked[0].relation };
+    }, { other, einstein: EINSTEIN });
+    await page.close();
+    assert.match(result.refused ?? 'loaded', /the wasm module .* is not the one this package's JavaScript glue \(wasm\/tkre\.js\) was built with/, other);
+    assert.equal(result.relation, 'born in', `${other}: the next load, with the package's own module, works`);
+  }
 });
 
 test('importing tkre-web/worker on the page leaves the page alone', async () => {
