@@ -5,26 +5,14 @@
 // present they run too, which is how a page loading the wrong module is caught.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from './harness.js';
+import { ROOT, runBenchmark } from './harness.js';
 
 const COMPARE_BUILD = existsSync(path.join(ROOT, 'pkg/wasm-compare/tkre.js'));
 
-function runBench(backends) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tkre-browser-bench-'));
-  const out = path.join(dir, 'report.json');
-  const env = { ...process.env, TKRE_BENCH_OUT: out, TKRE_BENCH_BACKENDS: backends.join(','), TKRE_BENCH_QUERIES: '2', TKRE_BENCH_BATCH: '4' };
-  const run = spawnSync('node', [path.join(ROOT, 'bench/browser.js')], { env, encoding: 'utf8' });
-  try {
-    assert.equal(run.status, 0, `bench/browser.js failed:\n${run.stderr.slice(-4000)}`);
-    return { report: JSON.parse(readFileSync(out, 'utf8')), table: run.stdout };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const runBench = (backends) =>
+  runBenchmark('bench/browser.js', 'TKRE_BENCH', { BACKENDS: backends.join(','), QUERIES: '2', BATCH: '4' });
 
 function checkRows({ report, table }, backends) {
   assert.deepEqual(report.rows.map((r) => r.backend), backends, 'each row on the backend it asked for');

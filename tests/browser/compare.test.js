@@ -5,26 +5,10 @@
 // fails otherwise), and that its JSON and table hold every row with consistent ratios.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { ROOT, THREADS_MISSING } from './harness.js';
+import { THREADS_MISSING, runBenchmark } from './harness.js';
 
 /** Runs bench/compare.js with `settings` (TKRE_COMPARE_* without the prefix); its report. */
-function runCompare(settings) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tkre-compare-'));
-  const out = path.join(dir, 'report.json');
-  const env = { ...process.env, TKRE_COMPARE_OUT: out };
-  for (const [k, v] of Object.entries(settings)) env[`TKRE_COMPARE_${k}`] = v;
-  const run = spawnSync('node', [path.join(ROOT, 'bench/compare.js')], { env, encoding: 'utf8' });
-  try {
-    assert.equal(run.status, 0, `bench/compare.js failed:\n${run.stderr.slice(-4000)}`);
-    return { report: JSON.parse(readFileSync(out, 'utf8')), table: run.stdout };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const runCompare = (settings) => runBenchmark('bench/compare.js', 'TKRE_COMPARE', settings);
 
 const positive = (x, what) => assert.ok(Number.isFinite(x) && x > 0, `${what} is ${x}`);
 

@@ -3,7 +3,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, after } from 'node:test';
@@ -141,4 +142,24 @@ export function demoServerAndBrowser() {
     shared.server?.stop();
   });
   return shared;
+}
+
+/**
+ * Runs a benchmark script (`bench/NAME.js`) with its settings: `PREFIX_KEY` environment
+ * variables, and `PREFIX_OUT` pointed at a temporary file. Returns its JSON report and the
+ * table it printed; fails the test if the script fails.
+ * @param {string} script @param {string} prefix @param {Record<string, string>} settings
+ */
+export function runBenchmark(script, prefix, settings) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tkre-bench-'));
+  const out = path.join(dir, 'report.json');
+  const env = { ...process.env, [`${prefix}_OUT`]: out };
+  for (const [k, v] of Object.entries(settings)) env[`${prefix}_${k}`] = v;
+  const run = spawnSync('node', [path.join(ROOT, script)], { env, encoding: 'utf8' });
+  try {
+    if (run.status !== 0) throw new Error(`${script} failed:\n${run.stderr.slice(-4000)}`);
+    return { report: JSON.parse(readFileSync(out, 'utf8')), table: run.stdout };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
