@@ -72,38 +72,37 @@ function threadsWanted(threads) {
 async function loadSingle(wasmUrl, onProgress) {
   const wasm = await import('../wasm/tkre.js');
   const url = wasmUrl ?? new URL('../wasm/tkre_bg.wasm', import.meta.url);
-  const response = fetchWithProgress(url, onProgress);
-  let exports;
-  try {
-    exports = await wasm.default({ module_or_path: response });
-  } catch (error) {
-    if (!(error instanceof WebAssembly.LinkError)) throw error;
-    throw notThisBuild(url, error.message);
-  }
-  checkSameBuild(wasm, url);
+  const exports = await startModule(wasm, 'wasm/tkre.js', fetchWithProgress(url, onProgress), url);
   return { wasm, memory: exports.memory, threads: 1 };
 }
 
-/** @param {string | URL} url @param {string} why */
-function notThisBuild(url, why) {
-  return new Error(`createExtractor: the wasm module ${url} is not the one this package's JavaScript glue (wasm/tkre.js) was built with (${why}); ` +
-    'serve the tkre_bg.wasm of the same build and version as the package (wasmUrl)');
-}
-
 /**
- * The glue and the module must come from one build. A module of another build may still
- * instantiate, and then reads strings back as garbage; one call shows it.
- * @param {WasmApi} wasm @param {string | URL} url
+ * Instantiates `source` (a module, or the response of its fetch) with the glue `wasm` and
+ * checks that the two come from one build. A module of another build either fails to link or
+ * links and then reads strings back as garbage; one call shows the second.
+ * @param {WasmApi & {default: (init: {module_or_path: any}) => Promise<{memory: WebAssembly.Memory}>}} wasm
+ *   the glue module @param {string} glue its file, for the message
+ * @param {Promise<Response> | WebAssembly.Module} source @param {string | URL} url where the module came from
  */
-function checkSameBuild(wasm, url) {
+async function startModule(wasm, glue, source, url) {
+  const notThisBuild = (why) => new Error(`createExtractor: the wasm module ${url} is not the one this package's JavaScript glue (${glue}) was built with (${why}); ` +
+    'serve the tkre_bg.wasm of the same build and version as the package (wasmUrl)');
+  let exports;
+  try {
+    exports = await wasm.default({ module_or_path: source });
+  } catch (error) {
+    if (!(error instanceof WebAssembly.LinkError)) throw error;
+    throw notThisBuild(error.message);
+  }
   let names;
   try {
     names = wasm.engineNames();
   } catch (error) {
-    throw notThisBuild(url, `engineNames() failed: ${error.message}`);
+    throw notThisBuild(`engineNames() failed: ${error.message}`);
   }
   const valid = Array.isArray(names) && names.length > 0 && names.every((n) => typeof n === 'string' && /^[a-z][a-z0-9-]*$/.test(n));
-  if (!valid) throw notThisBuild(url, `its engine names read back as ${JSON.stringify(names).slice(0, 80)}`);
+  if (!valid) throw notThisBuild(`its engine names read back as ${JSON.stringify(names).slice(0, 80)}`);
+  return exports;
 }
 
 /** @param {number} wanted @param {string | URL | undefined} threadsWasmUrl @param {((info: object) => void) | undefined} onProgress */
@@ -112,8 +111,7 @@ async function loadThreaded(wanted, threadsWasmUrl, onProgress) {
   // Compiled here so that the workers can instantiate the same module on the same memory.
   const url = threadsWasmUrl ?? new URL('../wasm-threads/tkre_bg.wasm', import.meta.url);
   const module = await WebAssembly.compileStreaming(fetchWithProgress(url, onProgress));
-  const exports = await wasm.default({ module_or_path: module });
-  checkSameBuild(wasm, url);
+  const exports = await startModule(wasm, 'wasm-threads/tkre.js', module, url);
   wasm.threadPoolSize(); // creates the pool on this thread, before any worker looks for it
   const started = await startWorkers(module, exports.memory, wanted - 1);
   // A worker reports before it enters the pool: give the last ones a moment to be counted.
