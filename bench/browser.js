@@ -22,19 +22,18 @@ async function measure(browser, url, backend, sentences) {
   const context = await browser.newContext();
   const run = async (cold) => {
     const page = await context.newPage();
-    // burn's backends are only in the comparison build (bench/compare-build.html loads it).
+    // burn's backends are only in the comparison build (bench/compare-build.html swaps in its
+    // glue; its wasm is named by wasmUrl, since the package fetches the module itself).
     const burn = backend.startsWith('burn-') || backend === 'ndarray';
     await page.goto(`${url}bench/${burn ? 'compare-build' : 'browser'}.html`);
+    const wasmUrl = burn ? '/pkg/wasm-compare/tkre_bg.wasm' : undefined;
     const result = await page.evaluate(
-      async ({ backend, cold, support, sentences, QUERIES, BATCH }) => {
+      async ({ backend, wasmUrl, cold, support, sentences, QUERIES, BATCH }) => {
         const m = await import('/pkg/src/index.js');
         if (cold) await m.clearModelCache();
         const t0 = performance.now();
         // One thread in every row: the comparison build has no threaded variant, and
-        // bench/compare.js measures threads. The page's import map swaps in the comparison
-        // build's glue; its wasm is named here, since the package fetches the module itself.
-        const burn = backend.startsWith('burn-') || backend === 'ndarray';
-        const wasmUrl = burn ? '/pkg/wasm-compare/tkre_bg.wasm' : undefined;
+        // bench/compare.js measures threads.
         const x = await m.createExtractor({ modelUrl: '/models/default/', backend, threads: 1, wasmUrl });
         const loadMs = performance.now() - t0;
         await x.loadSupportSet(support);
@@ -55,7 +54,7 @@ async function measure(browser, url, backend, sentences) {
         await x.dispose();
         return { loadMs, firstResultMs, latencies, batchMs, jsHeapBytes: memory, used, fromCache: x.loadInfo.fromCache };
       },
-      { backend, cold, support, sentences, QUERIES, BATCH },
+      { backend, wasmUrl, cold, support, sentences, QUERIES, BATCH },
     );
     await page.close();
     return result;
