@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ROOT, MODEL_DIR, TKRE, THREADS_MISSING, startServer, serveStatic, demoServerAndBrowser } from './harness.js';
-import { existsSync } from 'node:fs';
+import { ROOT, MODEL_DIR, TKRE, THREADS_MISSING, COMPARE_BUILD, startServer, serveStatic, demoServerAndBrowser } from './harness.js';
 import { spawnSync } from 'node:child_process';
 
 const BASE_MODEL = path.join(process.env.TKRE_CACHE ?? path.join(process.env.HOME, '.cache/tkre'), 'models/all-MiniLM-L6-v2');
@@ -132,7 +131,7 @@ test('a wasm module of another build is refused with a clear error, and a later 
   // Other builds than wasm/'s: the threaded one (its imports differ, so it does not link) and,
   // where it has been built, the comparison one (it links, then reads strings back as garbage).
   const others = ['/pkg/wasm-threads/tkre_bg.wasm'];
-  if (existsSync(path.join(ROOT, 'pkg/wasm-compare/tkre_bg.wasm'))) others.push('/pkg/wasm-compare/tkre_bg.wasm');
+  if (COMPARE_BUILD) others.push('/pkg/wasm-compare/tkre_bg.wasm');
   for (const other of others) {
     const page = await shared.browser.newPage();
     // Not the demo page: it loads the wasm first, with its own options.

@@ -5,11 +5,7 @@
 // present they run too, which is how a page loading the wrong module is caught.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { ROOT, runBenchmark } from './harness.js';
-
-const COMPARE_BUILD = existsSync(path.join(ROOT, 'pkg/wasm-compare/tkre.js'));
+import { COMPARE_BUILD, runBenchmark } from './harness.js';
 
 const runBench = (backends) =>
   runBenchmark('bench/browser.js', 'TKRE_BENCH', { BACKENDS: backends.join(','), QUERIES: '2', BATCH: '4' });

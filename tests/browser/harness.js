@@ -22,6 +22,9 @@ export const TKRE = path.join(TARGET, 'debug/tkre');
 export const THREADS_MISSING = !existsSync(path.join(ROOT, 'pkg/wasm-threads/tkre.js')) && existsSync(path.join(ROOT, 'pkg/wasm-threads.missing'))
   ? `no threaded wasm build here: ${readFileSync(path.join(ROOT, 'pkg/wasm-threads.missing'), 'utf8').trim()}`
   : false;
+// The comparison build (scripts/dev/build-wasm.sh --compare, burn's backends; about 40 minutes,
+// not part of the test build): the tests that use it run only where it has been built.
+export const COMPARE_BUILD = existsSync(path.join(ROOT, 'pkg/wasm-compare/tkre.js')) && existsSync(path.join(ROOT, 'pkg/wasm-compare/tkre_bg.wasm'));
 
 // WebGPU on SwiftShader's Vulkan device: no GPU needed (see docs/browser.md).
 const CHROMIUM_ARGS = [
