@@ -26,8 +26,10 @@ use tkre_trainer::evaluation::fewrel;
 pub struct TrainMentionsArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Sentences with entity spans: corpus files (JSON lines with offsets or marks, synthesis
-    /// outputs) or FewRel-format JSON. Repeatable. Never the data the proposer is measured on.
+    /// Sentences with entity spans, with or without a relation: corpus files (JSON lines with
+    /// offsets or marks, synthesis outputs), FewRel-format JSON, or a JSON list of FewRel
+    /// records (FewRel 2.0's unlabelled sentences). Repeatable. Never the data the proposer is
+    /// measured on.
     #[arg(long = "data", value_name = "FILE", required = true)]
     data: Vec<PathBuf>,
     /// Share of the sentences held out to set the threshold.
@@ -72,13 +74,17 @@ pub fn run(args: TrainMentionsArgs) -> Result<ExitCode> {
     // Every sentence once, with all its spans (a sentence can hold several labelled pairs).
     let mut sentences: BTreeMap<String, BTreeSet<(usize, usize)>> = BTreeMap::new();
     for path in &args.data {
-        let data = fewrel::load_labelled(path)?;
-        for (_, instances) in &data.relations {
-            for instance in instances {
-                let spans = sentences.entry(instance.text.clone()).or_default();
-                spans.insert((instance.head.start, instance.head.end));
-                spans.insert((instance.tail.start, instance.tail.end));
-            }
+        let (instances, skipped) = fewrel::load_entity_sentences(path)?;
+        if skipped > 0 {
+            eprintln!(
+                "{}: {skipped} record(s) could not be used and are left out",
+                path.display()
+            );
+        }
+        for instance in instances {
+            let spans = sentences.entry(instance.text).or_default();
+            spans.insert((instance.head.start, instance.head.end));
+            spans.insert((instance.tail.start, instance.tail.end));
         }
     }
     if args.spaced_copies {

@@ -752,4 +752,34 @@ fn extract_measures_the_mention_proposer_on_fewrel_records() {
         + share("missed_not_overlapping");
     assert!((accounted - 1.0).abs() < 1e-9, "{report}");
     assert!(share("missed_overlapping_a_proposal") > 0.0, "{report}");
+
+    // The same records as FewRel 2.0's unlabelled list (pubmed_unsupervised.json's shape): the
+    // same sentences, the same numbers.
+    let fewrel: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string("../tests/fixtures/fewrel_small.json").unwrap())
+            .unwrap();
+    let list: Vec<&serde_json::Value> = fewrel.values().flat_map(|v| v.as_array().unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let list_path = dir.path().join("unlabelled.json");
+    std::fs::write(&list_path, serde_json::to_string(&list).unwrap()).unwrap();
+    let out = tkre(
+        &["extract", "--evaluate-mentions", list_path.to_str().unwrap()],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_list: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(from_list["sentences"], report["sentences"]);
+    assert_eq!(from_list["proposers"], report["proposers"]);
+    // A file without entity spans is refused with what it should hold.
+    std::fs::write(&list_path, r#"[{"text": "no entities here"}]"#).unwrap();
+    let out = tkre(
+        &["extract", "--evaluate-mentions", list_path.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no sentence with two entity spans"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -10,6 +10,13 @@ use common::tkre;
 fn a_trained_mention_head_is_listed_exported_measured_and_used() {
     let dir = tempfile::tempdir().unwrap();
     let (source, model) = common::tiny_checkpoint_and_int8(dir.path());
+    let unlabelled = dir.path().join("unlabelled.json");
+    std::fs::write(
+        &unlabelled,
+        r#"[{"tokens": ["aspirin", "inhibits", "cyclooxygenase", "in", "platelets", "."],
+             "h": ["aspirin", "C1", [[0]]], "t": ["cyclooxygenase", "C2", [[2]]]}]"#,
+    )
+    .unwrap();
     let out = tkre(
         &[
             "train-mentions",
@@ -17,6 +24,9 @@ fn a_trained_mention_head_is_listed_exported_measured_and_used() {
             model.to_str().unwrap(),
             "--data",
             "tests/fixtures/fewrel_small.json",
+            // FewRel 2.0's unlabelled list of records: sentences with entity spans, no relation.
+            "--data",
+            unlabelled.to_str().unwrap(),
             "--epochs",
             "3",
             "--proposals",
@@ -37,11 +47,10 @@ fn a_trained_mention_head_is_listed_exported_measured_and_used() {
         manifest["files"]["mention_head.json"]["bytes"].as_u64().unwrap(),
         std::fs::metadata(&head_path).unwrap().len()
     );
+    let card = manifest["card"]["mention_head"].as_str().unwrap();
     assert!(
-        manifest["card"]["mention_head"]
-            .as_str()
-            .unwrap()
-            .contains("fewrel_small.json")
+        card.contains("fewrel_small.json") && card.contains("unlabelled.json"),
+        "{card}"
     );
 
     // The evaluation reports the rules and the learned proposer.

@@ -28,6 +28,33 @@ pub fn load_labelled(path: &Path) -> Result<FewRelData> {
     })
 }
 
+/// Sentences with their two entity spans, labelled with a relation or not, for the mention
+/// proposer (`tkre train-mentions`, `tkre extract --evaluate-mentions`): FewRel-format JSON,
+/// FewRel 2.0's unlabelled list of records (`pubmed_unsupervised.json`), or any corpus file
+/// `tkre pretrain --corpus` reads. Records that cannot be used are counted in the report.
+pub fn load_entity_sentences(path: &Path) -> Result<(Vec<RelationInstance>, usize)> {
+    if let Ok(data) = load(path) {
+        let skipped = data.skipped;
+        let instances: Vec<_> = data.relations.into_iter().flat_map(|(_, v)| v).collect();
+        if !instances.is_empty() {
+            return Ok((instances, skipped));
+        }
+    }
+    let mut report = crate::pretrain::corpus::CorpusReport::default();
+    let records = crate::pretrain::corpus::load_files(&[path], &mut report)?;
+    if records.is_empty() {
+        bail!(
+            "{}: no sentence with two entity spans (expected FewRel-format JSON, a JSON list of \
+             FewRel records, or corpus records with offsets or [E1]/[E2] marks)",
+            path.display()
+        );
+    }
+    Ok((
+        records.into_iter().map(|r| r.instance).collect(),
+        report.skipped_total(),
+    ))
+}
+
 fn load_corpus(path: &Path) -> Result<FewRelData> {
     let mut report = crate::pretrain::corpus::CorpusReport::default();
     let records = crate::pretrain::corpus::load_files(&[path], &mut report)?;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use plotters::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -364,40 +364,17 @@ fn triples_plot(report: &TriplesReport, path: &PathBuf) -> Result<()> {
 /// and with `--mention-head`, the learned proposer alone and together with the rules.
 pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     use tkre::fewshot::mention_head::candidates;
-    use tkre::text::FewRelRecord;
     use tkre::text::mentions::{merge, propose_by_rules};
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let data: std::collections::BTreeMap<String, Vec<FewRelRecord>> = serde_json::from_str(&text)
-        .with_context(|| {
-            format!(
-                "{}: not FewRel-format JSON {{relation: [records]}}",
-                path.display()
-            )
-        })?;
-    // Each sentence as the tokens joined by spaces, with its gold head and tail spans.
-    let mut sentences: Vec<(String, CharSpan, CharSpan)> = Vec::new();
-    for record in data.values().flatten() {
-        let mut spans = Vec::with_capacity(record.tokens.len());
-        let mut position = 0;
-        for token in &record.tokens {
-            let length = token.chars().count();
-            spans.push(CharSpan::new(position, position + length));
-            position += length + 1;
-        }
-        let gold = |entity: &(String, serde_json::Value, Vec<Vec<usize>>)| -> Option<CharSpan> {
-            let indexes = entity.2.first()?;
-            Some(CharSpan::new(
-                spans.get(*indexes.first()?)?.start,
-                spans.get(*indexes.last()?)?.end,
-            ))
-        };
-        if let (Some(head), Some(tail)) = (gold(&record.h), gold(&record.t)) {
-            sentences.push((record.tokens.join(" "), head, tail));
-        }
+    // Each sentence with its gold head and tail spans (FewRel's tokens joined by spaces).
+    let (instances, skipped) = fewrel::load_entity_sentences(path)?;
+    if skipped > 0 {
+        eprintln!(
+            "{}: {skipped} record(s) could not be used and are left out",
+            path.display()
+        );
     }
-    if sentences.is_empty() {
-        bail!("{}: no records with head and tail", path.display());
-    }
+    let sentences: Vec<(String, CharSpan, CharSpan)> =
+        instances.into_iter().map(|i| (i.text, i.head, i.tail)).collect();
     let whole = |text: &str| CharSpan::new(0, text.chars().count());
     let rules: Vec<Vec<CharSpan>> = sentences
         .iter()

@@ -76,8 +76,8 @@ pub struct ExtractArgs {
     /// No progress bar on stderr.
     #[arg(long)]
     quiet: bool,
-    /// Measure the mention proposer instead of extracting: on a FewRel-format file (gold head
-    /// and tail of each sentence), the share of sentences whose two entities are both proposed
+    /// Measure the mention proposer instead of extracting: on sentences with a gold head and
+    /// tail (FewRel-format JSON, a JSON list of FewRel records, or a corpus file), the share of sentences whose two entities are both proposed
     /// exactly, and proposals per sentence. Needs no model; --support is not read.
     #[arg(long, value_name = "FILE.json")]
     evaluate_mentions: Option<PathBuf>,
