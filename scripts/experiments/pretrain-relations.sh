@@ -2,9 +2,10 @@
 # The relation pre-training experiment of docs/training.md on the Wikidata synthetic corpus
 # (data/corpus/wikidata/): the full recipe (relation stage: supervised contrastive loss over
 # the classifier's representation + relation-text alignment + entity blanking, early stopping
-# on the 40 development relations), each part alone, and the paper's two stages on the same
+# on the 39 development relations), each part alone, and the paper's two stages on the same
 # corpus; then FewRel 1.0 val in four settings, without and with relation text (pid2name),
 # same episodes for every row: reports/relation-ablation.{md,json,svg}.
+# About 6.5 hours of training and 2 of evaluation on 2 cores (docs/benchmarks.md).
 # Every run resumes if interrupted (run the script again). Runs in $TKRE_CACHE/relation-runs/.
 #   bash scripts/experiments/pretrain-relations.sh            (extra flags for every run: PRETRAIN_FLAGS)
 set -euo pipefail
