@@ -24,6 +24,8 @@ use tkre::fewshot::Representation;
 use tkre::{EngineRequest, RelationEncoder};
 use tkre_trainer::pretrain::corpus::{CorpusReport, load_files};
 
+use crate::output::publishable_path;
+
 #[derive(Args)]
 pub struct ExportArgs {
     /// Checkpoint directory to export (default: the base model).
@@ -120,10 +122,7 @@ pub fn export(
         );
     }
     let mut card = serde_json::Map::new();
-    card.insert(
-        "source".into(),
-        json!(publishable_path(&model.display().to_string())),
-    );
+    card.insert("source".into(), json!(publishable_path(model)));
     card.insert("license".into(), json!(license));
     card.insert(
         "produced_by".into(),
@@ -287,7 +286,7 @@ fn calibration_inputs(
     );
     let card = json!({
         "method": "GPTQ rounding (act order, 1% damping) of the uniform grids on these sentences' layer inputs",
-        "file": publishable_path(&file.display().to_string()),
+        "file": publishable_path(file),
         "sha256": sha256_hex(text.as_bytes()),
         "sentences": sequences.len(),
         "sentences_in_file": available,
@@ -379,31 +378,6 @@ fn model_license(model: &Path, depth: usize) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// A path as a published model card may show it: relative to the working directory when inside
-/// it, else with the home directory as `~`, else its file name; the exporter's machine (user
-/// name, folders) is nobody's business. Strings that are not absolute paths pass unchanged.
-pub fn publishable_path(text: &str) -> String {
-    let path = Path::new(text);
-    if !path.is_absolute() {
-        return text.to_string();
-    }
-    if let Ok(rest) = std::env::current_dir().and_then(|cwd| {
-        path.strip_prefix(&cwd)
-            .map(Path::to_path_buf)
-            .map_err(std::io::Error::other)
-    }) {
-        return rest.display().to_string();
-    }
-    if let Some(rest) =
-        std::env::var_os("HOME").and_then(|home| path.strip_prefix(home).ok().map(Path::to_path_buf))
-    {
-        return format!("~/{}", rest.display());
-    }
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 /// Every string in `value` through [`publishable_path`].
 fn publishable_paths(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
@@ -451,13 +425,10 @@ mod tests {
     #[test]
     fn published_cards_do_not_show_the_exporters_folders() {
         let cwd = std::env::current_dir().unwrap();
-        assert_eq!(
-            publishable_path(&cwd.join("runs/a").display().to_string()),
-            "runs/a"
-        );
+        assert_eq!(publishable_path(cwd.join("runs/a")), "runs/a");
         if let Some(home) = std::env::var_os("HOME").filter(|h| !cwd.starts_with(h)) {
             let inside = Path::new(&home).join(".cache/tkre/x");
-            assert_eq!(publishable_path(&inside.display().to_string()), "~/.cache/tkre/x");
+            assert_eq!(publishable_path(inside), "~/.cache/tkre/x");
         }
         assert_eq!(publishable_path("/srv/alice/secret/model"), "model");
         assert_eq!(publishable_path("relative/dir"), "relative/dir");

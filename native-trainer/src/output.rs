@@ -2,7 +2,7 @@
 //! and `--format json|jsonl|text`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -90,4 +90,29 @@ impl Output {
             .flush()
             .with_context(|| format!("writing to {}", self.target))
     }
+}
+
+/// A path as a published model card or report may show it: relative to the working directory
+/// when inside it, else with the home directory as `~`, else its file name; the writer's machine
+/// (user name, folders) is nobody's business. Strings that are not absolute paths pass unchanged.
+pub fn publishable_path(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    if !path.is_absolute() {
+        return path.display().to_string();
+    }
+    if let Ok(rest) = std::env::current_dir().and_then(|cwd| {
+        path.strip_prefix(&cwd)
+            .map(Path::to_path_buf)
+            .map_err(std::io::Error::other)
+    }) {
+        return rest.display().to_string();
+    }
+    if let Some(rest) =
+        std::env::var_os("HOME").and_then(|home| path.strip_prefix(home).ok().map(Path::to_path_buf))
+    {
+        return format!("~/{}", rest.display());
+    }
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

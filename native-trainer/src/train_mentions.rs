@@ -213,7 +213,7 @@ pub fn run(args: TrainMentionsArgs) -> Result<ExitCode> {
         examples.len(),
         args.data
             .iter()
-            .map(|p| crate::export::publishable_path(&p.display().to_string()))
+            .map(crate::output::publishable_path)
             .collect::<Vec<_>>()
             .join(", "),
         dev.len(),

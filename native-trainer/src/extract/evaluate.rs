@@ -17,8 +17,8 @@ use tkre::fewshot::{ExampleInput, RelationExamples, SupportSet};
 use tkre::text::{CharSpan, RelationInstance};
 
 use super::ExtractArgs;
-use crate::export::publishable_path;
 use crate::output::Output;
+use crate::output::publishable_path;
 use crate::runtime::load_encoder;
 use tkre_trainer::evaluation::{fewrel, relation_text};
 
@@ -238,11 +238,12 @@ pub(super) fn triples(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     }
     bar.finish_and_clear();
     let report = TriplesReport {
-        data: publishable_path(&path.display().to_string()),
-        model: args.model.model.as_ref().map_or_else(
-            || "the base model".into(),
-            |p| publishable_path(&p.display().to_string()),
-        ),
+        data: publishable_path(path),
+        model: args
+            .model
+            .model
+            .as_ref()
+            .map_or_else(|| "the base model".into(), publishable_path),
         marking: args.marking.name(),
         wrong_pair_filter: !args.keep_wrong_pairs,
         proposer,
@@ -463,9 +464,9 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
         }));
     }
     let report = serde_json::json!({
-        "data": publishable_path(&path.display().to_string()),
+        "data": publishable_path(path),
         "sentences": sentences.len(),
-        "mention_head": args.mention_head.as_ref().map(|p| publishable_path(&p.display().to_string())),
+        "mention_head": args.mention_head.as_ref().map(publishable_path),
         "proposers": reports,
     });
     let mut out = Output::open(&args.output)?;
