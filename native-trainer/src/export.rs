@@ -130,12 +130,7 @@ pub fn export(
     );
     card.insert(
         "export_command".into(),
-        json!(
-            std::iter::once("tkre".to_string())
-                .chain(std::env::args().skip(1).map(|a| publishable_path(&a)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
+        json!(crate::output::publishable_command()),
     );
     // A trained checkpoint records how it was made; the card keeps the settings.
     if let Some(run) = std::fs::read(model.join("pretrain.json"))

@@ -92,6 +92,20 @@ impl Output {
     }
 }
 
+/// This process's command line as a published report or card may show it: `tkre`, then each
+/// argument through [`publishable_path`], the path of a `NAME=PATH` argument too.
+pub fn publishable_command() -> String {
+    std::iter::once("tkre".to_string())
+        .chain(std::env::args().skip(1).map(|arg| match arg.split_once('=') {
+            Some((name, path)) if Path::new(path).is_absolute() => {
+                format!("{name}={}", publishable_path(path))
+            }
+            _ => publishable_path(&arg),
+        }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A path as a published model card or report may show it: relative to the working directory
 /// when inside it, else with the home directory as `~`, else its file name; the writer's machine
 /// (user name, folders) is nobody's business. Strings that are not absolute paths pass unchanged.

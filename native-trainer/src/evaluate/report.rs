@@ -203,7 +203,7 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let protocol = Protocol {
-        data: args.data.display().to_string(),
+        data: crate::output::publishable_path(&args.data),
         relations: data.relations.iter().map(|(r, _)| r.clone()).collect(),
         excluded_relations: args.exclude_relations.clone(),
         episodes: args.episodes,
@@ -217,7 +217,7 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
         relation_text: args
             .relation_descriptions
             .as_ref()
-            .map(|p| p.display().to_string()),
+            .map(crate::output::publishable_path),
     };
     let json_path = prefix.with_extension("json");
     let previous: Vec<RowReport> = std::fs::read_to_string(&json_path)
@@ -235,7 +235,7 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
             std::env::consts::OS,
             std::env::consts::ARCH
         ),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: crate::output::publishable_command(),
         rows: Vec::new(),
         references,
     };
@@ -301,7 +301,7 @@ pub fn run(args: &EvalArgs, data: &FewRelData) -> Result<ExitCode> {
         )?;
         let row = RowReport {
             name: name.clone(),
-            dir: dir.display().to_string(),
+            dir: crate::output::publishable_path(&dir),
             fingerprint,
             precision,
             params,
