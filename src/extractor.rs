@@ -12,7 +12,7 @@ use crate::fewshot::document::{
     Argument, MAX_MENTIONS_PER_SENTENCE, MentionOptions, SentenceExtraction, Triple, pair_instances,
     sentence_mentions_proposed,
 };
-use crate::fewshot::mention_head::MentionHead;
+use crate::fewshot::mention_head::{EntityGuide, GUIDE_WEIGHT, MentionHead};
 use crate::fewshot::support_set::check_key;
 use crate::fewshot::{
     EncodedSupportSet, ExampleInput, Prediction, PrototypeClassifier, RelationSummary, RelationText,
@@ -39,6 +39,8 @@ pub struct Extractor {
     wrong_pair_filter: std::cell::Cell<bool>,
     /// The learned mention proposer, if the model has one (else the rules propose).
     mention_head: RefCell<Option<MentionHead>>,
+    /// Whether the support set's entities guide which mentions the learned proposer gives.
+    entity_guide: std::cell::Cell<bool>,
 }
 
 /// The support set as document extraction reads it.
@@ -51,6 +53,15 @@ struct UnmarkedSupport {
     /// that states the relation looks like between the wrong entities. A pair closer to it
     /// than to the relation's prototype is not that relation.
     wrong_pairs: std::collections::HashMap<String, Vec<f32>>,
+    /// The examples' entities, as a guide to the learned proposer.
+    guide: EntityGuide,
+}
+
+/// What unmarked extraction reads from the support set.
+struct ExtractionSupport {
+    classifier: PrototypeClassifier,
+    wrong_pairs: std::collections::HashMap<String, Vec<f32>>,
+    guide: EntityGuide,
 }
 
 impl Extractor {
@@ -63,6 +74,7 @@ impl Extractor {
             unmarked_support: RefCell::default(),
             wrong_pair_filter: std::cell::Cell::new(true),
             mention_head: RefCell::default(),
+            entity_guide: std::cell::Cell::new(true),
         }
     }
 
@@ -99,6 +111,13 @@ impl Extractor {
         // The support set's wrong pairs were found with the previous proposer.
         *self.unmarked_support.borrow_mut() = None;
         Ok(())
+    }
+
+    /// Whether unmarked extraction lets the support examples' entities choose among the
+    /// learned proposer's candidates (default yes; off to measure it). The proposer's
+    /// threshold still sets how many mentions a sentence gets.
+    pub fn set_entity_guide(&self, on: bool) {
+        self.entity_guide.set(on);
     }
 
     /// Whether a learned mention proposer is set.
@@ -222,18 +241,20 @@ impl Extractor {
     }
 
     /// The classifier of the current support set with its examples encoded unmarked (to
-    /// match unmarked queries), and each relation's wrong-pair prototype; encoded on first use
-    /// and again after the set changes.
-    async fn unmarked_classifier(
-        &self,
-    ) -> Result<(PrototypeClassifier, std::collections::HashMap<String, Vec<f32>>)> {
+    /// match unmarked queries), each relation's wrong-pair prototype and the examples' entities
+    /// as a guide; encoded on first use and again after the set changes.
+    async fn unmarked_support(&self) -> Result<ExtractionSupport> {
         // Checked first: an empty set fails before anything is encoded.
         self.classifier()?;
         let current = self.support_set();
         if let Some(cached) = &*self.unmarked_support.borrow()
             && cached.set == current
         {
-            return Ok((self.classifier_of(&cached.encoded)?, cached.wrong_pairs.clone()));
+            return Ok(ExtractionSupport {
+                classifier: self.classifier_of(&cached.encoded)?,
+                wrong_pairs: cached.wrong_pairs.clone(),
+                guide: cached.guide.clone(),
+            });
         }
         let parsed = current.parse()?;
         let instances = parsed.instances();
@@ -249,9 +270,20 @@ impl Extractor {
         let head = self.mention_head.borrow().clone();
         let mut pairs = Vec::new();
         let mut owners = Vec::new();
+        let mut guide = EntityGuide::new(GUIDE_WEIGHT);
+        let hidden_size = self.encoder.config.hidden_size;
         let mut at = 0;
         for relation in &parsed.relations {
             for instance in &relation.instances {
+                if let Some(read) = &states[at] {
+                    guide.add_entities(
+                        &instance.text,
+                        &read.pieces,
+                        &read.states,
+                        hidden_size,
+                        &[instance.head, instance.tail],
+                    );
+                }
                 let options = MentionOptions {
                     marked: vec![instance.head, instance.tail],
                     entities: None,
@@ -266,12 +298,16 @@ impl Extractor {
                         whole,
                         &instance.text,
                         read,
+                        None,
                     ))
                 });
                 let found = sentence_mentions_proposed(&instance.text, whole, &options, proposed);
                 for (h, head) in found.iter().enumerate() {
                     for (t, tail) in found.iter().enumerate() {
-                        if h != t && (head.span(), tail.span()) != (instance.head, instance.tail) {
+                        if h != t
+                            && !head.span().overlaps(&tail.span())
+                            && (head.span(), tail.span()) != (instance.head, instance.tail)
+                        {
                             pairs.push((at, head.span(), tail.span()));
                             owners.push(relation.key.clone());
                         }
@@ -300,8 +336,13 @@ impl Extractor {
             set: current,
             encoded,
             wrong_pairs: wrong_pairs.clone(),
+            guide: guide.clone(),
         });
-        Ok((classifier, wrong_pairs))
+        Ok(ExtractionSupport {
+            classifier,
+            wrong_pairs,
+            guide,
+        })
     }
 
     /// Classifies relation instances with one encoder pass.
@@ -364,10 +405,19 @@ impl Extractor {
         threshold: Option<f32>,
     ) -> Result<Vec<SentenceExtraction>> {
         let marking = self.extraction_marking.get();
-        let (mut classifier, wrong_pairs) = match marking {
-            Marking::Marked => (self.classifier()?, Default::default()),
-            Marking::Unmarked => self.unmarked_classifier().await?,
+        let ExtractionSupport {
+            mut classifier,
+            wrong_pairs,
+            guide,
+        } = match marking {
+            Marking::Marked => ExtractionSupport {
+                classifier: self.classifier()?,
+                wrong_pairs: Default::default(),
+                guide: EntityGuide::default(),
+            },
+            Marking::Unmarked => self.unmarked_support().await?,
         };
+        let guide = Some(&guide).filter(|_| self.entity_guide.get());
         let parts = self.encoder.representation().parts().len();
         if threshold.is_some() {
             crate::fewshot::support_set::check_none_threshold(threshold.unwrap_or_default())?;
@@ -393,7 +443,7 @@ impl Extractor {
             // length); else the rules.
             let proposed = head.as_ref().and_then(|head| {
                 let read = states.get(s)?.as_ref()?;
-                Some(learned_mentions(head, text, sentence, &texts[s], read))
+                Some(learned_mentions(head, text, sentence, &texts[s], read, guide))
             });
             let found = sentence_mentions_proposed(text, sentence, options, proposed);
             for (h, t, instance) in pair_instances(text, sentence, &found) {
@@ -443,18 +493,51 @@ impl Extractor {
             };
             result.triples.push(triple);
         }
+        for result in &mut results {
+            drop_nested_duplicates(&mut result.triples);
+        }
         Ok(results)
     }
 }
 
+/// Of triples that say the same relation between nested mentions ("basketball" and
+/// "basketball player" for one player's sport), keeps the best-scoring one; the others keep
+/// their order.
+fn drop_nested_duplicates(triples: &mut Vec<Triple>) {
+    let span = |a: &Argument| CharSpan::new(a.start, a.end);
+    let mut best_first: Vec<usize> = (0..triples.len()).collect();
+    best_first.sort_by(|&a, &b| triples[b].score.total_cmp(&triples[a].score).then(a.cmp(&b)));
+    let mut kept: Vec<usize> = Vec::with_capacity(triples.len());
+    for i in best_first {
+        let t = &triples[i];
+        let duplicate = kept.iter().any(|&k| {
+            let other = &triples[k];
+            other.relation == t.relation
+                && span(&other.head).overlaps(&span(&t.head))
+                && span(&other.tail).overlaps(&span(&t.tail))
+        });
+        if !duplicate {
+            kept.push(i);
+        }
+    }
+    kept.sort_unstable();
+    let mut index = 0;
+    triples.retain(|_| {
+        let keep = kept.binary_search(&index).is_ok();
+        index += 1;
+        keep
+    });
+}
+
 /// The learned proposer's mentions of `sentence` of `text` (whose own text is
-/// `sentence_text`), from the sentence's states.
+/// `sentence_text`), from the sentence's states, guided by the support set's entities if given.
 fn learned_mentions(
     head: &MentionHead,
     text: &str,
     sentence: CharSpan,
     sentence_text: &str,
     read: &SentenceStates,
+    guide: Option<&EntityGuide>,
 ) -> Vec<CharSpan> {
     let candidates = crate::fewshot::mention_head::candidates(
         text,
@@ -463,7 +546,7 @@ fn learned_mentions(
         &read.pieces,
         read.ids.len() - 2,
     );
-    head.propose(&read.states, &candidates, MAX_MENTIONS_PER_SENTENCE)
+    head.propose(&read.states, &candidates, MAX_MENTIONS_PER_SENTENCE, guide)
         .into_iter()
         .map(|(span, _)| span)
         .collect()
@@ -484,4 +567,44 @@ fn parse_examples(examples: Vec<ExampleInput>) -> Result<Vec<(ExampleInput, Rela
             Ok((input, instance))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn triple(head: (usize, usize), tail: (usize, usize), relation: &str, score: f32) -> Triple {
+        let argument = |(start, end): (usize, usize)| Argument {
+            text: String::new(),
+            start,
+            end,
+        };
+        Triple {
+            head: argument(head),
+            tail: argument(tail),
+            relation: relation.into(),
+            score,
+            similarity: 0.0,
+            sentence: CharSpan::new(0, 40),
+        }
+    }
+
+    #[test]
+    fn nested_mentions_give_one_triple_per_relation() {
+        // "Ann is an English soprano": tail "English soprano" (10..25) and "soprano" (18..25).
+        let mut triples = vec![
+            triple((0, 3), (10, 25), "voice", 0.6),
+            triple((0, 3), (18, 25), "voice", 0.8),
+            triple((0, 3), (10, 17), "citizen", 0.7),
+            triple((10, 25), (0, 3), "voice", 0.5),
+        ];
+        drop_nested_duplicates(&mut triples);
+        let kept: Vec<(usize, &str)> = triples
+            .iter()
+            .map(|t| (t.tail.start, t.relation.as_str()))
+            .collect();
+        // The better "voice" stays; "citizen" ("English", also nested) is another relation;
+        // the reversed pair is another direction.
+        assert_eq!(kept, vec![(18, "voice"), (10, "citizen"), (0, "voice")]);
+    }
 }

@@ -409,23 +409,51 @@ function renderMentions() {
   const view = $('mentions-view');
   view.replaceChildren();
   const chars = documentState.chars;
-  const mentions = [...currentMentions()].sort((a, b) => a.start - b.start || a.end - b.end);
+  // Outer mentions before the ones nested in them ("English soprano", then "soprano").
+  const mentions = [...currentMentions()].sort((a, b) => a.start - b.start || b.end - a.end);
   $('mention-count').textContent = `(${mentions.length})`;
-  let at = 0;
+  // The open mentions, innermost last; each writes its text up to `at` as it goes.
+  const open = [{ node: view, end: chars.length, at: 0 }];
+  const closeUpTo = (position) => {
+    while (open.length > 1 && open[open.length - 1].end <= position) {
+      const done = open.pop();
+      done.node.append(chars.slice(done.at, done.end).join(''));
+      open[open.length - 1].at = done.end;
+    }
+  };
   for (const mention of mentions) {
-    if (mention.start < at) continue; // overlapping: the first one is shown
-    view.append(chars.slice(at, mention.start).join(''));
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = `mention ${mention.source ?? 'marked'}`;
-    button.textContent = chars.slice(mention.start, mention.end).join('');
-    button.title = `${mention.source ?? 'marked'} mention: click to remove`;
-    button.setAttribute('aria-label', `Remove mention ${button.textContent}`);
-    button.onclick = () => editMentions(currentMentions().filter((m) => m.start !== mention.start || m.end !== mention.end));
-    view.append(button);
-    at = mention.end;
+    closeUpTo(mention.start);
+    const parent = open[open.length - 1];
+    if (mention.start < parent.at || mention.end > parent.end) continue; // crossing: not shown
+    parent.node.append(chars.slice(parent.at, mention.start).join(''));
+    const element = mentionElement(mention, chars);
+    parent.node.append(element);
+    open.push({ node: element, end: mention.end, at: mention.start });
   }
-  view.append(chars.slice(at).join(''));
+  closeUpTo(Infinity);
+  view.append(chars.slice(open[0].at).join(''));
+}
+
+/** A mention in the document view: a click (or Enter) removes it, not the one around it. */
+function mentionElement(mention, chars) {
+  const element = document.createElement('span');
+  const source = mention.source ?? 'marked';
+  const text = chars.slice(mention.start, mention.end).join('');
+  element.className = `mention ${source}`;
+  element.setAttribute('role', 'button');
+  element.tabIndex = 0;
+  element.title = `${source} mention: click to remove`;
+  element.setAttribute('aria-label', `Remove mention ${text}`);
+  const remove = (event) => {
+    event.stopPropagation();
+    event.preventDefault();
+    editMentions(currentMentions().filter((m) => m.start !== mention.start || m.end !== mention.end));
+  };
+  element.onclick = remove;
+  element.onkeydown = (event) => {
+    if (event.key === 'Enter' || event.key === ' ') remove(event);
+  };
+  return element;
 }
 
 function renderTriples() {
@@ -580,7 +608,10 @@ $('add-mention').onclick = () => documentAct(async () => {
   while (e > s && /\s/.test(area.value[e - 1])) e -= 1;
   if (s === e) throw new Error('Select the missing mention in the document box first.');
   const mention = { start: toCodePoint(area.value, s), end: toCodePoint(area.value, e) };
-  const kept = currentMentions().filter((m) => m.end <= mention.start || m.start >= mention.end);
+  // Mentions may nest in the new one or hold it; one crossing it (or the same span) goes.
+  const nests = (a, b) => a.start <= b.start && b.end <= a.end;
+  const kept = currentMentions().filter((m) => (m.end <= mention.start || m.start >= mention.end
+    || nests(m, mention) || nests(mention, m)) && (m.start !== mention.start || m.end !== mention.end));
   await editMentions([...kept, mention]);
 });
 $('reset-mentions').onclick = () => documentAct(async () => {

@@ -321,7 +321,7 @@ fn dev_recall(head: &MentionHead, dev: &[Example], threshold: f32, max: usize) -
     probe.threshold = threshold;
     let (mut found, mut total, mut proposals) = (0usize, 0usize, 0usize);
     for example in dev {
-        let proposed = probe.propose(&example.states, &example.candidates, max);
+        let proposed = probe.propose(&example.states, &example.candidates, max, None);
         proposals += proposed.len();
         total += example.spans.len();
         found += example

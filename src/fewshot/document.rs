@@ -87,7 +87,8 @@ pub fn sentence_mentions_proposed(
     found
 }
 
-/// Checks user-marked spans against the document: inside it, non-empty, not overlapping.
+/// Checks user-marked spans against the document: inside it, non-empty, and two of them
+/// either apart or one inside the other ("soprano" in "English soprano"), never crossing.
 pub fn check_marked(text: &str, marked: &[CharSpan]) -> Result<()> {
     let length = text.chars().count();
     let mut sorted = marked.to_vec();
@@ -99,12 +100,16 @@ pub fn check_marked(text: &str, marked: &[CharSpan]) -> Result<()> {
                 span.start, span.end
             )));
         }
-        if let Some(next) = sorted.get(i + 1)
-            && next.start < span.end
+        // Sorted by start, a span crossing this one starts inside it.
+        if let Some(other) = sorted[i + 1..]
+            .iter()
+            .take_while(|s| s.start < span.end)
+            .find(|s| s.crosses(span))
         {
             return Err(TkreError::Instance(format!(
-                "marked mentions {}..{} and {}..{} overlap",
-                span.start, span.end, next.start, next.end
+                "marked mentions {}..{} and {}..{} cross (mentions may nest, one inside the \
+                 other, but not share only part of their text)",
+                span.start, span.end, other.start, other.end
             )));
         }
     }
@@ -126,8 +131,9 @@ pub fn pair_instances(
             if h == t {
                 continue;
             }
-            // Mentions never overlap, so every pair is a valid instance; one that is not (a
-            // mention of whitespace) is left out rather than failing the document.
+            // A mention and one nested in it are no pair (an instance's entities never
+            // overlap); that and any other invalid instance (a mention of whitespace) is left
+            // out rather than failing the document.
             if let Ok(instance) =
                 RelationInstance::from_offsets(sentence_text.clone(), relative(head), relative(tail))
             {
@@ -168,5 +174,21 @@ impl Argument {
             start: mention.start,
             end: mention.end,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marked_mentions_may_nest_but_not_cross() {
+        let text = "Ann is an English soprano.";
+        let span = CharSpan::new;
+        assert!(check_marked(text, &[span(18, 25), span(10, 25), span(0, 3)]).is_ok());
+        let err = check_marked(text, &[span(10, 25), span(18, 26)]).unwrap_err();
+        assert!(err.to_string().contains("cross"), "{err}");
+        assert!(check_marked(text, &[span(3, 3)]).is_err());
+        assert!(check_marked(text, &[span(20, 27)]).is_err());
     }
 }

@@ -5,8 +5,10 @@
 //! A candidate is a run of at most [`MAX_SPAN_WORDS`] words with only spaces, hyphens or
 //! full stops between them. Its score is a weighted sum of five states (its first and last
 //! word pieces, their mean, and the pieces just before and after it: [CLS] and [SEP] at the
-//! sentence's ends), plus a bias for its length in words. The best non-overlapping candidates
-//! above the head's threshold are proposed.
+//! sentence's ends), plus a bias for its length in words. The best candidates above the head's
+//! threshold are proposed; one may nest inside another ("soprano" in "English soprano": which
+//! of the two a relation links is the relation's business, not the proposer's), but not cross
+//! it.
 
 use std::ops::Range;
 
@@ -149,28 +151,148 @@ impl MentionHead {
                 .sum::<f32>()
     }
 
-    /// The proposed mentions of a sentence: the best-scoring non-overlapping candidates above
-    /// the threshold, at most `max`, in text order, with their scores.
-    pub fn propose(&self, states: &[f32], candidates: &[Candidate], max: usize) -> Vec<(CharSpan, f32)> {
+    /// The proposed mentions of a sentence: the best-scoring candidates above the threshold that
+    /// do not cross a better one (nesting is allowed), at most `max`, in text order, with their
+    /// scores. With a `guide`, the threshold decides only how many: which ones is decided by
+    /// the score plus the guide's weight times the candidate's likeness to the guide's
+    /// entities.
+    pub fn propose(
+        &self,
+        states: &[f32],
+        candidates: &[Candidate],
+        max: usize,
+        guide: Option<&EntityGuide>,
+    ) -> Vec<(CharSpan, f32)> {
         let dots = self.token_dots(states);
-        let mut scored: Vec<(f32, &Candidate)> = candidates
+        let scores: Vec<f32> = candidates.iter().map(|c| self.score(&dots, c)).collect();
+        let above: Vec<(f32, usize)> = scores
             .iter()
-            .map(|c| (self.score(&dots, c), c))
-            .filter(|(s, _)| *s > self.threshold)
+            .enumerate()
+            .filter(|&(_, &s)| s > self.threshold)
+            .map(|(i, &s)| (s, i))
             .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.span.start.cmp(&b.1.span.start)));
-        let mut chosen: Vec<(CharSpan, f32)> = Vec::new();
-        for (score, candidate) in scored {
-            if chosen.len() >= max {
-                break;
-            }
-            if !chosen.iter().any(|(s, _)| s.overlaps(&candidate.span)) {
-                chosen.push((candidate.span, score));
+        let mut chosen = best_nested(above, candidates, max);
+        if let Some(guide) = guide.filter(|g| !g.is_empty() && !chosen.is_empty()) {
+            let guided = scores
+                .iter()
+                .zip(candidates)
+                .enumerate()
+                .map(|(i, (&s, c))| {
+                    let likeness = guide.likeness(&span_vector(states, self.hidden_size, c.pieces.clone()));
+                    (s + guide.weight * likeness, i)
+                })
+                .collect();
+            chosen = best_nested(guided, candidates, chosen.len());
+        }
+        let mut proposed: Vec<(CharSpan, f32)> = chosen
+            .into_iter()
+            .map(|i| (candidates[i].span, scores[i]))
+            .collect();
+        proposed.sort_by_key(|(s, _)| (s.start, s.end));
+        proposed
+    }
+}
+
+/// The indexes of the best of `scored` candidates (score, index) that do not cross a better
+/// one, at most `max`.
+fn best_nested(mut scored: Vec<(f32, usize)>, candidates: &[Candidate], max: usize) -> Vec<usize> {
+    scored.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(candidates[a.1].span.start.cmp(&candidates[b.1].span.start))
+    });
+    let mut chosen: Vec<usize> = Vec::new();
+    for (_, i) in scored {
+        if chosen.len() >= max {
+            break;
+        }
+        if !chosen
+            .iter()
+            .any(|&c| candidates[c].span.crosses(&candidates[i].span))
+        {
+            chosen.push(i);
+        }
+    }
+    chosen
+}
+
+/// The support set's entities as a guide to which candidates a sentence's mentions are: the
+/// examples say what kinds of thing the user's relations link (voice types, rivers, parties to
+/// a contract), and a candidate like them is preferred to one the head scores a little higher
+/// ("soprano" rather than "English soprano" when the examples' entities are voice types).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntityGuide {
+    /// L2-normalised means of the entities' word-piece states.
+    vectors: Vec<Vec<f32>>,
+    /// How much likeness (a cosine) counts against the head's score.
+    pub weight: f32,
+}
+
+/// The guide's weight: chosen on the corpus's development relations (docs/benchmarks.md).
+pub const GUIDE_WEIGHT: f32 = 15.0;
+
+impl EntityGuide {
+    pub fn new(weight: f32) -> Self {
+        Self {
+            vectors: Vec::new(),
+            weight,
+        }
+    }
+
+    /// Adds the entities at `spans` (code points) of the sentence `text`, whose word pieces
+    /// are `pieces` and whose encoder states are `states` (of `[CLS] pieces [SEP]`, the pieces
+    /// past the maximum length cut); an entity that was cut or has no pieces is left out.
+    pub fn add_entities(
+        &mut self,
+        text: &str,
+        pieces: &Pieces,
+        states: &[f32],
+        hidden_size: usize,
+        spans: &[CharSpan],
+    ) {
+        let tokens = states.len() / hidden_size.max(1);
+        for span in spans {
+            let Some(range) = piece_ranges(text, pieces, &[*span])
+                .ok()
+                .and_then(|mut r| r.pop())
+            else {
+                continue;
+            };
+            // +1: [CLS] comes first; the last token is [SEP].
+            if !range.is_empty() && range.end + 1 < tokens {
+                self.vectors
+                    .push(span_vector(states, hidden_size, range.start + 1..range.end + 1));
             }
         }
-        chosen.sort_by_key(|(s, _)| s.start);
-        chosen
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.vectors.len()
+    }
+
+    /// The highest cosine of `vector` (normalised) with an entity of the guide.
+    fn likeness(&self, vector: &[f32]) -> f32 {
+        self.vectors
+            .iter()
+            .map(|e| e.iter().zip(vector).map(|(a, b)| a * b).sum::<f32>())
+            .fold(f32::MIN, f32::max)
+    }
+}
+
+/// The mean of the states of `pieces`, L2-normalised.
+fn span_vector(states: &[f32], hidden_size: usize, pieces: Range<usize>) -> Vec<f32> {
+    let mut mean = vec![0.0f32; hidden_size];
+    for t in pieces {
+        mean.iter_mut()
+            .zip(&states[t * hidden_size..][..hidden_size])
+            .for_each(|(m, x)| *m += x);
+    }
+    let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    mean.iter_mut().for_each(|x| *x /= norm);
+    mean
 }
 
 /// The candidate spans of `sentence` (document offsets) whose text is `sentence_text` and
@@ -298,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn propose_keeps_the_best_non_overlapping_candidates_above_the_threshold() {
+    fn propose_keeps_the_best_candidates_above_the_threshold_nested_but_not_crossing() {
         let mut head = MentionHead::zeros(1);
         head.weights = vec![1.0, 0.0, 0.0, 0.0, 0.0];
         head.threshold = 0.5;
@@ -306,14 +428,49 @@ mod tests {
         let candidates = [
             candidate_at(1..3, 2),
             candidate_at(2..3, 1),
+            candidate_at(2..4, 2),
             candidate_at(3..4, 1),
             candidate_at(4..5, 1),
         ];
-        let proposed = head.propose(&states, &candidates, 8);
+        let proposed = head.propose(&states, &candidates, 8, None);
         let spans: Vec<CharSpan> = proposed.iter().map(|(s, _)| *s).collect();
-        // 1..3 (3.0) wins; 2..3 overlaps it; 3..4 (0.2) is below the threshold; 4..5 (1.0) stays.
-        assert_eq!(spans, vec![CharSpan::new(10, 30), CharSpan::new(40, 50)]);
-        assert_eq!(head.propose(&states, &candidates, 1).len(), 1);
+        // 1..3 (3.0) wins; 2..3 (2.0) nests in it and stays; 2..4 (2.0) crosses 1..3; 3..4
+        // (0.2) is below the threshold; 4..5 (1.0) stays.
+        assert_eq!(
+            spans,
+            vec![
+                CharSpan::new(10, 30),
+                CharSpan::new(20, 30),
+                CharSpan::new(40, 50)
+            ]
+        );
+        assert_eq!(head.propose(&states, &candidates, 1, None).len(), 1);
+    }
+
+    #[test]
+    fn a_guide_chooses_which_candidates_and_the_threshold_how_many() {
+        let mut head = MentionHead::zeros(2);
+        // The first piece's state decides: token 1 = [1, 0] scores 1.0, token 2 = [0, 1] 0.9.
+        head.weights = vec![1.0, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        head.threshold = 0.95;
+        let states = [0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+        let candidates = [candidate_at(1..2, 1), candidate_at(2..3, 1)];
+        let spans = |guide: Option<&EntityGuide>| -> Vec<CharSpan> {
+            head.propose(&states, &candidates, 8, guide)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect()
+        };
+        assert_eq!(spans(None), [CharSpan::new(10, 20)]);
+        // An entity like the second candidate: it replaces the first, and the count stays one.
+        let mut guide = EntityGuide::new(1.0);
+        guide.vectors.push(vec![0.0, 1.0]);
+        assert_eq!(spans(Some(&guide)), [CharSpan::new(20, 30)]);
+        // Its score is still the head's own.
+        assert!((head.propose(&states, &candidates, 8, Some(&guide))[0].1 - 0.9).abs() < 1e-6);
+        guide.weight = 0.0;
+        assert_eq!(spans(Some(&guide)), [CharSpan::new(10, 20)]);
+        assert_eq!(spans(Some(&EntityGuide::new(1.0))), [CharSpan::new(10, 20)]);
     }
 
     #[test]

@@ -21,6 +21,14 @@ impl CharSpan {
     pub fn overlaps(&self, other: &CharSpan) -> bool {
         self.start < other.end && other.start < self.end
     }
+
+    /// Whether the two spans overlap without one holding the other ("New York" and "York
+    /// City" cross; "York" nests in "New York").
+    pub fn crosses(&self, other: &CharSpan) -> bool {
+        self.overlaps(other)
+            && !(self.start <= other.start && other.end <= self.end)
+            && !(other.start <= self.start && self.end <= other.end)
+    }
 }
 
 /// A sentence and its two entities, validated: both spans are inside the text, non-empty,

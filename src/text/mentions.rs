@@ -397,7 +397,8 @@ fn gap_is_space(text: &str, left: &Word, right: &Word) -> bool {
 }
 
 /// Mentions of one sentence: `marked` first, then `listed`, then `proposed`, each dropped
-/// where it overlaps a more trusted one; in text order.
+/// where it overlaps a more trusted one (proposals may nest in each other, as the proposer
+/// gives them, but not cross); in text order.
 pub fn merge(text: &str, marked: &[CharSpan], listed: Vec<Mention>, proposed: &[CharSpan]) -> Vec<Mention> {
     let mut kept: Vec<Mention> = marked
         .iter()
@@ -414,8 +415,11 @@ pub fn merge(text: &str, marked: &[CharSpan], listed: Vec<Mention>, proposed: &[
             kept.push(mention);
         }
     }
+    let trusted = kept.len();
     for &span in proposed {
-        if !kept.iter().any(|m| m.span().overlaps(&span)) {
+        if !kept[..trusted].iter().any(|m| m.span().overlaps(&span))
+            && !kept[trusted..].iter().any(|m| m.span().crosses(&span))
+        {
             kept.push(Mention {
                 start: span.start,
                 end: span.end,
@@ -502,6 +506,25 @@ mod tests {
                 ("Warsaw", MentionSource::Listed)
             ]
         );
+    }
+
+    #[test]
+    fn proposals_nest_in_each_other_but_not_in_a_trusted_mention() {
+        let text = "Ann is an English soprano from Leeds.";
+        let marked = [CharSpan::new(31, 36)];
+        // "English soprano", "soprano" inside it, "soprano from" crossing the first, "Leeds"
+        // under the marked span.
+        let proposed = [
+            CharSpan::new(10, 25),
+            CharSpan::new(18, 25),
+            CharSpan::new(18, 30),
+            CharSpan::new(31, 36),
+            CharSpan::new(0, 3),
+        ];
+        let merged = merge(text, &marked, Vec::new(), &proposed);
+        let got: Vec<&str> = merged.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(got, ["Ann", "English soprano", "soprano", "Leeds"]);
+        assert_eq!(merged[3].source, MentionSource::Marked);
     }
 
     #[test]

@@ -60,6 +60,8 @@ struct TriplesReport {
     model: String,
     marking: &'static str,
     wrong_pair_filter: bool,
+    /// Whether the support examples' entities guided the learned proposer.
+    entity_guide: bool,
     /// The mention proposer of the `proposed` variants: `learned` or `rules`.
     proposer: &'static str,
     relations: usize,
@@ -145,6 +147,7 @@ pub(super) fn triples(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     let extractor = Extractor::new(encoder);
     extractor.set_extraction_marking(args.marking);
     extractor.set_wrong_pair_filter(!args.keep_wrong_pairs);
+    extractor.set_entity_guide(!args.no_entity_guide);
     extractor.set_mention_head(head)?;
     let bar = crate::evaluation_progress(!args.quiet, 0, "sentences");
     let mut variants = Vec::new();
@@ -246,6 +249,7 @@ pub(super) fn triples(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
             .map_or_else(|| "the base model".into(), publishable_path),
         marking: args.marking.name(),
         wrong_pair_filter: !args.keep_wrong_pairs,
+        entity_guide: !args.no_entity_guide && proposer == "learned",
         proposer,
         relations: relations.len(),
         support_examples: k,
@@ -364,10 +368,47 @@ fn triples_plot(report: &TriplesReport, path: &PathBuf) -> Result<()> {
 /// Mention proposal against FewRel's gold entities (see `--evaluate-mentions`): the rules,
 /// and with `--mention-head`, the learned proposer alone and together with the rules.
 pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
-    use tkre::fewshot::mention_head::candidates;
+    use tkre::fewshot::document::MAX_MENTIONS_PER_SENTENCE;
+    use tkre::fewshot::mention_head::{EntityGuide, GUIDE_WEIGHT, candidates};
     use tkre::text::mentions::{merge, propose_by_rules};
+    // A learned proposer: --mention-head, or the model's (which needs the model loaded).
+    let has_head = !args.rules
+        && (args.mention_head.is_some()
+            || crate::runtime::model_dir(&args.model)
+                .join("mention_head.json")
+                .exists());
+    // Sentences with relations: --support-examples of each relation set aside to guide the
+    // learned proposer, the others measured.
+    let k = args.support_examples;
+    let labelled = (has_head && !args.no_entity_guide && k > 0)
+        .then(|| fewrel::load_labelled(path).ok())
+        .flatten()
+        .filter(|d| d.relations.iter().any(|(_, v)| v.len() > k));
+    let mut guide_sentences: Vec<RelationInstance> = Vec::new();
     // Each sentence with its gold head and tail spans (FewRel's tokens joined by spaces).
-    let (instances, skipped) = fewrel::load_entity_sentences(path)?;
+    let (instances, skipped) = match labelled {
+        Some(data) => {
+            let mut rng = StdRng::seed_from_u64(args.seed);
+            let mut measured = Vec::new();
+            for (_, instances) in data.relations {
+                let mut picked = if instances.len() > k {
+                    rand::seq::index::sample(&mut rng, instances.len(), k).into_vec()
+                } else {
+                    Vec::new()
+                };
+                picked.sort_unstable();
+                for (i, instance) in instances.into_iter().enumerate() {
+                    if picked.binary_search(&i).is_ok() {
+                        guide_sentences.push(instance);
+                    } else {
+                        measured.push(instance);
+                    }
+                }
+            }
+            (measured, data.skipped)
+        }
+        None => fewrel::load_entity_sentences(path)?,
+    };
     if skipped > 0 {
         eprintln!(
             "{}: {skipped} record(s) could not be used and are left out",
@@ -383,19 +424,34 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
         .collect();
     let mut rows = vec![("rules".to_string(), rules.clone())];
 
-    // A learned proposer: --mention-head, or the model's (which needs the model loaded).
-    let has_head = !args.rules
-        && (args.mention_head.is_some()
-            || crate::runtime::model_dir(&args.model)
-                .join("mention_head.json")
-                .exists());
     if has_head {
         let encoder = load_encoder(&args.model)?;
         let Some(head) = super::mention_head(args, encoder.config.hidden_size)? else {
             bail!("internal: the mention head went missing");
         };
+        let hidden_size = encoder.config.hidden_size;
+        let mut guide = EntityGuide::new(GUIDE_WEIGHT);
+        for chunk in guide_sentences.chunks(args.model.batch_size.max(1)) {
+            let mut ids = Vec::new();
+            for instance in chunk {
+                ids.push(
+                    tkre::text::encode_sentence(&encoder.tokenizer, &instance.text, encoder.max_len())?.0,
+                );
+            }
+            for (states, instance) in encoder.hidden_states(&ids)?.into_iter().zip(chunk) {
+                let pieces = encoder.tokenizer.pieces(&instance.text)?;
+                guide.add_entities(
+                    &instance.text,
+                    &pieces,
+                    &states,
+                    hidden_size,
+                    &[instance.head, instance.tail],
+                );
+            }
+        }
         let bar = crate::evaluation_progress(!args.quiet, sentences.len(), "sentences");
         let mut learned = Vec::with_capacity(sentences.len());
+        let mut guided = Vec::with_capacity(sentences.len());
         for chunk in sentences.chunks(args.model.batch_size.max(1)) {
             let mut ids = Vec::new();
             let mut cands = Vec::new();
@@ -406,12 +462,16 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
                 ids.push(sequence);
             }
             for (states, cands) in encoder.hidden_states(&ids)?.into_iter().zip(cands) {
-                let proposed = head.propose(
-                    &states,
-                    &cands,
-                    tkre::fewshot::document::MAX_MENTIONS_PER_SENTENCE,
-                );
-                learned.push(proposed.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
+                let propose = |guide| {
+                    head.propose(&states, &cands, MAX_MENTIONS_PER_SENTENCE, guide)
+                        .into_iter()
+                        .map(|(s, _)| s)
+                        .collect::<Vec<_>>()
+                };
+                learned.push(propose(None));
+                if !guide.is_empty() {
+                    guided.push(propose(Some(&guide)));
+                }
             }
             bar.inc(chunk.len() as u64);
         }
@@ -424,12 +484,21 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
                 // The learned spans first, then the rules' where they do not overlap.
                 let mut merged: Vec<CharSpan> =
                     merge(text, l, Vec::new(), r).iter().map(|m| m.span()).collect();
-                merged.truncate(tkre::fewshot::document::MAX_MENTIONS_PER_SENTENCE);
+                merged.truncate(MAX_MENTIONS_PER_SENTENCE);
                 merged
             })
             .collect();
         rows.push(("learned".into(), learned));
         rows.push(("learned, then rules".into(), both));
+        if !guide.is_empty() {
+            rows.push((
+                format!(
+                    "learned, guided by {k} examples per relation ({} entities)",
+                    guide.len()
+                ),
+                guided,
+            ));
+        }
     }
 
     let n = sentences.len() as f64;
@@ -467,6 +536,8 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
         "data": publishable_path(path),
         "sentences": sentences.len(),
         "mention_head": args.mention_head.as_ref().map(publishable_path),
+        "guide_sentences": guide_sentences.len(),
+        "seed": args.seed,
         "proposers": reports,
     });
     let mut out = Output::open(&args.output)?;

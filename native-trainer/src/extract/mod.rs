@@ -70,6 +70,11 @@ pub struct ExtractArgs {
     /// relation, the wrong pairs of its mentions look like it too). Unmarked extraction only.
     #[arg(long)]
     keep_wrong_pairs: bool,
+    /// The learned proposer chooses mentions by its scores alone (by default the support
+    /// examples' entities guide which candidates it proposes; the number it proposes stays
+    /// its own). Unmarked extraction only; with --evaluate-mentions, no guided row.
+    #[arg(long)]
+    no_entity_guide: bool,
     /// Sentences without a triple are left out of the output.
     #[arg(long)]
     only_triples: bool,
@@ -77,8 +82,11 @@ pub struct ExtractArgs {
     #[arg(long)]
     quiet: bool,
     /// Measure the mention proposer instead of extracting: on sentences with a gold head and
-    /// tail (FewRel-format JSON, a JSON list of FewRel records, or a corpus file), the share of sentences whose two entities are both proposed
-    /// exactly, and proposals per sentence. Needs no model; --support is not read.
+    /// tail (FewRel-format JSON, a JSON list of FewRel records, or a corpus file), the share
+    /// of sentences whose two entities are both proposed exactly, and proposals per sentence.
+    /// --support is not read. Where the sentences have relations, --support-examples of each
+    /// (drawn with --seed) are set aside as a support set whose entities guide the learned
+    /// proposer: a row beside the unguided ones, all measured on the other sentences.
     #[arg(long, value_name = "FILE.json")]
     evaluate_mentions: Option<PathBuf>,
     /// Measure extraction end to end instead: on a FewRel-format file (or a corpus file of
@@ -89,13 +97,13 @@ pub struct ExtractArgs {
     /// relation text, given --relation-descriptions). Writes --out (JSON) and --plot (SVG).
     #[arg(long, value_name = "FILE.json", conflicts_with = "evaluate_mentions")]
     evaluate_triples: Option<PathBuf>,
-    /// --evaluate-triples: support examples per relation.
+    /// --evaluate-triples (and --evaluate-mentions' guide): support examples per relation.
     #[arg(long, default_value_t = 5, value_name = "K")]
     support_examples: usize,
     /// --evaluate-triples: test sentences per relation.
     #[arg(long, default_value_t = 50, value_name = "N")]
     sentences_per_relation: usize,
-    /// --evaluate-triples: seed of the sampler.
+    /// --evaluate-triples and --evaluate-mentions: seed of the sampler.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// --evaluate-triples: relation names and descriptions (pid2name.json), measured beside
@@ -155,6 +163,7 @@ pub fn run(args: ExtractArgs) -> Result<ExitCode> {
     let extractor = Extractor::new(encoder);
     extractor.set_extraction_marking(args.marking);
     extractor.set_wrong_pair_filter(!args.keep_wrong_pairs);
+    extractor.set_entity_guide(!args.no_entity_guide);
     extractor.set_mention_head(head)?;
     block_on(extractor.load_support_set(&support))
         .and_then(|_| extractor.classifier())
