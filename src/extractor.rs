@@ -12,7 +12,7 @@ use crate::fewshot::document::{
     Argument, MAX_MENTIONS_PER_SENTENCE, MentionOptions, SentenceExtraction, Triple, pair_instances,
     sentence_mentions_proposed,
 };
-use crate::fewshot::mention_head::{EntityGuide, GUIDE_WEIGHT, MentionHead};
+use crate::fewshot::mention_head::{EntityGuide, GUIDE_WEIGHT, MentionHead, ProposeOptions};
 use crate::fewshot::support_set::check_key;
 use crate::fewshot::{
     EncodedSupportSet, ExampleInput, Prediction, PrototypeClassifier, RelationSummary, RelationText,
@@ -39,8 +39,11 @@ pub struct Extractor {
     wrong_pair_filter: std::cell::Cell<bool>,
     /// The learned mention proposer, if the model has one (else the rules propose).
     mention_head: RefCell<Option<MentionHead>>,
-    /// Whether the support set's entities guide which mentions the learned proposer gives.
-    entity_guide: std::cell::Cell<bool>,
+    /// How much the support set's entities guide which mentions the learned proposer gives
+    /// (0: not at all).
+    entity_guide_weight: std::cell::Cell<f32>,
+    /// Whether the learned proposer's mentions may nest.
+    nested_mentions: std::cell::Cell<bool>,
 }
 
 /// The support set as document extraction reads it.
@@ -74,7 +77,8 @@ impl Extractor {
             unmarked_support: RefCell::default(),
             wrong_pair_filter: std::cell::Cell::new(true),
             mention_head: RefCell::default(),
-            entity_guide: std::cell::Cell::new(true),
+            entity_guide_weight: std::cell::Cell::new(GUIDE_WEIGHT),
+            nested_mentions: std::cell::Cell::new(false),
         }
     }
 
@@ -113,11 +117,28 @@ impl Extractor {
         Ok(())
     }
 
-    /// Whether unmarked extraction lets the support examples' entities choose among the
-    /// learned proposer's candidates (default yes; off to measure it). The proposer's
-    /// threshold still sets how many mentions a sentence gets.
-    pub fn set_entity_guide(&self, on: bool) {
-        self.entity_guide.set(on);
+    /// How much, in unmarked extraction, the support examples' entities choose among the
+    /// learned proposer's candidates: the weight of a candidate's likeness (a cosine) to the
+    /// nearest of them beside the proposer's score (default [`GUIDE_WEIGHT`]; 0: not at all).
+    /// The proposer's threshold still sets how many mentions a sentence gets.
+    pub fn set_entity_guide_weight(&self, weight: f32) -> Result<()> {
+        if !weight.is_finite() || weight < 0.0 {
+            return Err(crate::TkreError::Instance(format!(
+                "the entity guide's weight is {weight}; give a number of at least 0 (0 turns the guide off)"
+            )));
+        }
+        self.entity_guide_weight.set(weight);
+        Ok(())
+    }
+
+    /// Whether the learned proposer may give a mention inside another ("soprano" in "English
+    /// soprano"; default no). More of the entities a relation links are then among the
+    /// mentions, and more wrong pairs with them (docs/benchmarks.md).
+    pub fn set_nested_mentions(&self, nest: bool) {
+        if nest != self.nested_mentions.replace(nest) {
+            // The support set's wrong pairs were found with the other setting.
+            *self.unmarked_support.borrow_mut() = None;
+        }
     }
 
     /// Whether a learned mention proposer is set.
@@ -298,7 +319,10 @@ impl Extractor {
                         whole,
                         &instance.text,
                         read,
-                        None,
+                        ProposeOptions {
+                            nest: self.nested_mentions.get(),
+                            ..ProposeOptions::at_most(MAX_MENTIONS_PER_SENTENCE)
+                        },
                     ))
                 });
                 let found = sentence_mentions_proposed(&instance.text, whole, &options, proposed);
@@ -408,7 +432,7 @@ impl Extractor {
         let ExtractionSupport {
             mut classifier,
             wrong_pairs,
-            guide,
+            mut guide,
         } = match marking {
             Marking::Marked => ExtractionSupport {
                 classifier: self.classifier()?,
@@ -417,7 +441,8 @@ impl Extractor {
             },
             Marking::Unmarked => self.unmarked_support().await?,
         };
-        let guide = Some(&guide).filter(|_| self.entity_guide.get());
+        guide.weight = self.entity_guide_weight.get();
+        let guide = Some(&guide).filter(|g| g.weight > 0.0);
         let parts = self.encoder.representation().parts().len();
         if threshold.is_some() {
             crate::fewshot::support_set::check_none_threshold(threshold.unwrap_or_default())?;
@@ -443,7 +468,12 @@ impl Extractor {
             // length); else the rules.
             let proposed = head.as_ref().and_then(|head| {
                 let read = states.get(s)?.as_ref()?;
-                Some(learned_mentions(head, text, sentence, &texts[s], read, guide))
+                let options = ProposeOptions {
+                    max: MAX_MENTIONS_PER_SENTENCE,
+                    nest: self.nested_mentions.get(),
+                    guide,
+                };
+                Some(learned_mentions(head, text, sentence, &texts[s], read, options))
             });
             let found = sentence_mentions_proposed(text, sentence, options, proposed);
             for (h, t, instance) in pair_instances(text, sentence, &found) {
@@ -530,14 +560,14 @@ fn drop_nested_duplicates(triples: &mut Vec<Triple>) {
 }
 
 /// The learned proposer's mentions of `sentence` of `text` (whose own text is
-/// `sentence_text`), from the sentence's states, guided by the support set's entities if given.
+/// `sentence_text`), from the sentence's states.
 fn learned_mentions(
     head: &MentionHead,
     text: &str,
     sentence: CharSpan,
     sentence_text: &str,
     read: &SentenceStates,
-    guide: Option<&EntityGuide>,
+    options: ProposeOptions,
 ) -> Vec<CharSpan> {
     let candidates = crate::fewshot::mention_head::candidates(
         text,
@@ -546,7 +576,7 @@ fn learned_mentions(
         &read.pieces,
         read.ids.len() - 2,
     );
-    head.propose(&read.states, &candidates, MAX_MENTIONS_PER_SENTENCE, guide)
+    head.propose(&read.states, &candidates, options)
         .into_iter()
         .map(|(span, _)| span)
         .collect()

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use tkre::fewshot::mention_head::{
-    BLOCKS, Candidate, MAX_SPAN_WORDS, MentionHead, TEXT_FEATURES, candidates,
+    BLOCKS, Candidate, MAX_SPAN_WORDS, MentionHead, ProposeOptions, TEXT_FEATURES, candidates,
 };
 use tkre::text::{CharSpan, encode_sentence};
 
@@ -321,7 +321,7 @@ fn dev_recall(head: &MentionHead, dev: &[Example], threshold: f32, max: usize) -
     probe.threshold = threshold;
     let (mut found, mut total, mut proposals) = (0usize, 0usize, 0usize);
     for example in dev {
-        let proposed = probe.propose(&example.states, &example.candidates, max, None);
+        let proposed = probe.propose(&example.states, &example.candidates, ProposeOptions::at_most(max));
         proposals += proposed.len();
         total += example.spans.len();
         found += example

@@ -53,30 +53,66 @@ fn a_trained_mention_head_is_listed_exported_measured_and_used() {
         "{card}"
     );
 
-    // The evaluation reports the rules and the learned proposer.
-    let out = tkre(
-        &[
-            "extract",
-            "--model",
-            model.to_str().unwrap(),
-            "--evaluate-mentions",
-            "tests/fixtures/fewrel_small.json",
-            "--quiet",
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = report["proposers"]
-        .as_array()
-        .unwrap()
+    // The evaluation reports the rules and the learned proposer, and the learned one guided by
+    // examples of each relation set aside (the default weight), on the other sentences.
+    let evaluate = |weight: &str| {
+        let out = tkre(
+            &[
+                "extract",
+                "--model",
+                model.to_str().unwrap(),
+                "--evaluate-mentions",
+                "tests/fixtures/fewrel_small.json",
+                "--entity-guide-weight",
+                weight,
+                "--quiet",
+            ],
+            "",
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+            out.stdout,
+        )
+    };
+    let (ok, stderr, stdout) = evaluate("15");
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let proposers = report["proposers"].as_array().unwrap();
+    let names: Vec<&str> = proposers
         .iter()
         .map(|p| p["proposer"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["rules", "learned", "learned, then rules"]);
-    for p in report["proposers"].as_array().unwrap() {
+    assert_eq!(names[..3], ["rules", "learned", "learned, then rules"]);
+    assert!(
+        names[3].starts_with("learned, guided by 5 examples per relation") && names[3].contains("weight 15"),
+        "{names:?}"
+    );
+    for p in proposers {
         assert!(p["proposals_per_sentence"].as_f64().unwrap() <= 8.0, "{p}");
     }
+    assert_eq!(names[4], "learned, nested");
+    assert!(names[5].starts_with("learned, nested, guided by 5"), "{names:?}");
+    // The guide chooses which candidates, the head's threshold how many.
+    for (plain, guided) in [(1, 3), (4, 5)] {
+        assert_eq!(
+            proposers[plain]["proposals_per_sentence"],
+            proposers[guided]["proposals_per_sentence"]
+        );
+    }
+    let guide_sentences = report["guide_sentences"].as_u64().unwrap();
+    assert!(guide_sentences >= 10, "{report}");
+    // Weight 0: no guide, every sentence measured.
+    let (ok, stderr, stdout) = evaluate("0");
+    assert!(ok, "{stderr}");
+    let unguided: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(unguided["proposers"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        unguided["sentences"].as_u64().unwrap(),
+        report["sentences"].as_u64().unwrap() + guide_sentences
+    );
+    let (ok, stderr, _) = evaluate("-1");
+    assert!(!ok && stderr.contains("at least 0"), "{stderr}");
 
     // Extraction proposes with the head: every proposed mention is a candidate span the head
     // scored above its threshold, so with a threshold above every score nothing is proposed.

@@ -33,9 +33,11 @@ export interface ExtractOptions {
   /** Your entity list: names, or `{name, aliases}`; matched case-insensitively on word
    *  boundaries. (Also a string of lines: `name<TAB>alias...`.) */
   entities?: (string | { name: string; aliases?: string[] })[] | string;
-  /** Mentions you marked (code points of the document); they always count. */
+  /** Mentions you marked (code points of the document); they always count. One may lie
+   *  inside another ("soprano" in "English soprano"); two may not cross. */
   mentions?: Span[];
-  /** Whether the mention proposer adds mentions (default true). */
+  /** Whether the mention proposer adds mentions (default true). Your support examples'
+   *  entities guide which candidates the learned proposer gives. */
   propose?: boolean;
   /** Similarity below which a pair has no relation, in -1..1 (default: the support set's,
    *  else the model's recommended threshold). */
@@ -69,7 +71,9 @@ export interface Triple {
   sentence: Span;
 }
 
-/** What `extract` found, in document order. */
+/** What `extract` found, in document order (mentions by start, then end). Pairs of
+ *  overlapping mentions are not classified, and of triples of one relation between nested
+ *  mentions only the best-scoring one is kept. */
 export interface Extraction {
   sentences: Span[];
   mentions: Mention[];

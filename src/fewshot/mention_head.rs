@@ -5,10 +5,9 @@
 //! A candidate is a run of at most [`MAX_SPAN_WORDS`] words with only spaces, hyphens or
 //! full stops between them. Its score is a weighted sum of five states (its first and last
 //! word pieces, their mean, and the pieces just before and after it: [CLS] and [SEP] at the
-//! sentence's ends), plus a bias for its length in words. The best candidates above the head's
-//! threshold are proposed; one may nest inside another ("soprano" in "English soprano": which
-//! of the two a relation links is the relation's business, not the proposer's), but not cross
-//! it.
+//! sentence's ends), plus a bias for its length in words. The best non-overlapping candidates
+//! above the head's threshold are proposed, or, asked to nest, the best that do not cross a
+//! better one ("soprano" inside "English soprano").
 
 use std::ops::Range;
 
@@ -152,17 +151,17 @@ impl MentionHead {
     }
 
     /// The proposed mentions of a sentence: the best-scoring candidates above the threshold that
-    /// do not cross a better one (nesting is allowed), at most `max`, in text order, with their
-    /// scores. With a `guide`, the threshold decides only how many: which ones is decided by
-    /// the score plus the guide's weight times the candidate's likeness to the guide's
-    /// entities.
+    /// do not overlap a better one (or cross it, with `nest`), at most `max`, in text order,
+    /// with their scores. With a `guide`, the threshold decides only how many: which ones is
+    /// decided by the score plus the guide's weight times the candidate's likeness to the
+    /// guide's entities.
     pub fn propose(
         &self,
         states: &[f32],
         candidates: &[Candidate],
-        max: usize,
-        guide: Option<&EntityGuide>,
+        options: ProposeOptions,
     ) -> Vec<(CharSpan, f32)> {
+        let ProposeOptions { max, nest, guide } = options;
         let dots = self.token_dots(states);
         let scores: Vec<f32> = candidates.iter().map(|c| self.score(&dots, c)).collect();
         let above: Vec<(f32, usize)> = scores
@@ -171,7 +170,7 @@ impl MentionHead {
             .filter(|&(_, &s)| s > self.threshold)
             .map(|(i, &s)| (s, i))
             .collect();
-        let mut chosen = best_nested(above, candidates, max);
+        let mut chosen = best_apart(above, candidates, max, nest);
         if let Some(guide) = guide.filter(|g| !g.is_empty() && !chosen.is_empty()) {
             let guided = scores
                 .iter()
@@ -182,7 +181,7 @@ impl MentionHead {
                     (s + guide.weight * likeness, i)
                 })
                 .collect();
-            chosen = best_nested(guided, candidates, chosen.len());
+            chosen = best_apart(guided, candidates, chosen.len(), nest);
         }
         let mut proposed: Vec<(CharSpan, f32)> = chosen
             .into_iter()
@@ -193,9 +192,32 @@ impl MentionHead {
     }
 }
 
-/// The indexes of the best of `scored` candidates (score, index) that do not cross a better
-/// one, at most `max`.
-fn best_nested(mut scored: Vec<(f32, usize)>, candidates: &[Candidate], max: usize) -> Vec<usize> {
+/// How [`MentionHead::propose`] chooses.
+#[derive(Debug, Clone, Copy)]
+pub struct ProposeOptions<'a> {
+    /// Most mentions of a sentence.
+    pub max: usize,
+    /// Whether a mention may lie inside another ("soprano" in "English soprano"); two never
+    /// cross.
+    pub nest: bool,
+    /// The support set's entities, to choose which candidates.
+    pub guide: Option<&'a EntityGuide>,
+}
+
+impl ProposeOptions<'_> {
+    /// At most `max`, apart, unguided.
+    pub fn at_most(max: usize) -> Self {
+        Self {
+            max,
+            nest: false,
+            guide: None,
+        }
+    }
+}
+
+/// The indexes of the best of `scored` candidates (score, index) that do not overlap a better
+/// one (with `nest`, that do not cross it), at most `max`.
+fn best_apart(mut scored: Vec<(f32, usize)>, candidates: &[Candidate], max: usize, nest: bool) -> Vec<usize> {
     scored.sort_by(|a, b| {
         b.0.total_cmp(&a.0)
             .then(candidates[a.1].span.start.cmp(&candidates[b.1].span.start))
@@ -205,10 +227,16 @@ fn best_nested(mut scored: Vec<(f32, usize)>, candidates: &[Candidate], max: usi
         if chosen.len() >= max {
             break;
         }
-        if !chosen
-            .iter()
-            .any(|&c| candidates[c].span.crosses(&candidates[i].span))
-        {
+        let span = &candidates[i].span;
+        let clash = |c: &usize| {
+            let other = &candidates[*c].span;
+            if nest {
+                other.crosses(span)
+            } else {
+                other.overlaps(span)
+            }
+        };
+        if !chosen.iter().any(clash) {
             chosen.push(i);
         }
     }
@@ -420,7 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn propose_keeps_the_best_candidates_above_the_threshold_nested_but_not_crossing() {
+    fn propose_keeps_the_best_candidates_above_the_threshold_apart_or_nested() {
         let mut head = MentionHead::zeros(1);
         head.weights = vec![1.0, 0.0, 0.0, 0.0, 0.0];
         head.threshold = 0.5;
@@ -432,19 +460,32 @@ mod tests {
             candidate_at(3..4, 1),
             candidate_at(4..5, 1),
         ];
-        let proposed = head.propose(&states, &candidates, 8, None);
-        let spans: Vec<CharSpan> = proposed.iter().map(|(s, _)| *s).collect();
-        // 1..3 (3.0) wins; 2..3 (2.0) nests in it and stays; 2..4 (2.0) crosses 1..3; 3..4
-        // (0.2) is below the threshold; 4..5 (1.0) stays.
+        let spans = |options| -> Vec<CharSpan> {
+            head.propose(&states, &candidates, options)
+                .iter()
+                .map(|(s, _)| *s)
+                .collect()
+        };
+        // 1..3 (3.0) wins; 2..3 (2.0) and 2..4 (2.0) overlap it; 3..4 (0.2) is below the
+        // threshold; 4..5 (1.0) stays.
         assert_eq!(
-            spans,
+            spans(ProposeOptions::at_most(8)),
+            vec![CharSpan::new(10, 30), CharSpan::new(40, 50)]
+        );
+        // Nesting: 2..3 lies inside 1..3 and stays; 2..4 crosses it.
+        let nested = ProposeOptions {
+            nest: true,
+            ..ProposeOptions::at_most(8)
+        };
+        assert_eq!(
+            spans(nested),
             vec![
                 CharSpan::new(10, 30),
                 CharSpan::new(20, 30),
                 CharSpan::new(40, 50)
             ]
         );
-        assert_eq!(head.propose(&states, &candidates, 1, None).len(), 1);
+        assert_eq!(spans(ProposeOptions::at_most(1)).len(), 1);
     }
 
     #[test]
@@ -455,8 +496,14 @@ mod tests {
         head.threshold = 0.95;
         let states = [0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
         let candidates = [candidate_at(1..2, 1), candidate_at(2..3, 1)];
+        fn options(guide: Option<&EntityGuide>) -> ProposeOptions<'_> {
+            ProposeOptions {
+                guide,
+                ..ProposeOptions::at_most(8)
+            }
+        }
         let spans = |guide: Option<&EntityGuide>| -> Vec<CharSpan> {
-            head.propose(&states, &candidates, 8, guide)
+            head.propose(&states, &candidates, options(guide))
                 .into_iter()
                 .map(|(s, _)| s)
                 .collect()
@@ -467,7 +514,7 @@ mod tests {
         guide.vectors.push(vec![0.0, 1.0]);
         assert_eq!(spans(Some(&guide)), [CharSpan::new(20, 30)]);
         // Its score is still the head's own.
-        assert!((head.propose(&states, &candidates, 8, Some(&guide))[0].1 - 0.9).abs() < 1e-6);
+        assert!((head.propose(&states, &candidates, options(Some(&guide)))[0].1 - 0.9).abs() < 1e-6);
         guide.weight = 0.0;
         assert_eq!(spans(Some(&guide)), [CharSpan::new(10, 20)]);
         assert_eq!(spans(Some(&EntityGuide::new(1.0))), [CharSpan::new(10, 20)]);

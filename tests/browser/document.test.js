@@ -38,6 +38,19 @@ async function extractOnPage(page, text) {
   return extracted(page);
 }
 
+/** Marks the first `phrase` of DOCUMENT as a mention by selecting it in the document box; returns
+ *  its span (code points) and the extraction that follows. */
+async function markBySelection(page, phrase) {
+  const at = DOCUMENT.indexOf(phrase);
+  await page.$eval('#document', (area, [s, e]) => { area.focus(); area.setSelectionRange(s, e); }, [at, at + phrase.length]);
+  await page.evaluate(() => { window.tkreDemo.extraction = null; });
+  await page.click('#add-mention');
+  const result = await extracted(page);
+  assert.equal(result.error, '');
+  const points = (text) => Array.from(text).length;
+  return { start: points(DOCUMENT.slice(0, at)), end: points(DOCUMENT.slice(0, at + phrase.length)), result };
+}
+
 test('a file opened in the Document view is extracted on the page like tkre extract, with no request', async () => {
   const { page, errors } = await openDemo(shared.browser, shared.server.url, '?backend=cpu');
   const requests = recordRequests(page);
@@ -121,15 +134,33 @@ test('mentions can be removed and added by selection, and the extraction follows
 
   // Mark a word the proposer missed ("novel") by selecting it in the document box.
   const word = 'novel';
-  const at = DOCUMENT.indexOf(word);
-  await page.$eval('#document', (area, [s, e]) => { area.focus(); area.setSelectionRange(s, e); }, [at, at + word.length]);
+  const { start, end, result: added } = await markBySelection(page, word);
+  assert.ok(added.extraction.mentions.some((m) => m.start === start && m.end === end && m.text === word));
+  assert.ok(added.extraction.triples.some((t) => uses(t, { start, end })), 'the new mention is paired');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a mention marked inside another is shown nested, removed alone, and never paired with it', async () => {
+  const { page, errors } = await openDemo(shared.browser, shared.server.url, '?backend=cpu');
+  assert.equal((await extractOnPage(page, DOCUMENT)).error, '');
+  const outer = await markBySelection(page, 'University of Paris');
+  const inner = await markBySelection(page, 'Paris');
+  const { mentions, triples } = inner.result.extraction;
+  const has = (m) => mentions.some((x) => x.start === m.start && x.end === m.end);
+  assert.ok(has(outer) && has(inner), 'marking "Paris" keeps "University of Paris" around it');
+  assert.equal(await page.textContent('#mentions-view .mention .mention'), 'Paris');
+  assert.equal(await page.locator('#mentions-view .mention').count(), mentions.length);
+  const same = (a, m) => a.start === m.start && a.end === m.end;
+  assert.ok(!triples.some((t) => (same(t.head, outer) && same(t.tail, inner)) || (same(t.head, inner) && same(t.tail, outer))),
+    'a mention is never paired with one inside it');
+  // A click on the inner mention removes it and not the one around it.
   await page.evaluate(() => { window.tkreDemo.extraction = null; });
-  await page.click('#add-mention');
-  const added = await extracted(page);
-  assert.equal(added.error, '');
-  const start = Array.from(DOCUMENT.slice(0, at)).length;
-  assert.ok(added.extraction.mentions.some((m) => m.start === start && m.end === start + word.length && m.text === word));
-  assert.ok(added.extraction.triples.some((t) => uses(t, { start, end: start + word.length })), 'the new mention is paired');
+  await page.getByRole('button', { name: 'Remove mention Paris', exact: true }).click();
+  const removed = await extracted(page);
+  assert.equal(removed.error, '');
+  assert.ok(removed.extraction.mentions.some((m) => same(m, outer)));
+  assert.ok(!removed.extraction.mentions.some((m) => same(m, inner)));
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -60,8 +60,11 @@ struct TriplesReport {
     model: String,
     marking: &'static str,
     wrong_pair_filter: bool,
-    /// Whether the support examples' entities guided the learned proposer.
-    entity_guide: bool,
+    /// The weight of the support examples' entities in the learned proposer's choice (0:
+    /// none).
+    entity_guide_weight: f32,
+    /// Whether the learned proposer's mentions could nest.
+    nested_mentions: bool,
     /// The mention proposer of the `proposed` variants: `learned` or `rules`.
     proposer: &'static str,
     relations: usize,
@@ -147,7 +150,8 @@ pub(super) fn triples(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     let extractor = Extractor::new(encoder);
     extractor.set_extraction_marking(args.marking);
     extractor.set_wrong_pair_filter(!args.keep_wrong_pairs);
-    extractor.set_entity_guide(!args.no_entity_guide);
+    extractor.set_entity_guide_weight(args.entity_guide_weight)?;
+    extractor.set_nested_mentions(args.nested_mentions);
     extractor.set_mention_head(head)?;
     let bar = crate::evaluation_progress(!args.quiet, 0, "sentences");
     let mut variants = Vec::new();
@@ -249,7 +253,12 @@ pub(super) fn triples(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
             .map_or_else(|| "the base model".into(), publishable_path),
         marking: args.marking.name(),
         wrong_pair_filter: !args.keep_wrong_pairs,
-        entity_guide: !args.no_entity_guide && proposer == "learned",
+        entity_guide_weight: if proposer == "learned" {
+            args.entity_guide_weight
+        } else {
+            0.0
+        },
+        nested_mentions: args.nested_mentions && proposer == "learned",
         proposer,
         relations: relations.len(),
         support_examples: k,
@@ -369,7 +378,7 @@ fn triples_plot(report: &TriplesReport, path: &PathBuf) -> Result<()> {
 /// and with `--mention-head`, the learned proposer alone and together with the rules.
 pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     use tkre::fewshot::document::MAX_MENTIONS_PER_SENTENCE;
-    use tkre::fewshot::mention_head::{EntityGuide, GUIDE_WEIGHT, candidates};
+    use tkre::fewshot::mention_head::{EntityGuide, ProposeOptions, candidates};
     use tkre::text::mentions::{merge, propose_by_rules};
     // A learned proposer: --mention-head, or the model's (which needs the model loaded).
     let has_head = !args.rules
@@ -380,7 +389,13 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     // Sentences with relations: --support-examples of each relation set aside to guide the
     // learned proposer, the others measured.
     let k = args.support_examples;
-    let labelled = (has_head && !args.no_entity_guide && k > 0)
+    if !args.entity_guide_weight.is_finite() || args.entity_guide_weight < 0.0 {
+        bail!(
+            "--entity-guide-weight {}: give a number of at least 0 (0 turns the guide off)",
+            args.entity_guide_weight
+        );
+    }
+    let labelled = (has_head && args.entity_guide_weight > 0.0 && k > 0)
         .then(|| fewrel::load_labelled(path).ok())
         .flatten()
         .filter(|d| d.relations.iter().any(|(_, v)| v.len() > k));
@@ -430,7 +445,7 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
             bail!("internal: the mention head went missing");
         };
         let hidden_size = encoder.config.hidden_size;
-        let mut guide = EntityGuide::new(GUIDE_WEIGHT);
+        let mut guide = EntityGuide::new(args.entity_guide_weight);
         for chunk in guide_sentences.chunks(args.model.batch_size.max(1)) {
             let mut ids = Vec::new();
             for instance in chunk {
@@ -450,8 +465,8 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
             }
         }
         let bar = crate::evaluation_progress(!args.quiet, sentences.len(), "sentences");
-        let mut learned = Vec::with_capacity(sentences.len());
-        let mut guided = Vec::with_capacity(sentences.len());
+        // Apart and nested, unguided and guided.
+        let mut learned: [Vec<Vec<CharSpan>>; 4] = Default::default();
         for chunk in sentences.chunks(args.model.batch_size.max(1)) {
             let mut ids = Vec::new();
             let mut cands = Vec::new();
@@ -462,21 +477,32 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
                 ids.push(sequence);
             }
             for (states, cands) in encoder.hidden_states(&ids)?.into_iter().zip(cands) {
-                let propose = |guide| {
-                    head.propose(&states, &cands, MAX_MENTIONS_PER_SENTENCE, guide)
-                        .into_iter()
-                        .map(|(s, _)| s)
-                        .collect::<Vec<_>>()
-                };
-                learned.push(propose(None));
-                if !guide.is_empty() {
-                    guided.push(propose(Some(&guide)));
+                let guides = [None, Some(&guide).filter(|g| !g.is_empty())];
+                for (i, (nest, guide)) in [false, true]
+                    .into_iter()
+                    .flat_map(|nest| guides.map(|g| (nest, g)))
+                    .enumerate()
+                {
+                    let options = ProposeOptions {
+                        max: MAX_MENTIONS_PER_SENTENCE,
+                        nest,
+                        guide,
+                    };
+                    if guide.is_some() || i % 2 == 0 {
+                        learned[i].push(
+                            head.propose(&states, &cands, options)
+                                .into_iter()
+                                .map(|(s, _)| s)
+                                .collect(),
+                        );
+                    }
                 }
             }
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
-        let both: Vec<Vec<CharSpan>> = learned
+        let [apart, apart_guided, nested, nested_guided] = learned;
+        let both: Vec<Vec<CharSpan>> = apart
             .iter()
             .zip(&rules)
             .zip(&sentences)
@@ -488,16 +514,19 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
                 merged
             })
             .collect();
-        rows.push(("learned".into(), learned));
+        let guided = format!(
+            "guided by {k} examples per relation ({} entities, weight {})",
+            guide.len(),
+            guide.weight
+        );
+        rows.push(("learned".into(), apart));
         rows.push(("learned, then rules".into(), both));
         if !guide.is_empty() {
-            rows.push((
-                format!(
-                    "learned, guided by {k} examples per relation ({} entities)",
-                    guide.len()
-                ),
-                guided,
-            ));
+            rows.push((format!("learned, {guided}"), apart_guided));
+        }
+        rows.push(("learned, nested".into(), nested));
+        if !guide.is_empty() {
+            rows.push((format!("learned, nested, {guided}"), nested_guided));
         }
     }
 

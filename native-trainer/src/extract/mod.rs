@@ -70,11 +70,18 @@ pub struct ExtractArgs {
     /// relation, the wrong pairs of its mentions look like it too). Unmarked extraction only.
     #[arg(long)]
     keep_wrong_pairs: bool,
-    /// The learned proposer chooses mentions by its scores alone (by default the support
-    /// examples' entities guide which candidates it proposes; the number it proposes stays
-    /// its own). Unmarked extraction only; with --evaluate-mentions, no guided row.
+    /// How much the support examples' entities choose among the learned proposer's
+    /// candidates: the weight of a candidate's likeness (a cosine) to the nearest of them,
+    /// beside the proposer's score; how many it proposes stays its own. 0 turns it off.
+    /// Unmarked extraction only; with --evaluate-mentions, the guided row's weight.
+    #[arg(long, value_name = "W", allow_negative_numbers = true, default_value_t = tkre::fewshot::mention_head::GUIDE_WEIGHT)]
+    entity_guide_weight: f32,
+    /// The learned proposer may give a mention inside another ("soprano" in "English
+    /// soprano"): more entities are found, and more wrong pairs with them. A pair of
+    /// overlapping mentions is never classified, and of triples of one relation between
+    /// nested mentions the best-scoring one is kept.
     #[arg(long)]
-    no_entity_guide: bool,
+    nested_mentions: bool,
     /// Sentences without a triple are left out of the output.
     #[arg(long)]
     only_triples: bool,
@@ -163,7 +170,8 @@ pub fn run(args: ExtractArgs) -> Result<ExitCode> {
     let extractor = Extractor::new(encoder);
     extractor.set_extraction_marking(args.marking);
     extractor.set_wrong_pair_filter(!args.keep_wrong_pairs);
-    extractor.set_entity_guide(!args.no_entity_guide);
+    extractor.set_entity_guide_weight(args.entity_guide_weight)?;
+    extractor.set_nested_mentions(args.nested_mentions);
     extractor.set_mention_head(head)?;
     block_on(extractor.load_support_set(&support))
         .and_then(|_| extractor.classifier())
