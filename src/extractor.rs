@@ -12,7 +12,9 @@ use crate::fewshot::document::{
     Argument, MAX_MENTIONS_PER_SENTENCE, MentionOptions, SentenceExtraction, Triple, pair_instances,
     sentence_mentions_proposed,
 };
-use crate::fewshot::mention_head::{EntityGuide, GUIDE_WEIGHT, MentionHead, ProposeOptions};
+use crate::fewshot::mention_head::{
+    EntityGuide, GUIDE_WEIGHT, MentionHead, ProposeOptions, check_guide_weight,
+};
 use crate::fewshot::support_set::check_key;
 use crate::fewshot::{
     EncodedSupportSet, ExampleInput, Prediction, PrototypeClassifier, RelationSummary, RelationText,
@@ -122,11 +124,7 @@ impl Extractor {
     /// nearest of them beside the proposer's score (default [`GUIDE_WEIGHT`]; 0: not at all).
     /// The proposer's threshold still sets how many mentions a sentence gets.
     pub fn set_entity_guide_weight(&self, weight: f32) -> Result<()> {
-        if !weight.is_finite() || weight < 0.0 {
-            return Err(crate::TkreError::Instance(format!(
-                "the entity guide's weight is {weight}; give a number of at least 0 (0 turns the guide off)"
-            )));
-        }
+        check_guide_weight(weight)?;
         self.entity_guide_weight.set(weight);
         Ok(())
     }
@@ -291,7 +289,7 @@ impl Extractor {
         let head = self.mention_head.borrow().clone();
         let mut pairs = Vec::new();
         let mut owners = Vec::new();
-        let mut guide = EntityGuide::new(GUIDE_WEIGHT);
+        let mut guide = EntityGuide::default();
         let hidden_size = self.encoder.config.hidden_size;
         let mut at = 0;
         for relation in &parsed.relations {
@@ -432,7 +430,7 @@ impl Extractor {
         let ExtractionSupport {
             mut classifier,
             wrong_pairs,
-            mut guide,
+            guide,
         } = match marking {
             Marking::Marked => ExtractionSupport {
                 classifier: self.classifier()?,
@@ -441,8 +439,8 @@ impl Extractor {
             },
             Marking::Unmarked => self.unmarked_support().await?,
         };
-        guide.weight = self.entity_guide_weight.get();
-        let guide = Some(&guide).filter(|g| g.weight > 0.0);
+        let guide_weight = self.entity_guide_weight.get();
+        let guide = Some(&guide).filter(|_| guide_weight > 0.0);
         let parts = self.encoder.representation().parts().len();
         if threshold.is_some() {
             crate::fewshot::support_set::check_none_threshold(threshold.unwrap_or_default())?;
@@ -472,6 +470,7 @@ impl Extractor {
                     max: MAX_MENTIONS_PER_SENTENCE,
                     nest: self.nested_mentions.get(),
                     guide,
+                    guide_weight,
                 };
                 Some(learned_mentions(head, text, sentence, &texts[s], read, options))
             });
@@ -538,6 +537,7 @@ fn drop_nested_duplicates(triples: &mut Vec<Triple>) {
     let mut best_first: Vec<usize> = (0..triples.len()).collect();
     best_first.sort_by(|&a, &b| triples[b].score.total_cmp(&triples[a].score).then(a.cmp(&b)));
     let mut kept: Vec<usize> = Vec::with_capacity(triples.len());
+    let mut keep = vec![false; triples.len()];
     for i in best_first {
         let t = &triples[i];
         let duplicate = kept.iter().any(|&k| {
@@ -548,15 +548,11 @@ fn drop_nested_duplicates(triples: &mut Vec<Triple>) {
         });
         if !duplicate {
             kept.push(i);
+            keep[i] = true;
         }
     }
-    kept.sort_unstable();
-    let mut index = 0;
-    triples.retain(|_| {
-        let keep = kept.binary_search(&index).is_ok();
-        index += 1;
-        keep
-    });
+    let mut keep = keep.into_iter();
+    triples.retain(|_| keep.next().unwrap_or(false));
 }
 
 /// The learned proposer's mentions of `sentence` of `text` (whose own text is

@@ -153,15 +153,20 @@ impl MentionHead {
     /// The proposed mentions of a sentence: the best-scoring candidates above the threshold that
     /// do not overlap a better one (or cross it, with `nest`), at most `max`, in text order,
     /// with their scores. With a `guide`, the threshold decides only how many: which ones is
-    /// decided by the score plus the guide's weight times the candidate's likeness to the
-    /// guide's entities.
+    /// decided by the score plus `guide_weight` times the candidate's likeness to the guide's
+    /// entities.
     pub fn propose(
         &self,
         states: &[f32],
         candidates: &[Candidate],
         options: ProposeOptions,
     ) -> Vec<(CharSpan, f32)> {
-        let ProposeOptions { max, nest, guide } = options;
+        let ProposeOptions {
+            max,
+            nest,
+            guide,
+            guide_weight,
+        } = options;
         let dots = self.token_dots(states);
         let scores: Vec<f32> = candidates.iter().map(|c| self.score(&dots, c)).collect();
         let above: Vec<(f32, usize)> = scores
@@ -178,7 +183,7 @@ impl MentionHead {
                 .enumerate()
                 .map(|(i, (&s, c))| {
                     let likeness = guide.likeness(&span_vector(states, self.hidden_size, c.pieces.clone()));
-                    (s + guide.weight * likeness, i)
+                    (s + guide_weight * likeness, i)
                 })
                 .collect();
             chosen = best_apart(guided, candidates, chosen.len(), nest);
@@ -202,6 +207,9 @@ pub struct ProposeOptions<'a> {
     pub nest: bool,
     /// The support set's entities, to choose which candidates.
     pub guide: Option<&'a EntityGuide>,
+    /// How much a candidate's likeness (a cosine) to the guide's entities counts beside its
+    /// score ([`GUIDE_WEIGHT`] chosen on development relations).
+    pub guide_weight: f32,
 }
 
 impl ProposeOptions<'_> {
@@ -211,7 +219,19 @@ impl ProposeOptions<'_> {
             max,
             nest: false,
             guide: None,
+            guide_weight: 0.0,
         }
+    }
+}
+
+/// Checks a guide weight: a number of at least 0 (0 turns the guide off).
+pub fn check_guide_weight(weight: f32) -> Result<()> {
+    if weight.is_finite() && weight >= 0.0 {
+        Ok(())
+    } else {
+        Err(TkreError::Instance(format!(
+            "the entity guide's weight is {weight}; give a number of at least 0 (0 turns the guide off)"
+        )))
     }
 }
 
@@ -251,21 +271,12 @@ fn best_apart(mut scored: Vec<(f32, usize)>, candidates: &[Candidate], max: usiz
 pub struct EntityGuide {
     /// L2-normalised means of the entities' word-piece states.
     vectors: Vec<Vec<f32>>,
-    /// How much likeness (a cosine) counts against the head's score.
-    pub weight: f32,
 }
 
 /// The guide's weight: chosen on the corpus's development relations (docs/benchmarks.md).
 pub const GUIDE_WEIGHT: f32 = 15.0;
 
 impl EntityGuide {
-    pub fn new(weight: f32) -> Self {
-        Self {
-            vectors: Vec::new(),
-            weight,
-        }
-    }
-
     /// Adds the entities at `spans` (code points) of the sentence `text`, whose word pieces
     /// are `pieces` and whose encoder states are `states` (of `[CLS] pieces [SEP]`, the pieces
     /// past the maximum length cut); an entity that was cut or has no pieces is left out.
@@ -496,28 +507,37 @@ mod tests {
         head.threshold = 0.95;
         let states = [0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
         let candidates = [candidate_at(1..2, 1), candidate_at(2..3, 1)];
-        fn options(guide: Option<&EntityGuide>) -> ProposeOptions<'_> {
+        fn options(guide: Option<&EntityGuide>, guide_weight: f32) -> ProposeOptions<'_> {
             ProposeOptions {
                 guide,
+                guide_weight,
                 ..ProposeOptions::at_most(8)
             }
         }
-        let spans = |guide: Option<&EntityGuide>| -> Vec<CharSpan> {
-            head.propose(&states, &candidates, options(guide))
+        let spans = |guide: Option<&EntityGuide>, weight: f32| -> Vec<CharSpan> {
+            head.propose(&states, &candidates, options(guide, weight))
                 .into_iter()
                 .map(|(s, _)| s)
                 .collect()
         };
-        assert_eq!(spans(None), [CharSpan::new(10, 20)]);
+        assert_eq!(spans(None, 1.0), [CharSpan::new(10, 20)]);
         // An entity like the second candidate: it replaces the first, and the count stays one.
-        let mut guide = EntityGuide::new(1.0);
+        let mut guide = EntityGuide::default();
         guide.vectors.push(vec![0.0, 1.0]);
-        assert_eq!(spans(Some(&guide)), [CharSpan::new(20, 30)]);
+        assert_eq!(spans(Some(&guide), 1.0), [CharSpan::new(20, 30)]);
         // Its score is still the head's own.
-        assert!((head.propose(&states, &candidates, options(Some(&guide)))[0].1 - 0.9).abs() < 1e-6);
-        guide.weight = 0.0;
-        assert_eq!(spans(Some(&guide)), [CharSpan::new(10, 20)]);
-        assert_eq!(spans(Some(&EntityGuide::new(1.0))), [CharSpan::new(10, 20)]);
+        assert!((head.propose(&states, &candidates, options(Some(&guide), 1.0))[0].1 - 0.9).abs() < 1e-6);
+        assert_eq!(spans(Some(&guide), 0.0), [CharSpan::new(10, 20)]);
+        assert_eq!(spans(Some(&EntityGuide::default()), 1.0), [CharSpan::new(10, 20)]);
+        assert!(check_guide_weight(0.0).is_ok());
+        for bad in [-1.0, f32::NAN, f32::INFINITY] {
+            assert!(
+                check_guide_weight(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("at least 0")
+            );
+        }
     }
 
     #[test]

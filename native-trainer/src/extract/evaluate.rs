@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use plotters::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -378,7 +378,7 @@ fn triples_plot(report: &TriplesReport, path: &PathBuf) -> Result<()> {
 /// and with `--mention-head`, the learned proposer alone and together with the rules.
 pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     use tkre::fewshot::document::MAX_MENTIONS_PER_SENTENCE;
-    use tkre::fewshot::mention_head::{EntityGuide, ProposeOptions, candidates};
+    use tkre::fewshot::mention_head::{EntityGuide, ProposeOptions, candidates, check_guide_weight};
     use tkre::text::mentions::{merge, propose_by_rules};
     // A learned proposer: --mention-head, or the model's (which needs the model loaded).
     let has_head = !args.rules
@@ -389,12 +389,7 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
     // Sentences with relations: --support-examples of each relation set aside to guide the
     // learned proposer, the others measured.
     let k = args.support_examples;
-    if !args.entity_guide_weight.is_finite() || args.entity_guide_weight < 0.0 {
-        bail!(
-            "--entity-guide-weight {}: give a number of at least 0 (0 turns the guide off)",
-            args.entity_guide_weight
-        );
-    }
+    check_guide_weight(args.entity_guide_weight).context("--entity-guide-weight")?;
     let labelled = (has_head && args.entity_guide_weight > 0.0 && k > 0)
         .then(|| fewrel::load_labelled(path).ok())
         .flatten()
@@ -445,7 +440,7 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
             bail!("internal: the mention head went missing");
         };
         let hidden_size = encoder.config.hidden_size;
-        let mut guide = EntityGuide::new(args.entity_guide_weight);
+        let mut guide = EntityGuide::default();
         for chunk in guide_sentences.chunks(args.model.batch_size.max(1)) {
             let mut ids = Vec::new();
             for instance in chunk {
@@ -465,8 +460,9 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
             }
         }
         let bar = crate::evaluation_progress(!args.quiet, sentences.len(), "sentences");
-        // Apart and nested, unguided and guided.
-        let mut learned: [Vec<Vec<CharSpan>>; 4] = Default::default();
+        let guided = Some(&guide).filter(|g| !g.is_empty());
+        let (mut apart, mut nested) = (Vec::new(), Vec::new());
+        let (mut apart_guided, mut nested_guided) = (Vec::new(), Vec::new());
         for chunk in sentences.chunks(args.model.batch_size.max(1)) {
             let mut ids = Vec::new();
             let mut cands = Vec::new();
@@ -477,31 +473,28 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
                 ids.push(sequence);
             }
             for (states, cands) in encoder.hidden_states(&ids)?.into_iter().zip(cands) {
-                let guides = [None, Some(&guide).filter(|g| !g.is_empty())];
-                for (i, (nest, guide)) in [false, true]
-                    .into_iter()
-                    .flat_map(|nest| guides.map(|g| (nest, g)))
-                    .enumerate()
-                {
+                let propose = |nest, guide| -> Vec<CharSpan> {
                     let options = ProposeOptions {
                         max: MAX_MENTIONS_PER_SENTENCE,
                         nest,
                         guide,
+                        guide_weight: args.entity_guide_weight,
                     };
-                    if guide.is_some() || i % 2 == 0 {
-                        learned[i].push(
-                            head.propose(&states, &cands, options)
-                                .into_iter()
-                                .map(|(s, _)| s)
-                                .collect(),
-                        );
-                    }
+                    head.propose(&states, &cands, options)
+                        .into_iter()
+                        .map(|(s, _)| s)
+                        .collect()
+                };
+                apart.push(propose(false, None));
+                nested.push(propose(true, None));
+                if guided.is_some() {
+                    apart_guided.push(propose(false, guided));
+                    nested_guided.push(propose(true, guided));
                 }
             }
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
-        let [apart, apart_guided, nested, nested_guided] = learned;
         let both: Vec<Vec<CharSpan>> = apart
             .iter()
             .zip(&rules)
@@ -517,7 +510,7 @@ pub(super) fn mentions(args: &ExtractArgs, path: &Path) -> Result<ExitCode> {
         let guided = format!(
             "guided by {k} examples per relation ({} entities, weight {})",
             guide.len(),
-            guide.weight
+            args.entity_guide_weight
         );
         rows.push(("learned".into(), apart));
         rows.push(("learned, then rules".into(), both));
